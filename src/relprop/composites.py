@@ -1,0 +1,177 @@
+"""Composites: which rule explains which operation.
+
+A :class:`Composite` maps rules to the operations of a model by module name, by position (the first
+layer) and by type. The presets are defined exactly as zennit defines the composites of the same name, so
+that results are comparable across libraries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from torch import Tensor, nn
+
+from relprop import types
+from relprop.graph import Graph, Kind, Node
+from relprop.rules import AlphaBeta, Epsilon, Flat, Gamma, Gate, Pass, Rule, WinnerTakeAll, ZBox, ZPlus
+
+TypeKey = type | tuple[type, ...]
+LayerMap = Sequence[tuple[TypeKey, Rule]]
+
+
+def base_map(stabilizer: float = 1e-6) -> list[tuple[TypeKey, Rule]]:
+    """The rules every composite falls back to, as zennit's ``layer_map_base``.
+
+    Activations and batch normalizations that canonization could not fold pass relevance through;
+    additions, average pooling and reductions split it in proportion to the contributions; max pooling
+    gives it to the maximum; gates give it to the signal.
+    """
+    return [
+        (types.Activation, Pass()),
+        (types.Add, Epsilon(stabilizer)),
+        (types.AvgPool + (nn.Upsample,), Epsilon(stabilizer)),
+        (types.BatchNorm, Pass()),
+        (types.MaxPool, WinnerTakeAll()),
+        (types.Multiply, Gate()),
+    ]
+
+
+class Composite:
+    """Map rules to operations.
+
+    The rule of an operation is, in this order of precedence: the rule of its name in ``name_map``; the
+    rule of ``first_map`` if it is the first operation of the graph whose type is in ``first_map``; the rule
+    of the first type in ``layer_map`` that it is an instance of; the rule of :func:`base_map`.
+
+    Parameters
+    ----------
+    layer_map:
+        ``(type or tuple of types, rule)`` pairs. Types are module classes, the groups of
+        :mod:`relprop.types`, or the markers ``types.Add``, ``types.Multiply`` and ``types.Reduce``.
+        Module classes outside ``torch.nn`` named here are kept whole when the model is traced.
+    name_map:
+        Rules by module name (as in ``model.named_modules()``) or, for functional operations, by graph node
+        name (as listed by :meth:`relprop.LRP.audit`).
+    first_map:
+        ``(type, rule)`` pairs for the first operation of one of these types.
+    stabilizer:
+        The stabilizer of the proportional rules of :func:`base_map`.
+    """
+
+    def __init__(
+        self,
+        layer_map: LayerMap = (),
+        name_map: Mapping[str, Rule] | None = None,
+        first_map: LayerMap = (),
+        stabilizer: float = 1e-6,
+    ) -> None:
+        self.layer_map = list(layer_map)
+        self.name_map = dict(name_map or {})
+        self.first_map = list(first_map)
+        self.stabilizer = stabilizer
+        for key, rule in [*self.layer_map, *self.first_map, *((k, r) for k, r in self.name_map.items())]:
+            if not isinstance(rule, Rule):
+                raise TypeError(f"composite maps {key!r} to {rule!r}, which is not a relprop rule")
+
+    def leaf_types(self) -> tuple[type, ...]:
+        """Module types of the maps that torch.fx would otherwise trace into."""
+        found = []
+        for key, _ in [*self.layer_map, *self.first_map]:
+            for cls in key if isinstance(key, tuple) else (key,):
+                if issubclass(cls, nn.Module) and not cls.__module__.startswith("torch.nn"):
+                    found.append(cls)
+        return tuple(found)
+
+    def assign(self, graph: Graph) -> dict[Node, Rule]:
+        """The rule of every operation of ``graph`` that one of the maps covers."""
+        fallback = base_map(self.stabilizer)
+        first_done = False
+        rules = {}
+        for node in graph:
+            if node.kind in (Kind.INPUT, Kind.CONSTANT, Kind.OUTPUT, Kind.ROUTE, Kind.FOLDED):
+                continue
+            rule = self.name_map.get(node.name)
+            if rule is None and not first_done and node.type is not None:
+                rule = _lookup(self.first_map, node.type)
+                first_done = rule is not None
+            if rule is None and node.type is not None:
+                rule = _lookup(self.layer_map, node.type) or _lookup(fallback, node.type)
+            if rule is not None:
+                rules[node] = rule
+        return rules
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _lookup(mapping: Iterable[tuple[TypeKey, Rule]], cls: type) -> Rule | None:
+    for key, rule in mapping:
+        if issubclass(cls, key):
+            return rule
+    return None
+
+
+class Uniform(Composite):
+    """One rule for every layer with weights (dense and convolutional); the base map for the rest."""
+
+    def __init__(self, rule: Rule, stabilizer: float = 1e-6) -> None:
+        super().__init__(layer_map=[(types.Linear, rule)], stabilizer=stabilizer)
+        self.rule = rule
+
+    def __repr__(self) -> str:
+        return f"Uniform({self.rule!r})"
+
+
+class EpsilonPlus(Composite):
+    """:class:`~relprop.rules.ZPlus` for convolutions, :class:`~relprop.rules.Epsilon` for dense layers."""
+
+    def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
+        layer_map = [(types.Convolution, ZPlus()), (types.Dense, Epsilon(epsilon))]
+        super().__init__(layer_map=layer_map, stabilizer=stabilizer)
+
+
+class EpsilonPlusFlat(Composite):
+    """:class:`EpsilonPlus`, with :class:`~relprop.rules.Flat` for the first layer with weights."""
+
+    def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
+        layer_map = [(types.Convolution, ZPlus()), (types.Dense, Epsilon(epsilon))]
+        super().__init__(layer_map=layer_map, first_map=[(types.Linear, Flat())], stabilizer=stabilizer)
+
+
+class EpsilonAlpha2Beta1(Composite):
+    """:class:`~relprop.rules.AlphaBeta` (2, 1) for convolutions, :class:`~relprop.rules.Epsilon` for dense layers."""
+
+    def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
+        layer_map = [(types.Convolution, AlphaBeta(2.0, 1.0)), (types.Dense, Epsilon(epsilon))]
+        super().__init__(layer_map=layer_map, stabilizer=stabilizer)
+
+
+class EpsilonAlpha2Beta1Flat(Composite):
+    """:class:`EpsilonAlpha2Beta1`, with :class:`~relprop.rules.Flat` for the first layer with weights."""
+
+    def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
+        layer_map = [(types.Convolution, AlphaBeta(2.0, 1.0)), (types.Dense, Epsilon(epsilon))]
+        super().__init__(layer_map=layer_map, first_map=[(types.Linear, Flat())], stabilizer=stabilizer)
+
+
+class EpsilonGammaBox(Composite):
+    """:class:`~relprop.rules.Gamma` for convolutions, :class:`~relprop.rules.Epsilon` for dense layers and
+    :class:`~relprop.rules.ZBox` for the first convolution.
+
+    Parameters
+    ----------
+    low, high:
+        The input bounds of :class:`~relprop.rules.ZBox` (after any normalization of the input).
+    """
+
+    def __init__(
+        self,
+        low: float | Tensor,
+        high: float | Tensor,
+        epsilon: float = 1e-6,
+        gamma: float = 0.25,
+        stabilizer: float = 1e-6,
+    ) -> None:
+        layer_map = [(types.Convolution, Gamma(gamma)), (types.Dense, Epsilon(epsilon))]
+        first_map = [(types.Convolution, ZBox(low, high))]
+        super().__init__(layer_map=layer_map, first_map=first_map, stabilizer=stabilizer)

@@ -1,0 +1,290 @@
+"""The LRP engine: one forward pass through the traced graph, one backward pass of relevance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, fx, nn
+
+from relprop.audit import Audit, AuditRow
+from relprop.canonizers import Canonizer, MergeBatchNorm
+from relprop.composites import Composite, EpsilonPlusFlat
+from relprop.graph import Graph, Kind, Node, UnsupportedOperationError
+from relprop.rules import Rule
+from relprop.targets import Target, target_weights
+
+
+class LRP:
+    """Layer-wise Relevance Propagation for any traceable PyTorch model.
+
+    The model is traced with ``torch.fx``, so functional operations and arithmetic are explained as well
+    as modules; every operation that relevance reaches needs a rule, and one without raises
+    :class:`~relprop.graph.UnsupportedOperationError` naming it. The model is never modified.
+
+    Parameters
+    ----------
+    model:
+        The model, in evaluation mode.
+    composite:
+        Which rule explains which operation; :class:`~relprop.composites.EpsilonPlusFlat` by default.
+    canonizers:
+        Rewrites of the traced graph; by default :class:`~relprop.canonizers.MergeBatchNorm`. Pass ``()``
+        to explain the graph as it is.
+
+    Examples
+    --------
+    >>> explainer = LRP(model, composite=composites.EpsilonGammaBox(low=-3.0, high=3.0))
+    >>> relevance = explainer(x)                 # the predicted class of each sample
+    >>> relevance = explainer(x, target=207)     # class 207 for every sample
+    >>> print(explainer.audit(x))                # where relevance goes, operation by operation
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        composite: Composite | None = None,
+        canonizers: Iterable[Canonizer] | None = None,
+    ) -> None:
+        _check_mode(model)
+        self.model = model
+        self.composite = EpsilonPlusFlat() if composite is None else composite
+        self.canonizers = (MergeBatchNorm(),) if canonizers is None else tuple(canonizers)
+        self.graph = Graph(model, leaf_types=self.composite.leaf_types())
+        for canonizer in self.canonizers:
+            canonizer.apply(self.graph)
+        self.rules: dict[Node, Rule] = self.composite.assign(self.graph)
+        self._check_rules()
+
+    def __call__(self, x: Tensor, target: Target = None) -> Tensor:
+        """Relevance of each input element for ``target``; shaped like ``x``, same dtype and device.
+
+        ``target`` is ``None`` (the predicted class of each sample), an ``int``, a ``LongTensor`` of shape
+        ``(B,)``, or a float tensor shaped like the model's output that weights the outputs to explain. The
+        relevance at the output is the selected logit(s) times that weighting.
+        """
+        return self._explain(x, lambda output: output * target_weights(output, target))[0]
+
+    def propagate(self, x: Tensor, output_relevance: Tensor | Callable[[Tensor], Tensor]) -> Tensor:
+        """Relevance at the input when the output holds ``output_relevance``.
+
+        ``output_relevance`` is a tensor shaped like ``model(x)``, or a function of the output that
+        returns one (for a relevance that depends on the output, e.g. of a model stacked on this one).
+        """
+
+        def start(output: Tensor) -> Tensor:
+            relevance = output_relevance(output) if callable(output_relevance) else output_relevance
+            if not isinstance(relevance, Tensor) or relevance.shape != output.shape:
+                shape = getattr(relevance, "shape", type(relevance).__name__)
+                raise ValueError(
+                    f"output relevance of shape {shape} must be shaped like the output {tuple(output.shape)}"
+                )
+            return relevance.to(output)
+
+        return self._explain(x, start)[0]
+
+    def audit(self, x: Tensor, target: Target = None) -> Audit:
+        """Explain as :meth:`__call__` does and keep the books: per operation, the relevance that entered, left
+        and was absorbed (by biases, stabilizers and constants), per sample.
+        """
+        return self._explain(x, lambda output: output * target_weights(output, target), audit=True)[1]
+
+    # ------------------------------------------------------------------------------------------ internals
+    def _check_rules(self) -> None:
+        missing = [n for n in self.graph if n.kind == Kind.LINEAR and n not in self.rules]
+        if missing:
+            names = ", ".join(n.describe() for n in missing[:5])
+            raise ValueError(
+                f"{type(self.composite).__name__} has no rule for {names}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                + ": add their types to its layer_map or their names to its name_map"
+            )
+        for node, rule in self.rules.items():
+            if node.kind not in rule.kinds:
+                raise ValueError(f"{rule!r} cannot explain {node.describe()} (a {node.kind.value} operation)")
+
+    def _explain(self, x: Tensor, start: Callable[[Tensor], Tensor], audit: bool = False):
+        _check_mode(self.model)
+        _check_input(x, self.model)
+        with torch.no_grad():
+            values, saved = self._forward(x)
+            output = values[_output_node(self.graph)]
+            if not torch.isfinite(output).all():
+                raise ValueError("the model's output contains NaN or infinite values")
+            relevance = start(output)
+        return self._backward(values, saved, relevance, audit)
+
+    def _forward(self, x: Tensor) -> tuple[dict[fx.Node, Any], dict[fx.Node, tuple]]:
+        values: dict[fx.Node, Any] = {}
+        saved: dict[fx.Node, tuple] = {}
+        for node in self.graph:
+            fx_node = node.fx
+            if node.kind == Kind.INPUT:
+                values[fx_node] = x.detach()
+            elif node.kind == Kind.CONSTANT:
+                values[fx_node] = _attribute(self.model, fx_node.target)
+            elif node.kind == Kind.OUTPUT:
+                values[fx_node] = values[fx_node.args[0]] if isinstance(fx_node.args[0], fx.Node) else None
+            elif node.kind == Kind.FOLDED:
+                values[fx_node] = values[fx_node.args[0]]
+            elif node in self.rules:
+                operands = node.operands(values, self.graph)
+                inputs = [values[n].clone() if node.inplace else values[n] for n in operands]
+                op = node.operation(values, operands, self.graph)
+                values[fx_node], context = self.rules[node].forward(op, inputs)
+                saved[fx_node] = (op, operands, inputs, context)
+            else:
+                args, kwargs = fx.node.map_arg((fx_node.args, fx_node.kwargs), values.__getitem__)
+                if node.inplace:
+                    args = tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
+                values[fx_node] = node.run(args, kwargs)
+        return values, saved
+
+    def _backward(self, values, saved, output_relevance: Tensor, audit: bool):
+        output_node = _output_node(self.graph)
+        if not isinstance(values[output_node], Tensor):
+            raise TypeError(
+                "relprop explains models that return one tensor; wrap the model to return the logits"
+            )
+        pending: dict[fx.Node, Any] = {output_node: output_relevance}
+        rows: list[AuditRow] = []
+        input_relevance = torch.zeros_like(values[self.graph.nodes[0].fx])
+        for node in reversed(self.graph.nodes):
+            fx_node = node.fx
+            relevance = pending.pop(fx_node, None)
+            value = values.pop(fx_node, None)
+            if relevance is None:
+                continue
+            if node.kind == Kind.INPUT:
+                input_relevance = relevance
+                continue
+            received = self._propagate(node, value, relevance, values, saved.pop(fx_node, None))
+            for target_node, share in received:
+                _accumulate(pending, target_node, share, values)
+            if audit and node.kind != Kind.OUTPUT:
+                rows.append(self._row(node, relevance, [share for _, share in received]))
+        if not audit:
+            return input_relevance, None
+        books = Audit(rows, _per_sample(output_relevance), _per_sample(input_relevance), input_relevance)
+        return input_relevance, books
+
+    def _propagate(self, node: Node, value, relevance, values, saved) -> list[tuple[fx.Node, Any]]:
+        fx_node = node.fx
+        if node.kind in (Kind.OUTPUT, Kind.FOLDED):
+            return [(fx_node.args[0], relevance)]
+        if saved is not None:
+            op, operands, inputs, context = saved
+            try:
+                shares = self.rules[node].backward(op, inputs, value, context, relevance)
+            except UnsupportedOperationError as error:
+                raise UnsupportedOperationError(f"{node.describe()}: {error}") from None
+            return [(n, share) for n, share in zip(operands, shares) if share is not None]
+        if node.kind == Kind.ROUTE:
+            return _route(node, relevance, values, self.graph)
+        reason = f" ({node.reason})" if node.reason else ""
+        raise UnsupportedOperationError(
+            f"relprop has no rule for {node.describe()}{reason}. Map one with a Composite: "
+            f"name_map={{'{node.name}': rule}} or layer_map=[({_type_name(node)}, rule)] (e.g. rules.Pass() for an "
+            "element-wise operation); relprop never falls back to the gradient."
+        )
+
+    def _row(self, node: Node, relevance, shares) -> AuditRow:
+        rule = self.rules.get(node)
+        name = repr(rule) if rule is not None else node.kind.value
+        entered = _per_sample(relevance)
+        left = sum((_per_sample(s) for s in shares), torch.zeros_like(entered))
+        return AuditRow(node.name, node.describe(), name, entered, left)
+
+
+def _route(node: Node, relevance, values, graph: Graph) -> list[tuple[fx.Node, Any]]:
+    """Relevance through an operation that only moves values: the transpose of the move."""
+    fx_node = node.fx
+    source = fx_node.args[0] if fx_node.args else None
+    if isinstance(source, fx.Node) and isinstance(values[source], (tuple, list)):  # getitem on a tuple
+        shares = [None] * len(values[source])
+        shares[fx_node.args[1]] = relevance
+        return [(source, shares)]
+    operands = node.operands(values, graph)
+    leaves = {n: values[n].detach().requires_grad_() for n in dict.fromkeys(operands)}
+    args, kwargs = fx.node.map_arg((fx_node.args, fx_node.kwargs), lambda n: leaves.get(n, values[n]))
+    with torch.enable_grad():
+        out = node.run(args, kwargs)
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    given = list(relevance) if isinstance(relevance, (tuple, list)) else [relevance]
+    pairs = [(o, r) for o, r in zip(outs, given) if r is not None and o.requires_grad]
+    if not pairs:
+        return []
+    grads = torch.autograd.grad(
+        [o for o, _ in pairs], list(leaves.values()), [r for _, r in pairs], allow_unused=True
+    )
+    return [(n, g) for n, g in zip(leaves, grads) if g is not None]
+
+
+def _accumulate(pending: dict, fx_node: fx.Node, share, values) -> None:
+    if isinstance(share, list):
+        current = pending.get(fx_node) or [None] * len(share)
+        pending[fx_node] = [a if b is None else b if a is None else a + b for a, b in zip(current, share)]
+        return
+    current = pending.get(fx_node)
+    pending[fx_node] = share if current is None else current + share
+
+
+def _per_sample(relevance) -> Tensor:
+    if isinstance(relevance, (tuple, list)):
+        parts = [_per_sample(r) for r in relevance if r is not None]
+        return sum(parts[1:], parts[0])
+    return relevance.reshape(relevance.shape[0], -1).sum(dim=1) if relevance.dim() else relevance.reshape(1)
+
+
+def _output_node(graph: Graph) -> fx.Node:
+    output = graph.nodes[-1].fx
+    return output.args[0] if isinstance(output.args[0], fx.Node) else output
+
+
+def _attribute(model: nn.Module, target: str) -> Any:
+    value: Any = model
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value.detach() if isinstance(value, Tensor) else value
+
+
+def _type_name(node: Node) -> str:
+    return (
+        f"{node.type.__module__}.{node.type.__qualname__}" if node.type is not None else "<its module type>"
+    )
+
+
+_TRAINING_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+
+
+def _check_mode(model: nn.Module) -> None:
+    training = [
+        name or type(model).__name__
+        for name, m in model.named_modules()
+        if m.training and isinstance(m, _TRAINING_SENSITIVE)
+    ]
+    if training:
+        raise ValueError(
+            f"the model is in training mode ({', '.join(training[:3])}, ...): call model.eval() "
+            "before explaining it"
+        )
+
+
+def _check_input(x: Tensor, model: nn.Module) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
+    if x.dim() < 2:
+        raise ValueError(f"input must have a batch dimension, got shape {tuple(x.shape)}")
+    finite = torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+    if not finite.all():
+        sample = int((~finite).nonzero()[0, 0])
+        raise ValueError(f"input contains NaN or infinite values (sample {sample})")
+    parameter = next(model.parameters(), None)
+    if parameter is not None and (parameter.dtype != x.dtype or parameter.device != x.device):
+        raise TypeError(
+            f"input is {x.dtype} on {x.device} but the model's parameters are {parameter.dtype} on "
+            f"{parameter.device}: convert one to match the other (e.g. model.to(x))"
+        )

@@ -1,0 +1,209 @@
+"""Views of graph operations as the linear maps that LRP rules act on.
+
+Every rule for a linear operation sees it through :class:`Affine` or :class:`Weightless`:
+
+* :class:`Affine` is ``z = f(x; W, b)``, linear in ``x`` for ``b = None`` (dense layers, convolutions,
+  transposed convolutions, batch normalization as a per-channel scaling, and layers with a batch
+  normalization folded into them);
+* :class:`Weightless` is ``z = sum_k s_k f(x_k) + c`` with scalar weights ``s_k`` and a positive linear map
+  ``f`` (average pooling, sum and mean reductions, residual additions and subtractions).
+
+A rule modifies the weights with a function (``w -> w.clamp(min=0)``, ``w -> w + gamma * w.clamp(min=0)``,
+...); on a weightless operation that function acts on the scalar weights ``s_k``, so that the positive part of
+an average pooling is the pooling itself and its negative part is zero, as the equations say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Modifier = Callable[[Tensor], Tensor]
+
+
+def keep(tensor: Tensor) -> Tensor:
+    """The identity modifier: leaves weights or biases as they are."""
+    return tensor
+
+
+class Affine:
+    """An operation ``z = fn(x, weight, bias)`` that is linear in ``x`` once the bias is dropped.
+
+    Parameters
+    ----------
+    fn:
+        ``fn(x, weight, bias)``; ``bias`` may be ``None``.
+    weight, bias:
+        The parameters, detached from autograd. ``bias`` may be ``None``.
+    channel_dim:
+        The dimension of ``z`` along which ``bias`` is laid out (1 for convolutions, -1 for dense layers).
+    """
+
+    weighted = True
+
+    def __init__(self, fn: Callable, weight: Tensor, bias: Tensor | None, channel_dim: int) -> None:
+        self.fn = fn
+        self.weight = weight
+        self.bias = bias
+        self.channel_dim = channel_dim
+
+    def forward(
+        self, inputs: Sequence[Tensor], weight: Modifier = keep, bias: Modifier | None = keep
+    ) -> Tensor:
+        """Evaluate with modified parameters; ``bias=None`` drops the bias."""
+        (x,) = inputs
+        b = None if bias is None or self.bias is None else bias(self.bias)
+        return self.fn(x, weight(self.weight), b)
+
+    def bias_term(self, bias: Modifier, like: Tensor) -> Tensor | float:
+        """The (modified) bias as it is added to an output shaped like ``like``."""
+        if self.bias is None:
+            return 0.0
+        shape = [1] * like.dim()
+        shape[self.channel_dim] = -1
+        return bias(self.bias).reshape(shape)
+
+
+class Weightless:
+    """An operation ``z = sum_k s_k fn(x_k) + constant`` with scalar weights ``s_k``.
+
+    ``fn`` is a linear map with positive weights (identity, average pooling, sum or mean); the scalars
+    ``s_k`` are +1 for an addition, -1 for a subtracted operand.
+    """
+
+    weighted = False
+
+    def __init__(
+        self, fn: Callable[[Tensor], Tensor], scalars: Sequence[float], constant: Tensor | float = 0.0
+    ) -> None:
+        self.fn = fn
+        self.scalars = tuple(float(s) for s in scalars)
+        self.constant = constant
+
+    def forward(
+        self, inputs: Sequence[Tensor], weight: Modifier = keep, bias: Modifier | None = keep
+    ) -> Tensor | None:
+        """Evaluate with modified scalar weights; ``None`` when every modified weight is zero."""
+        factors = weight(torch.tensor(self.scalars, dtype=torch.float64)).tolist()
+        out = None
+        for x, factor in zip(inputs, factors):
+            if factor == 0.0:
+                continue
+            term = self.fn(x)
+            term = term if factor == 1.0 else factor * term
+            out = term if out is None else out + term
+        if out is not None and bias is not None and not _is_zero(self.constant):
+            out = out + self.bias_term(bias, out)
+        return out
+
+    def bias_term(self, bias: Modifier, like: Tensor) -> Tensor | float:
+        """The (modified) constant added to the output."""
+        if _is_zero(self.constant):
+            return 0.0
+        return bias(torch.as_tensor(self.constant, dtype=like.dtype, device=like.device))
+
+
+class MaxPool:
+    """Max pooling over windows of ``kernel_size`` (any dimension), for the winner-take-all rule."""
+
+    def __init__(self, kernel_size, stride, padding, dilation, ceil_mode: bool, dims: int) -> None:
+        def expand(value):
+            return tuple(value) if isinstance(value, (tuple, list)) else (value,) * dims
+
+        self.kernel_size = expand(kernel_size)
+        self.stride = expand(stride if stride else kernel_size)
+        self.padding = expand(padding)
+        self.dilation = expand(dilation)
+        self.ceil_mode = ceil_mode
+        self.dims = dims
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        (x,) = inputs
+        pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[self.dims - 1]
+        return pool(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
+
+class Call:
+    """Any other operation: ``fn(*inputs)``."""
+
+    def __init__(self, fn: Callable[..., Tensor]) -> None:
+        self.fn = fn
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        return self.fn(*inputs)
+
+
+Operation = Affine | Weightless | MaxPool | Call
+
+
+def linear(module: nn.Linear) -> Affine:
+    """``nn.Linear`` as an affine operation."""
+    return Affine(F.linear, module.weight.detach(), _detach(module.bias), channel_dim=-1)
+
+
+def convolution(module: nn.modules.conv._ConvNd) -> Affine:
+    """A convolution or transposed convolution as an affine operation."""
+    if module.transposed:
+        if module.padding_mode != "zeros":
+            raise ValueError(f"transposed convolution with padding_mode={module.padding_mode!r}")
+        transpose = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[module.weight.dim() - 3]
+
+        def fn(x, weight, bias):
+            return transpose(
+                x,
+                weight,
+                bias,
+                module.stride,
+                module.padding,
+                module.output_padding,
+                module.groups,
+                module.dilation,
+            )
+    else:
+        fn = module._conv_forward
+    return Affine(fn, module.weight.detach(), _detach(module.bias), channel_dim=1)
+
+
+def batch_norm_scale(module: nn.modules.batchnorm._BatchNorm) -> tuple[Tensor, Tensor]:
+    """The per-channel scale and shift ``(a, c)`` with ``bn(x) = a x + c`` (evaluation mode)."""
+    std = (module.running_var.detach() + module.eps).sqrt()
+    scale = 1.0 / std if module.weight is None else module.weight.detach() / std
+    shift = -module.running_mean.detach() * scale
+    if module.bias is not None:
+        shift = shift + module.bias.detach()
+    return scale, shift
+
+
+def batch_norm(module: nn.modules.batchnorm._BatchNorm) -> Affine:
+    """A batch normalization in evaluation mode as a per-channel affine operation."""
+    scale, shift = batch_norm_scale(module)
+
+    def fn(x, weight, bias):
+        shape = [1] * x.dim()
+        shape[1] = -1
+        out = x * weight.reshape(shape)
+        return out if bias is None else out + bias.reshape(shape)
+
+    return Affine(fn, scale, shift, channel_dim=1)
+
+
+def fold_batch_norm(op: Affine, module: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> Affine:
+    """The operation ``bn(op(x))`` as one affine operation (canonization)."""
+    scale, shift = batch_norm_scale(bn)
+    out_dim = 1 if getattr(module, "transposed", False) else 0
+    shape = [1] * op.weight.dim()
+    shape[out_dim] = -1
+    weight = op.weight * scale.reshape(shape)
+    bias = shift if op.bias is None else op.bias * scale + shift
+    return Affine(op.fn, weight, bias, op.channel_dim)
+
+
+def _is_zero(value: Tensor | float) -> bool:
+    return isinstance(value, (int, float)) and value == 0
+
+
+def _detach(tensor: Tensor | None) -> Tensor | None:
+    return None if tensor is None else tensor.detach()

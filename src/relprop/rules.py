@@ -1,0 +1,473 @@
+r"""Relevance propagation rules.
+
+Notation: an operation maps its inputs :math:`x_i` to outputs :math:`z_j = \sum_i x_i w_{ij} + b_j`; the
+relevance :math:`R_j` of each output is redistributed to the inputs as :math:`R_i = \sum_j R_{i \leftarrow j}`.
+:math:`(\cdot)^+ = \max(0, \cdot)` and :math:`(\cdot)^- = \min(0, \cdot)`. Denominators are stabilized as
+:math:`d + \epsilon \operatorname{sgn}_+(d)` with :math:`\operatorname{sgn}_+(0) = +1`; a denominator that is
+exactly zero (possible only with :math:`\epsilon = 0`) passes no relevance.
+
+Biases take their share of the denominator and absorb relevance, as in Bach et al. (2015) and the LRP
+Toolbox; the share absorbed by biases and stabilizers is what :meth:`relprop.LRP.audit` reports. With
+``redistribute=True`` a rule instead spreads the bias and stabilizer share of each output evenly over the
+inputs connected to it, so that the operation conserves relevance exactly (useful for checking).
+
+The rules for linear operations (dense layers, convolutions, pooling, additions, reductions) follow zennit's
+definitions where zennit has the rule, so that the composites of the same name give the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from relprop.graph import Kind, UnsupportedOperationError
+from relprop.operations import Affine, Call, MaxPool, Modifier, Weightless, keep
+
+LinearOperation = Affine | Weightless
+
+
+def stabilize(denominator: Tensor, epsilon: float) -> Tensor:
+    r""":math:`d + \epsilon \operatorname{sgn}_+(d)` with :math:`\operatorname{sgn}_+(0) = +1`."""
+    if epsilon == 0:
+        return denominator
+    return denominator + torch.where(denominator >= 0, epsilon, -epsilon)
+
+
+def divide(numerator: Tensor, denominator: Tensor) -> Tensor:
+    """``numerator / denominator``, and zero where the denominator is exactly zero."""
+    zero = denominator == 0
+    return torch.where(zero, 0.0, numerator / torch.where(zero, 1.0, denominator))
+
+
+class Rule:
+    """A rule: how relevance at an operation's output is redistributed to its inputs.
+
+    Subclasses implement :meth:`backward`; :meth:`forward` may record what the backward pass needs.
+    ``kinds`` lists the kinds of operation (:class:`relprop.graph.Kind`) the rule can explain.
+    """
+
+    kinds: frozenset[Kind] = frozenset()
+
+    def forward(self, op: Any, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
+        """Compute the operation's output; returns ``(output, context for backward)``."""
+        return op.forward(inputs), None
+
+    def backward(
+        self, op: Any, inputs: Sequence[Tensor], output: Tensor, context: Any, relevance: Tensor
+    ) -> list[Tensor | None]:
+        """Redistribute ``relevance`` (shaped like ``output``) to the inputs."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({params})"
+
+
+# --------------------------------------------------------------------------------------------- linear rules
+Part = tuple[float, Sequence[Tensor], Modifier, Modifier | None]
+"""One term of a rule's denominator: ``(sign, inputs, weight modifier, bias modifier or None)``."""
+
+
+class LinearRule(Rule):
+    r"""Base of the rules for linear operations.
+
+    Each rule is a set of *parts* ``(s, x', w', b')``; the denominator is
+    :math:`z'_j = \sum_{\text{parts}} s\,(\sum_i x'_i w'_{ij} + b'_j)` and
+    :math:`R_i = \sum_{\text{parts}} s\, x'_i \sum_j w'_{ij} R_j / (z'_j + \epsilon \operatorname{sgn}_+(z'_j))`.
+    """
+
+    kinds = frozenset({Kind.LINEAR})
+
+    def __init__(self, stabilizer: float = 1e-6, redistribute: bool = False) -> None:
+        self.stabilizer = _non_negative("stabilizer", stabilizer)
+        self.redistribute = redistribute
+
+    def _share(
+        self,
+        op: LinearOperation,
+        inputs: Sequence[Tensor],
+        parts: Sequence[Part],
+        relevance: Tensor,
+        epsilon: float,
+        precomputed: tuple[Tensor, tuple[Tensor, ...]] | None = None,
+    ) -> list[Tensor]:
+        terms = []
+        for index, (sign, xs, weight, bias) in enumerate(parts):
+            z, leaves = (
+                precomputed if precomputed is not None and index == 0 else _linearize(op, xs, weight, bias)
+            )
+            if z is not None:
+                terms.append((sign, xs, z, leaves, bias))
+        result = [torch.zeros_like(x) for x in inputs]
+        if not terms:
+            return result
+        total = sum(sign * z.detach() for sign, _, z, _, _ in terms)
+        denominator = stabilize(total, epsilon)
+        scaled = divide(relevance, denominator)
+        for sign, xs, z, leaves, _ in terms:
+            for k, gradient in enumerate(_vjp(z, leaves, scaled)):
+                result[k] = result[k] + sign * xs[k] * gradient
+        if self.redistribute:
+            biases = sum(
+                sign * op.bias_term(bias, total) for sign, _, _, _, bias in terms if bias is not None
+            )
+            leak = divide(relevance * (denominator - (total - biases)), denominator)
+            result = [r + spread for r, spread in zip(result, _flat(op, inputs, leak))]
+        return result
+
+
+class Epsilon(LinearRule):
+    r"""LRP-:math:`\epsilon` (Bach et al. 2015).
+
+    .. math:: R_i = \sum_j \frac{x_i w_{ij}}{z_j + \epsilon \operatorname{sgn}_+(z_j)} R_j,
+              \qquad z_j = \sum_i x_i w_{ij} + b_j
+
+    ``epsilon=0`` is LRP-0 (see :class:`LRP0`). On weightless operations (pooling, additions) this is the
+    proportional split that zennit calls ``Norm``.
+    """
+
+    def __init__(self, epsilon: float = 1e-6, redistribute: bool = False) -> None:
+        self.epsilon = _non_negative("epsilon", epsilon)
+        self.redistribute = redistribute
+
+    def forward(self, op: LinearOperation, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
+        z, leaves = _linearize(op, inputs, keep, keep)
+        return z.detach(), (z, leaves)
+
+    def backward(self, op, inputs, output, context, relevance):
+        parts = [(1.0, inputs, keep, keep)]
+        return self._share(op, inputs, parts, relevance, self.epsilon, precomputed=context)
+
+
+class LRP0(Epsilon):
+    r"""LRP-0 (Bach et al. 2015): :math:`R_i = \sum_j \frac{x_i w_{ij}}{z_j} R_j`.
+
+    Equal to gradient times input on networks of ReLUs without biases.
+    """
+
+    def __init__(self, redistribute: bool = False) -> None:
+        self.redistribute = redistribute
+
+    epsilon = 0.0
+
+
+def _positive(w: Tensor) -> Tensor:
+    return w.clamp(min=0)
+
+
+def _negative(w: Tensor) -> Tensor:
+    return w.clamp(max=0)
+
+
+class ZPlus(LinearRule):
+    r"""The :math:`z^+` rule (Deep Taylor Decomposition; Montavon et al. 2017), i.e. :math:`\alpha_1\beta_0`.
+
+    .. math:: R_i = \sum_j \frac{x_i^+ w_{ij}^+ + x_i^- w_{ij}^-}
+              {\sum_{i'} (x_{i'}^+ w_{i'j}^+ + x_{i'}^- w_{i'j}^-) + b_j^+} R_j
+
+    The positive part of the bias takes its share, as in zennit.
+    """
+
+    def backward(self, op, inputs, output, context, relevance):
+        return self._share(op, inputs, _excitatory(inputs), relevance, self.stabilizer)
+
+
+def _excitatory(inputs: Sequence[Tensor]) -> list[Part]:
+    parts: list[Part] = [(1.0, [x.clamp(min=0) for x in inputs], _positive, _positive)]
+    if _has_negative(inputs):
+        parts.append((1.0, [x.clamp(max=0) for x in inputs], _negative, None))
+    return parts
+
+
+def _inhibitory(inputs: Sequence[Tensor]) -> list[Part]:
+    parts: list[Part] = [(1.0, [x.clamp(min=0) for x in inputs], _negative, _negative)]
+    if _has_negative(inputs):
+        parts.append((1.0, [x.clamp(max=0) for x in inputs], _positive, None))
+    return parts
+
+
+class AlphaBeta(LinearRule):
+    r"""LRP-:math:`\alpha\beta` (Bach et al. 2015), in Bach's convention.
+
+    .. math:: R_i = \sum_j \Big(\alpha \frac{z_{ij}^+}{z_j^+} - \beta \frac{z_{ij}^-}{z_j^-}\Big) R_j,
+              \quad z_j^\pm = \sum_i z_{ij}^\pm + b_j^\pm
+
+    with :math:`z_{ij}^+` the positive contributions (:math:`x^+ w^+` and :math:`x^- w^-`) and
+    :math:`z_{ij}^-` the negative ones. :math:`\alpha - \beta = 1` conserves relevance; any pair of
+    non-negative values is allowed. The LRP Toolbox's single ``alpha`` is Bach's ``alpha`` with
+    ``beta = alpha - 1``.
+    """
+
+    def __init__(
+        self, alpha: float = 2.0, beta: float = 1.0, stabilizer: float = 1e-6, redistribute: bool = False
+    ) -> None:
+        super().__init__(stabilizer, redistribute)
+        self.alpha = _non_negative("alpha", alpha)
+        self.beta = _non_negative("beta", beta)
+
+    def backward(self, op, inputs, output, context, relevance):
+        result = self._share(op, inputs, _excitatory(inputs), relevance, self.stabilizer)
+        result = [self.alpha * r for r in result]
+        if self.beta:
+            negative = self._share(op, inputs, _inhibitory(inputs), relevance, self.stabilizer)
+            result = [r - self.beta * n for r, n in zip(result, negative)]
+        return result
+
+
+class Gamma(LinearRule):
+    r"""LRP-:math:`\gamma` (Montavon et al. 2019), generalized to signed inputs and outputs as in zennit.
+
+    For outputs :math:`z_j > 0` the positive contributions are amplified,
+
+    .. math:: R_{i \leftarrow j} = \frac{x_i^+ (w_{ij} + \gamma w_{ij}^+) + x_i^- (w_{ij} + \gamma w_{ij}^-)}
+              {\sum_{i'} [x_{i'}^+ (w_{i'j} + \gamma w_{i'j}^+) + x_{i'}^- (w_{i'j} + \gamma w_{i'j}^-)]
+              + b_j + \gamma b_j^+} R_j,
+
+    for outputs :math:`z_j < 0` the negative ones (swap :math:`w^+` and :math:`w^-`, and :math:`b^+` for
+    :math:`b^-`). On non-negative inputs and positive outputs this is the original rule
+    :math:`R_i = \sum_j x_i (w_{ij} + \gamma w^+_{ij}) / \sum_{i'} x_{i'} (w_{i'j} + \gamma w^+_{i'j}) R_j`.
+    """
+
+    def __init__(self, gamma: float = 0.25, stabilizer: float = 1e-6, redistribute: bool = False) -> None:
+        super().__init__(stabilizer, redistribute)
+        self.gamma = _non_negative("gamma", gamma)
+
+    def backward(self, op, inputs, output, context, relevance):
+        gamma = self.gamma
+
+        def more_positive(w):
+            return w + gamma * w.clamp(min=0)
+
+        def more_negative(w):
+            return w + gamma * w.clamp(max=0)
+
+        negative_inputs = _has_negative(inputs)
+        positive_inputs = [x.clamp(min=0) for x in inputs]
+        negative_parts = [x.clamp(max=0) for x in inputs]
+        result = [torch.zeros_like(x) for x in inputs]
+        for mask, amplify, other in (
+            (output > 0, more_positive, more_negative),
+            (output < 0, more_negative, more_positive),
+        ):
+            if not mask.any():
+                continue
+            parts: list[Part] = [(1.0, positive_inputs, amplify, amplify)]
+            if negative_inputs:
+                parts.append((1.0, negative_parts, other, None))
+            share = self._share(op, inputs, parts, relevance * mask, self.stabilizer)
+            result = [r + s for r, s in zip(result, share)]
+        return result
+
+
+class Flat(LinearRule):
+    r"""The flat rule (Lapuschkin et al. 2019): relevance spread evenly over each output's receptive field.
+
+    .. math:: R_i = \sum_j \frac{1}{\sum_{i'} 1_{i' \to j}} R_j
+
+    where :math:`1_{i \to j}` is one if input :math:`i` is connected to output :math:`j`. Biases take no share.
+    """
+
+    def backward(self, op, inputs, output, context, relevance):
+        ones = [torch.ones_like(x) for x in inputs]
+        return self._share(op, inputs, [(1.0, ones, torch.ones_like, None)], relevance, self.stabilizer)
+
+
+class WSquare(LinearRule):
+    r"""The :math:`w^2` rule (Montavon et al. 2017), for unbounded inputs.
+
+    .. math:: R_i = \sum_j \frac{w_{ij}^2}{\sum_{i'} w_{i'j}^2} R_j
+
+    Biases take no share (zennit adds :math:`b_j^2` to the denominator; the Deep Taylor derivation has none).
+    """
+
+    def backward(self, op, inputs, output, context, relevance):
+        ones = [torch.ones_like(x) for x in inputs]
+        return self._share(op, inputs, [(1.0, ones, torch.square, None)], relevance, self.stabilizer)
+
+
+class ZBox(LinearRule):
+    r"""The :math:`z^\mathcal{B}` rule (Montavon et al. 2017) for inputs bounded by :math:`l \le x \le h`.
+
+    .. math:: R_i = \sum_j \frac{x_i w_{ij} - l_i w_{ij}^+ - h_i w_{ij}^-}
+              {\sum_{i'} (x_{i'} w_{i'j} - l_{i'} w_{i'j}^+ - h_{i'} w_{i'j}^-)} R_j
+
+    Parameters
+    ----------
+    low, high:
+        The bounds: scalars, or tensors that broadcast to one sample's shape (e.g. ``(3, 1, 1)`` or
+        ``(1, 3, 1, 1)`` per colour channel, after normalization).
+    """
+
+    def __init__(
+        self, low: float | Tensor, high: float | Tensor, stabilizer: float = 1e-6, redistribute: bool = False
+    ) -> None:
+        super().__init__(stabilizer, redistribute)
+        self.low = low
+        self.high = high
+
+    def backward(self, op, inputs, output, context, relevance):
+        if len(inputs) != 1:
+            raise UnsupportedOperationError("ZBox explains operations with one input")
+        (x,) = inputs
+        low, high = (_bound(bound, x, name) for bound, name in ((self.low, "low"), (self.high, "high")))
+        parts = [
+            (1.0, [x], keep, keep),
+            (-1.0, [low], _positive, _positive),
+            (-1.0, [high], _negative, _negative),
+        ]
+        return self._share(op, inputs, parts, relevance, self.stabilizer)
+
+
+def _bound(bound: float | Tensor, x: Tensor, name: str) -> Tensor:
+    bound = torch.as_tensor(bound, dtype=x.dtype, device=x.device)
+    if bound.dim() == x.dim() and bound.shape[0] == 1:
+        bound = bound[0]
+    try:
+        return bound.expand(x.shape[1:]).expand_as(x)
+    except RuntimeError:
+        raise ValueError(
+            f"ZBox {name} of shape {tuple(bound.shape)} does not broadcast to the layer's input "
+            f"{tuple(x.shape[1:])} (without batch dimension)"
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------ other rules
+class Pass(Rule):
+    """Pass relevance through unchanged: :math:`R_i = R_i` (element-wise operations such as activations)."""
+
+    kinds = frozenset({Kind.ELEMENTWISE, Kind.LINEAR, Kind.UNKNOWN})
+
+    def backward(self, op, inputs, output, context, relevance):
+        if len(inputs) != 1 or inputs[0].shape != output.shape:
+            raise UnsupportedOperationError(
+                "Pass needs one input shaped like the output, got inputs "
+                f"{[tuple(x.shape) for x in inputs]} for output {tuple(output.shape)}"
+            )
+        return [relevance]
+
+
+class WinnerTakeAll(Rule):
+    """Max pooling: each window's relevance goes to the inputs that attain its maximum, split evenly on ties."""
+
+    kinds = frozenset({Kind.MAXPOOL})
+
+    def backward(self, op: MaxPool, inputs, output, context, relevance):
+        (x,) = inputs
+        dims = op.dims
+        spatial = x.shape[-dims:]
+        out_size = output.shape[-dims:]
+        pads = []
+        for size, out, k, s, p, d in zip(
+            spatial, out_size, op.kernel_size, op.stride, op.padding, op.dilation
+        ):
+            needed = (out - 1) * s + (k - 1) * d + 1
+            pads.append((p, max(p, needed - size - p)))
+        padded = torch.nn.functional.pad(x, [v for pair in reversed(pads) for v in pair], value=-torch.inf)
+        windows = []
+        count = torch.zeros_like(output)
+        for offset in _offsets(op.kernel_size):
+            index = (
+                ...,
+                *(
+                    slice(o * d, o * d + (n - 1) * s + 1, s)
+                    for o, d, n, s in zip(offset, op.dilation, out_size, op.stride)
+                ),
+            )
+            hit = padded[index] == output
+            windows.append((index, hit))
+            count += hit
+        share = divide(relevance, count)
+        result = torch.zeros_like(padded)
+        for index, hit in windows:
+            result[index] += hit * share
+        crop = (..., *(slice(before, before + size) for (before, _), size in zip(pads, spatial)))
+        return [result[crop]]
+
+
+def _offsets(kernel_size: Sequence[int]):
+    grids = torch.meshgrid(*(torch.arange(k) for k in kernel_size), indexing="ij")
+    return zip(*(g.flatten().tolist() for g in grids))
+
+
+class Gate(Rule):
+    """Multiplicative gates (``signal * gate``, ``signal / gate``): all relevance to the signal, none to the gate.
+
+    Parameters
+    ----------
+    signal:
+        Index, among the operands that depend on the model's input, of the one that carries the signal. By
+        default: the only such operand (the other factor being a constant or a parameter), or, of two, the one
+        shaped like the output while the other is broadcast (squeeze-and-excitation, division by a norm).
+    """
+
+    kinds = frozenset({Kind.GATE})
+
+    def __init__(self, signal: int | None = None) -> None:
+        self.signal = signal
+
+    def backward(self, op: Call, inputs, output, context, relevance):
+        index = self.signal if self.signal is not None else _signal_index(inputs, output)
+        if not 0 <= index < len(inputs):
+            raise UnsupportedOperationError(
+                f"Gate(signal={index}) but the operation has {len(inputs)} operands"
+            )
+        result: list[Tensor | None] = [None] * len(inputs)
+        result[index] = _sum_to(relevance, inputs[index].shape)
+        return result
+
+
+def _signal_index(inputs: Sequence[Tensor], output: Tensor) -> int:
+    if len(inputs) == 1:
+        return 0
+    smallest = min(x.numel() for x in inputs)
+    full = [k for k, x in enumerate(inputs) if x.shape == output.shape and x.numel() > smallest]
+    if len(full) == 1:
+        return full[0]
+    raise UnsupportedOperationError(
+        "product of two input-dependent tensors of the same shape: which one is the signal is ambiguous; map "
+        "relprop.rules.Gate(signal=0 or 1) to this node with a Composite name_map"
+    )
+
+
+def _sum_to(relevance: Tensor, shape: torch.Size) -> Tensor:
+    if relevance.shape == shape:
+        return relevance
+    extra = relevance.dim() - len(shape)
+    reduced = relevance.sum(dim=tuple(range(extra))) if extra else relevance
+    dims = tuple(d for d, n in enumerate(shape) if n == 1 and reduced.shape[d] != 1)
+    return reduced.sum(dim=dims, keepdim=True) if dims else reduced
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _non_negative(name: str, value: float) -> float:
+    if not (isinstance(value, (int, float)) and value >= 0):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _has_negative(inputs: Sequence[Tensor]) -> bool:
+    return any(bool((x < 0).any()) for x in inputs)
+
+
+def _linearize(
+    op: LinearOperation, inputs: Sequence[Tensor], weight: Modifier, bias: Modifier | None
+) -> tuple[Tensor | None, tuple[Tensor, ...]]:
+    leaves = tuple(x.detach().requires_grad_() for x in inputs)
+    with torch.enable_grad():
+        z = op.forward(leaves, weight, bias)
+    return z, leaves
+
+
+def _vjp(z: Tensor, leaves: Sequence[Tensor], cotangent: Tensor) -> list[Tensor]:
+    gradients = torch.autograd.grad(z, leaves, cotangent, allow_unused=True)
+    return [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, gradients)]
+
+
+def _flat(op: LinearOperation, inputs: Sequence[Tensor], relevance: Tensor) -> list[Tensor]:
+    """Spread ``relevance`` evenly over each output's receptive field."""
+    ones = [torch.ones_like(x) for x in inputs]
+    z, leaves = _linearize(op, ones, torch.ones_like, None)
+    return _vjp(z, leaves, divide(relevance, z))
