@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike
 from PIL import Image, ImageDraw, ImageFont
 
 from ._arrays import as_float_array
-from .images import as_rgb_image, heatmap
+from .images import as_rgb_image, blend, heatmap
 
 _BACKGROUND = (255, 255, 255)
 _TEXT_COLOR = (0, 0, 0)
@@ -84,16 +84,15 @@ def grid(
     n_rows, height, width = next(iter(shapes.values()))
 
     if images is not None:
+        if "input" in columns:
+            raise ValueError("the column title 'input' is taken by the images: rename that method")
         if len(images) != n_rows:
             raise ValueError(f"got {len(images)} images for {n_rows} samples")
         inputs = np.stack([as_rgb_image(image) for image in images])
         if inputs.shape[1:3] != (height, width):
             raise ValueError(f"images are {inputs.shape[1:3]} pixels but the attributions {(height, width)}")
         if alpha is not None:
-            columns = {
-                name: np.rint((1 - alpha) * inputs + alpha * cells.astype(np.float64)).astype(np.uint8)
-                for name, cells in columns.items()
-            }
+            columns = {name: blend(inputs, cells, alpha) for name, cells in columns.items()}
         columns = {"input": inputs, **columns}
     if row_titles is not None and len(row_titles) != n_rows:
         raise ValueError(f"got {len(row_titles)} row titles for {n_rows} samples")

@@ -181,7 +181,17 @@ def overlay(
             f"image is {rgb.shape[0]}x{rgb.shape[1]} pixels but the attribution is "
             f"{colored.shape[0]}x{colored.shape[1]}"
         )
-    return np.rint((1 - alpha) * rgb + alpha * colored.astype(np.float64)).astype(np.uint8)
+    return blend(rgb, colored, alpha)
+
+
+def blend(image: np.ndarray, colored: np.ndarray, alpha: float) -> np.ndarray:
+    r"""Alpha-blend two uint8 RGB arrays of the same shape.
+
+    .. math:: \text{out} = \operatorname{round}\big((1 - \alpha)\,\text{image} + \alpha\,\text{colored}\big)
+    """
+    return np.rint((1 - alpha) * image.astype(np.float64) + alpha * colored.astype(np.float64)).astype(
+        np.uint8
+    )
 
 
 def save_heatmap(
