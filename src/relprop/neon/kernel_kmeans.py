@@ -28,8 +28,7 @@ from sklearn.cluster import KMeans
 
 from ._checks import as_float_tensor
 from .explainer import NeuralizedModel
-from .kmeans import stabilize
-from .pooling import softmin_shares
+from .pooling import divide_or_zero, softmin_shares
 
 
 class NeuralizedKernelKMeans(NeuralizedModel):
@@ -109,7 +108,8 @@ class NeuralizedKernelKMeans(NeuralizedModel):
         .. math:: R_d = \sum_k \sum_{i,j} \frac{(x_d - u_{jd})^2 - (x_d - u_{id})^2}{h_{ij}(x)} R_{ij},
 
         where the numerator equals :math:`2(u_i - u_j)_d x_d + u_{jd}^2 - u_{id}^2`. Conservation
-        :math:`\sum_d R_d = f_c(x)` is exact for every ``beta`` (up to the 1e-9 guard on :math:`h_{ij}`).
+        :math:`\sum_d R_d = f_c(x)` is exact for every ``beta`` (a pair with :math:`h_{ij} = 0`
+        exactly passes nothing on).
         """
         relevance = torch.zeros_like(x)
         per_dim = self.squared_distances(x)
@@ -125,7 +125,7 @@ class NeuralizedKernelKMeans(NeuralizedModel):
                 other = self.cluster_of == k
                 p = torch.softmax(-self.gamma * distances[:, other], dim=1)
                 h = distances[:, None, other] - distances[:, own, None]
-                share = q[:, :, None] * p[:, None, :] * pooled[:, column, None, None] / stabilize(h)
+                share = divide_or_zero(q[:, :, None] * p[:, None, :] * pooled[:, column, None, None], h)
                 contribution = torch.einsum("bj,bjd->bd", share.sum(dim=1), per_dim[:, other])
                 contribution -= torch.einsum("bi,bid->bd", share.sum(dim=2), per_dim[:, own])
                 relevance += weights[:, c, None] * contribution

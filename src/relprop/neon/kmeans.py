@@ -19,15 +19,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 
 from ._checks import as_float_tensor, check_fitted_estimator
 from .explainer import NeuralizedModel
-from .pooling import softmin_shares
-
-# Guard added to the denominators h of the midpoint rule, with the sign of h (sign(0) = +1).
-STABILIZER = 1e-9
-
-
-def stabilize(h: torch.Tensor) -> torch.Tensor:
-    """``h + STABILIZER * sgn_+(h)``: keeps divisions by a unit's value finite."""
-    return h + STABILIZER * torch.where(h >= 0, 1.0, -1.0).to(h)
+from .pooling import divide_or_zero, softmin_shares
 
 
 class NeuralizedKMeans(NeuralizedModel):
@@ -93,10 +85,10 @@ class NeuralizedKMeans(NeuralizedModel):
 
         .. math:: R_i = \sum_{k \ne c} \frac{w_{ck,i}\,(x_i - m_{ck,i})}{h_{ck}(x)}\, R_{ck}
 
-        Hence :math:`\sum_i R_i = f_c(x)` exactly for every ``beta`` (up to the 1e-9 guard on
-        :math:`h_{ck}`), and ``beta = inf`` gives :math:`R_i = w_{ck^*,i}(x_i - m_{ck^*,i})` for the
-        nearest competitor :math:`k^*`. The relevance is unchanged when x and all centroids are
-        shifted by the same vector.
+        Hence :math:`\sum_i R_i = f_c(x)` exactly for every ``beta`` (a unit with
+        :math:`h_{ck} = 0` exactly passes nothing on), and ``beta = inf`` gives
+        :math:`R_i = w_{ck^*,i}(x_i - m_{ck^*,i})` for the nearest competitor :math:`k^*`. The
+        relevance is unchanged when x and all centroids are shifted by the same vector.
 
         Parameters
         ----------
@@ -111,7 +103,7 @@ class NeuralizedKMeans(NeuralizedModel):
             h = units[:, cluster]
             pooled = softmin_shares(h, beta) * h.amin(dim=1, keepdim=True)
             terms = self.weight[cluster].to(x) * (x[:, None, :] - self.midpoint[cluster].to(x))
-            per_feature = torch.einsum("bkd,bk->bd", terms, pooled / stabilize(h))
+            per_feature = torch.einsum("bkd,bk->bd", terms, divide_or_zero(pooled, h))
             relevance += weights[:, cluster, None] * per_feature
         return relevance
 

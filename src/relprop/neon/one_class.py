@@ -28,7 +28,7 @@ from sklearn.svm import OneClassSVM
 
 from ._checks import as_float_tensor, check_fitted_estimator, check_rbf_kernel
 from .explainer import NeuralizedModel
-from .kmeans import stabilize
+from .pooling import divide_or_zero
 
 
 class NeuralizedOneClassSVM(NeuralizedModel):
@@ -77,13 +77,13 @@ class NeuralizedOneClassSVM(NeuralizedModel):
         :math:`R_j = \frac{\alpha_j k(x, u_j)}{\sum_{j'} \alpha_{j'} k(x, u_{j'})}\, o(x)`.
         Distance layer: :math:`R_d = \sum_j \frac{(x_d - u_{jd})^2}{\|x - u_j\|^2} R_j`; the constant
         :math:`\gamma^{-1}\log(1/\alpha_j)` is absorbed in proportion, so :math:`\sum_d R_d = o(x)`
-        exactly (up to a 1e-9 guard on :math:`\|x - u_j\|^2`, which matters only where x is a support
-        vector).
+        exactly, except where x coincides with a support vector j of non-zero share: that
+        distance unit is zero and its relevance :math:`R_j` is lost.
         """
         per_dim, h = self.units(x)
         score = -torch.logsumexp(-self.gamma * h, dim=1, keepdim=True) / self.gamma
         pooled = torch.softmax(-self.gamma * h, dim=1) * score
-        return weights * torch.einsum("bjd,bj->bd", per_dim, pooled / stabilize(per_dim.sum(dim=2)))
+        return weights * torch.einsum("bjd,bj->bd", per_dim, divide_or_zero(pooled, per_dim.sum(dim=2)))
 
 
 def neuralize_one_class_svm(estimator: OneClassSVM) -> NeuralizedOneClassSVM:
