@@ -27,18 +27,23 @@ def test_golden_value_uniform_weights():
 
 def test_score_matches_decision_function(fitted):
     estimator, model, x = fitted
-    expected = -np.log(estimator.decision_function(x.numpy()) + estimator.offset_) / estimator._gamma
+    total = estimator.dual_coef_.sum()
+    expected = (
+        -np.log((estimator.decision_function(x.numpy()) + estimator.offset_) / total) / estimator._gamma
+    )
     np.testing.assert_allclose(model(x)[:, 0].numpy(), expected, rtol=1e-12, atol=1e-12)
-    # Outliers (predict == -1) are exactly the samples with a score above -log(offset_) / gamma.
-    threshold = -np.log(estimator.offset_[0]) / estimator._gamma
+    np.testing.assert_allclose(model.log_weights.exp().sum().item(), 1.0)
+    # Outliers (predict == -1) are exactly the samples with a score above -log(offset_ / A) / gamma.
+    threshold = -np.log(estimator.offset_[0] / total) / estimator._gamma
     assert ((model(x)[:, 0].numpy() > threshold) == (estimator.predict(x.numpy()) == -1)).all()
 
 
-def test_conservation_and_image_shape(fitted):
+def test_conservation_non_negativity_and_image_shape(fitted):
     _, model, x = fitted
     images = x.reshape(25, 1, 2, 3)
     relevance = NEON(model)(images)
     assert relevance.shape == images.shape
+    assert (model(x) > 0).all() and (relevance >= 0).all()
     torch.testing.assert_close(relevance.sum((1, 2, 3)), model(x)[:, 0], rtol=0, atol=1e-12)
 
 

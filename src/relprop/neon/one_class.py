@@ -10,13 +10,19 @@ outlier score is
     h_j(x) = \|x - u_j\|^2 + \tfrac{1}{\gamma}\log\tfrac{1}{\alpha_j},
 
 large for outliers (Kauffmann, Müller, Montavon, "Towards explaining anomalies: a deep Taylor
-decomposition of one-class models", Pattern Recognition 2020). For a fitted
-``sklearn.svm.OneClassSVM`` (RBF kernel), :math:`\sum_j \alpha_j k(x, u_j)` is ``score_samples(x)``, so
+decomposition of one-class models", Pattern Recognition 2020). With weights summing to one (as in
+Schölkopf's formulation of the one-class SVM) every unit satisfies :math:`h_j \ge 0`, so
+:math:`o(x) \ge 0` and all relevance is non-negative. With uniform weights :math:`\alpha_j = 1/n`
+the score is the log-mean-exp (kernel density) form.
 
-.. math:: o(x) = -\tfrac{1}{\gamma} \log\big(\text{decision\_function}(x) + \text{offset\_}\big),
+For a fitted ``sklearn.svm.OneClassSVM`` (RBF kernel), whose dual coefficients sum to
+:math:`\nu n` (libsvm's scaling), :func:`neuralize_one_class_svm` divides them by their sum
+:math:`A`; since :math:`\sum_j A\alpha_j k(x, u_j)` is ``score_samples(x)``,
 
-a strictly decreasing function of the SVM's decision function. With uniform weights
-:math:`\alpha_j = 1/n` the score is the log-mean-exp (kernel density) form.
+.. math:: o(x) = -\tfrac{1}{\gamma} \log \frac{\text{decision\_function}(x) + \text{offset\_}}{A},
+
+a strictly decreasing function of the SVM's decision function (``predict`` flags x as an outlier
+exactly when :math:`o(x) > -\gamma^{-1}\log(\text{offset\_} / A)`).
 """
 
 from __future__ import annotations
@@ -87,11 +93,12 @@ class NeuralizedOneClassSVM(NeuralizedModel):
 
 
 def neuralize_one_class_svm(estimator: OneClassSVM) -> NeuralizedOneClassSVM:
-    """Neuralize a fitted ``sklearn.svm.OneClassSVM`` with the RBF kernel.
+    """Neuralize a fitted ``sklearn.svm.OneClassSVM`` with the RBF kernel, weights normalised to sum 1.
 
-    ``model(x)[:, 0] == -log(estimator.decision_function(x) + estimator.offset_) / gamma``, where
-    gamma is the fitted bandwidth (``'scale'``/``'auto'`` resolved).
+    ``model(x)[:, 0] == -log((estimator.decision_function(x) + estimator.offset_) / A) / gamma`` with
+    ``A = estimator.dual_coef_.sum()`` and gamma the fitted bandwidth (``'scale'``/``'auto'`` resolved).
     """
     check_fitted_estimator(estimator, (OneClassSVM,), "neuralize_one_class_svm")
     gamma = check_rbf_kernel(estimator, "neuralize_one_class_svm")
-    return NeuralizedOneClassSVM(estimator.support_vectors_, estimator.dual_coef_[0], gamma)
+    weights = estimator.dual_coef_[0]
+    return NeuralizedOneClassSVM(estimator.support_vectors_, weights / weights.sum(), gamma)
