@@ -65,7 +65,7 @@ def main(output: str = "neon_digits.png") -> None:
     outlier_scores = outlier_model(images[outliers])[:, 0]
 
     figure, axes = plt.subplots(4, N_COLUMNS, figsize=(N_COLUMNS * 1.1, 5.2))
-    for column, (index, relevance) in enumerate(zip(chosen, cluster_relevance)):
+    for column, (index, relevance) in enumerate(zip(chosen, cluster_relevance, strict=True)):
         show(
             axes[0, column],
             data[index].reshape(8, 8),
@@ -73,7 +73,7 @@ def main(output: str = "neon_digits.png") -> None:
             f"cluster {column}\nlabel {digits.target[index]}",
         )
         show(axes[1, column], relevance[0].numpy(), True, f"logit {logits[index].max():.2f}")
-    for column, (index, relevance) in enumerate(zip(outliers, outlier_relevance)):
+    for column, (index, relevance) in enumerate(zip(outliers, outlier_relevance, strict=True)):
         kind = "inlier" if digits.target[index] == 0 else "outlier"
         show(axes[2, column], data[index].reshape(8, 8), False, f"digit {digits.target[index]}\n{kind}")
         show(axes[3, column], relevance[0].numpy(), True, f"o(x) {outlier_scores[column]:.2f}")
@@ -87,7 +87,8 @@ def main(output: str = "neon_digits.png") -> None:
     print(f"beta = {beta:.4f}, max |sum R - logit| = {conservation:.2e}, wrote {output}")
     inlier_threshold = -np.log(one_class.offset_[0] / one_class.dual_coef_.sum()) / one_class._gamma
     print(
-        f"one-class: scores of the shown samples {np.round(outlier_scores.numpy(), 2)}, threshold {inlier_threshold:.2f}"
+        f"one-class: scores of the shown samples {np.round(outlier_scores.numpy(), 2)}, "
+        f"outlier above {inlier_threshold:.2f}"
     )
 
 
