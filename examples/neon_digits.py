@@ -85,7 +85,7 @@ def main(output: str = "neon_digits.png") -> None:
     figure.tight_layout()
     figure.savefig(output, dpi=120)
     print(f"beta = {beta:.4f}, max |sum R - logit| = {conservation:.2e}, wrote {output}")
-    inlier_threshold = -np.log(one_class.offset_[0] / one_class.dual_coef_.sum()) / one_class._gamma
+    inlier_threshold = -np.log(one_class.offset_[0] / one_class.dual_coef_.sum()) / outlier_model.gamma
     print(
         f"one-class: scores of the shown samples {np.round(outlier_scores.numpy(), 2)}, "
         f"outlier above {inlier_threshold:.2f}"
