@@ -1,0 +1,104 @@
+"""Input checks shared by the neuralized models: flattening, target weights, fitted estimators."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+
+def flatten_input(x: torch.Tensor, n_features: int, where: str) -> torch.Tensor:
+    """Return ``x`` of shape (B, ...) as (B, D), checking type, size and finiteness.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Floating-point batch, e.g. (B, D) or (B, C, H, W).
+    n_features : int
+        Number of features D the model expects; ``prod(x.shape[1:])`` must equal it.
+    where : str
+        Name of the caller, used in error messages.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{where}: x must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{where}: x must be floating point, got dtype {x.dtype}")
+    if x.ndim < 2:
+        raise ValueError(
+            f"{where}: x must have a batch dimension, shape (B, ...), got shape {tuple(x.shape)}"
+        )
+    per_sample = math.prod(x.shape[1:])
+    if per_sample != n_features:
+        raise ValueError(
+            f"{where}: each sample of x has {per_sample} values (shape {tuple(x.shape)}), "
+            f"but the model has {n_features} features"
+        )
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{where}: x contains NaN or infinite values")
+    return x.reshape(x.shape[0], n_features)
+
+
+def target_weights(target: int | torch.Tensor | None, logits: torch.Tensor, where: str) -> torch.Tensor:
+    """Turn a relprop ``target`` into weights shaped like ``logits`` (B, K).
+
+    None selects the largest logit of each sample (the assigned cluster or predicted class), an int
+    or a LongTensor of shape (B,) selects one output per sample, and a float tensor shaped like the
+    logits is used as the weighting itself.
+    """
+    batch, n_outputs = logits.shape
+    if target is None:
+        index = logits.argmax(dim=1)
+    elif isinstance(target, bool) or not isinstance(target, (int, torch.Tensor)):
+        raise TypeError(f"{where}: target must be None, an int or a tensor, got {type(target).__name__}")
+    elif isinstance(target, int):
+        index = torch.full((batch,), target, dtype=torch.long, device=logits.device)
+    elif target.is_floating_point():
+        if target.shape != logits.shape:
+            raise ValueError(
+                f"{where}: a float target must be shaped like the model output {tuple(logits.shape)}, "
+                f"got {tuple(target.shape)}"
+            )
+        if not torch.isfinite(target).all():
+            raise ValueError(f"{where}: target contains NaN or infinite values")
+        return target.to(logits)
+    elif target.dtype == torch.long:
+        if target.shape != (batch,):
+            raise ValueError(
+                f"{where}: a LongTensor target must have shape ({batch},), got {tuple(target.shape)}"
+            )
+        index = target.to(logits.device)
+    else:
+        raise TypeError(f"{where}: a tensor target must be float or long, got dtype {target.dtype}")
+    if (index < 0).any() or (index >= n_outputs).any():
+        raise ValueError(f"{where}: target indices must lie in [0, {n_outputs}), got {index.tolist()}")
+    return torch.nn.functional.one_hot(index, n_outputs).to(logits)
+
+
+def check_fitted_estimator(estimator: object, kinds: tuple[type, ...], where: str) -> None:
+    """TypeError unless ``estimator`` is one of ``kinds``; NotFittedError (a ValueError) unless fitted."""
+    if not isinstance(estimator, kinds):
+        names = ", ".join(kind.__name__ for kind in kinds)
+        raise TypeError(f"{where}: expected a fitted {names}, got {type(estimator).__name__}")
+    check_is_fitted(estimator)
+
+
+def check_rbf_kernel(estimator: object, where: str) -> float:
+    """Return the fitted RBF bandwidth of a scikit-learn SVM, or raise ValueError naming its kernel."""
+    kernel = estimator.kernel
+    if kernel != "rbf":
+        raise ValueError(
+            f"{where}: only the 'rbf' kernel can be neuralized, {type(estimator).__name__} has {kernel!r}"
+        )
+    # ``_gamma`` holds the numeric bandwidth after 'scale'/'auto' were resolved during fit.
+    return float(estimator._gamma)
+
+
+def as_float_tensor(values: object, name: str, ndim: int) -> torch.Tensor:
+    """Convert array-like ``values`` to a finite float64 tensor with ``ndim`` dimensions."""
+    tensor = torch.as_tensor(values, dtype=torch.float64)
+    if tensor.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(tensor.shape)}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return tensor.clone()
