@@ -139,7 +139,8 @@ class EpsilonPlusFlat(Composite):
 
 
 class EpsilonAlpha2Beta1(Composite):
-    """:class:`~relprop.rules.AlphaBeta` (2, 1) for convolutions, :class:`~relprop.rules.Epsilon` for dense layers."""
+    """:class:`~relprop.rules.AlphaBeta` (2, 1) for convolutions, :class:`~relprop.rules.Epsilon` for dense
+    layers."""
 
     def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
         layer_map = [(types.Convolution, AlphaBeta(2.0, 1.0)), (types.Dense, Epsilon(epsilon))]

@@ -155,8 +155,8 @@ class Graph:
             graph = _Tracer(leaf_types).trace(model)
         except Exception as error:  # torch.fx raises many kinds of errors on untraceable code
             raise TypeError(
-                f"relprop could not trace {type(model).__name__} with torch.fx: {error}. The model's forward must "
-                "not branch on tensor values; keep such parts as leaf modules and map a rule to them."
+                f"relprop could not trace {type(model).__name__} with torch.fx: {error}. The model's forward "
+                "on tensor values; keep such parts as leaf modules and map a rule to them."
             ) from error
         self.fx_graph = graph
         self.nodes: list[Node] = []

@@ -85,8 +85,8 @@ class LRP:
         return self._explain(x, start)[0]
 
     def audit(self, x: Tensor, target: Target = None) -> Audit:
-        """Explain as :meth:`__call__` does and keep the books: per operation, the relevance that entered, left
-        and was absorbed (by biases, stabilizers and constants), per sample.
+        """Explain as :meth:`__call__` does and keep the books: per operation, the relevance that entered,
+        left and was absorbed (by biases, stabilizers and constants), per sample.
         """
         return self._explain(x, lambda output: output * target_weights(output, target), audit=True)[1]
 
@@ -185,8 +185,8 @@ class LRP:
         reason = f" ({node.reason})" if node.reason else ""
         raise UnsupportedOperationError(
             f"relprop has no rule for {node.describe()}{reason}. Map one with a Composite: "
-            f"name_map={{'{node.name}': rule}} or layer_map=[({_type_name(node)}, rule)] (e.g. rules.Pass() for an "
-            "element-wise operation); relprop never falls back to the gradient."
+            f"name_map={{'{node.name}': rule}} or layer_map=[({_type_name(node)}, rule)] (e.g. rules.Pass() "
+            "for an element-wise operation); relprop never falls back to the gradient."
         )
 
     def _row(self, node: Node, relevance, shares) -> AuditRow:

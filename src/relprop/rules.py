@@ -1,7 +1,8 @@
 r"""Relevance propagation rules.
 
-Notation: an operation maps its inputs :math:`x_i` to outputs :math:`z_j = \sum_i x_i w_{ij} + b_j`; the
-relevance :math:`R_j` of each output is redistributed to the inputs as :math:`R_i = \sum_j R_{i \leftarrow j}`.
+Notation: an operation maps its inputs :math:`x_i` to outputs :math:`z_j = \sum_i x_i w_{ij} + b_j`;
+the relevance :math:`R_j` of each output is redistributed to the inputs as
+:math:`R_i = \sum_j R_{i \leftarrow j}`.
 :math:`(\cdot)^+ = \max(0, \cdot)` and :math:`(\cdot)^- = \min(0, \cdot)`. Denominators are stabilized as
 :math:`d + \epsilon \operatorname{sgn}_+(d)` with :math:`\operatorname{sgn}_+(0) = +1`; a denominator that is
 exactly zero (possible only with :math:`\epsilon = 0`) passes no relevance.
@@ -74,9 +75,9 @@ Part = tuple[float, Sequence[Tensor], Modifier, Modifier | None]
 class LinearRule(Rule):
     r"""Base of the rules for linear operations.
 
-    Each rule is a set of *parts* ``(s, x', w', b')``; the denominator is
-    :math:`z'_j = \sum_{\text{parts}} s\,(\sum_i x'_i w'_{ij} + b'_j)` and
-    :math:`R_i = \sum_{\text{parts}} s\, x'_i \sum_j w'_{ij} R_j / (z'_j + \epsilon \operatorname{sgn}_+(z'_j))`.
+    Each rule is a set of *parts* ``(s, x', w', b')``; with the denominator
+    :math:`z'_j = \sum_{\text{parts}} s\,(\sum_i x'_i w'_{ij} + b'_j)`, stabilized to :math:`d_j`,
+    :math:`R_i = \sum_{\text{parts}} s\, x'_i \sum_j w'_{ij} R_j / d_j`.
     """
 
     kinds = frozenset({Kind.LINEAR})
@@ -267,7 +268,8 @@ class Flat(LinearRule):
 
     .. math:: R_i = \sum_j \frac{1}{\sum_{i'} 1_{i' \to j}} R_j
 
-    where :math:`1_{i \to j}` is one if input :math:`i` is connected to output :math:`j`. Biases take no share.
+    where :math:`1_{i \to j}` is one if input :math:`i` is connected to output :math:`j`. Biases take no
+    share.
     """
 
     def backward(self, op, inputs, output, context, relevance):
@@ -350,7 +352,8 @@ class Pass(Rule):
 
 
 class WinnerTakeAll(Rule):
-    """Max pooling: each window's relevance goes to the inputs that attain its maximum, split evenly on ties."""
+    """Max pooling: each window's relevance goes to the inputs that attain its maximum, split evenly on
+    ties."""
 
     kinds = frozenset({Kind.MAXPOOL})
 
@@ -393,7 +396,8 @@ def _offsets(kernel_size: Sequence[int]):
 
 
 class Gate(Rule):
-    """Multiplicative gates (``signal * gate``, ``signal / gate``): all relevance to the signal, none to the gate.
+    """Multiplicative gates (``signal * gate``, ``signal / gate``): all relevance to the signal, none to the
+    gate.
 
     Parameters
     ----------
