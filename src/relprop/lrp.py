@@ -110,6 +110,10 @@ class LRP:
         with torch.no_grad():
             values, saved = self._forward(x)
             output = values[_output_node(self.graph)]
+            if not isinstance(output, Tensor):
+                raise TypeError(
+                    "relprop explains models that return one tensor; wrap the model to return the logits"
+                )
             if not torch.isfinite(output).all():
                 raise ValueError("the model's output contains NaN or infinite values")
             relevance = start(output)
@@ -143,10 +147,6 @@ class LRP:
 
     def _backward(self, values, saved, output_relevance: Tensor, audit: bool):
         output_node = _output_node(self.graph)
-        if not isinstance(values[output_node], Tensor):
-            raise TypeError(
-                "relprop explains models that return one tensor; wrap the model to return the logits"
-            )
         pending: dict[fx.Node, Any] = {output_node: output_relevance}
         rows: list[AuditRow] = []
         input_relevance = torch.zeros_like(values[self.graph.nodes[0].fx])
