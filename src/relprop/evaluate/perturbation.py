@@ -29,6 +29,13 @@ Regions (``windows``):
 
 ``patch_size=1`` gives pixel flipping (Bach et al. 2015), one pixel (all its channels) per step.
 
+Differences from Quantus 0.6 (``RegionPerturbation``, ``PixelFlipping``), whose curves equal ours where
+the definitions meet (tested): Quantus returns the curve for :math:`k = 1, \dots, L` without :math:`k = 0`
+(so its means and AUCs differ from AOPC), centres the grid by padding, and its ``"uniform"`` baseline fills
+each removed region with one random value instead of per-pixel noise. ``PixelFlipping`` flips single
+array elements (one channel of a pixel); ``patch_size=1`` here removes all channels of a pixel, which is the
+same for one-channel images.
+
 Ties between region scores are broken by region position in row-major order (a stable sort), so the
 result does not depend on the sorting algorithm. Put the model in evaluation mode first: batch
 normalization in training mode would make the result depend on how the perturbed images are batched.
@@ -148,14 +155,14 @@ def region_perturbation(
         x,
         attribution,
         target,
-        patch_size,
-        steps,
-        order,
-        perturbation,
-        windows,
-        seed,
-        batch_size,
-        False,
+        insert=False,
+        patch_size=patch_size,
+        steps=steps,
+        order=order,
+        perturbation=perturbation,
+        windows=windows,
+        seed=seed,
+        batch_size=batch_size,
     )
 
 
@@ -181,7 +188,18 @@ def insertion(
     the insertion AUC is ``insertion(...).auc`` and the deletion AUC is ``region_perturbation(...).auc``.
     """
     return _perturbation_curve(
-        model, x, attribution, target, patch_size, steps, order, perturbation, windows, seed, batch_size, True
+        model,
+        x,
+        attribution,
+        target,
+        insert=True,
+        patch_size=patch_size,
+        steps=steps,
+        order=order,
+        perturbation=perturbation,
+        windows=windows,
+        seed=seed,
+        batch_size=batch_size,
     )
 
 
@@ -190,6 +208,8 @@ def _perturbation_curve(
     x: Tensor,
     attribution: Tensor,
     target: Target,
+    *,
+    insert: bool,
     patch_size: int,
     steps: int | None,
     order: str,
@@ -197,7 +217,6 @@ def _perturbation_curve(
     windows: str,
     seed: int | torch.Generator,
     batch_size: int,
-    insert: bool,
 ) -> PerturbationCurve:
     check_images(x)
     heatmap = heatmap_like(attribution, x)

@@ -28,7 +28,7 @@ class UniformNoise:
     ----------
     low, high
         Bounds :math:`a, b` of the uniform distribution. None (both) samples each image within its own
-        value range ``[x_b.min(), x_b.max()]``.
+        value range ``[x_b.min(), x_b.max()]`` (a constant image is then left unchanged).
     """
 
     def __init__(self, low: float | None = None, high: float | None = None) -> None:
