@@ -160,6 +160,24 @@ def test_sliding_windows_overlap():
     torch.testing.assert_close(result.curve[0], torch.tensor([0.0, 9.0, 12.0], dtype=torch.float64))
 
 
+def test_channel_free_attribution_and_insertion_deletion_symmetry():
+    model = tiny_cnn(channels=2, size=12)
+    generator = torch.Generator().manual_seed(5)
+    x = torch.rand(1, 2, 12, 12, generator=generator, dtype=torch.float64)
+    canvas = torch.rand(1, 2, 12, 12, generator=generator, dtype=torch.float64)
+    attribution = torch.randn(1, 2, 12, 12, generator=generator, dtype=torch.float64)
+    kwargs = dict(patch_size=3, windows="sliding", steps=None)
+    inserted = insertion(model, x, attribution, 0, perturbation=canvas[0], **kwargs)
+    # A (B, H, W) heatmap is the channel sum of the attribution.
+    same = insertion(model, x, attribution.sum(1), 0, perturbation=canvas[0], **kwargs)
+    torch.testing.assert_close(same.scores, inserted.scores, rtol=0, atol=0)
+    # Inserting x into the canvas is deleting from the canvas with x as the replacement.
+    deleted = region_perturbation(model, canvas, attribution, 0, perturbation=x[0], **kwargs)
+    torch.testing.assert_close(inserted.scores, deleted.scores)
+    torch.testing.assert_close(inserted.scores[:, -1], inserted.reference)
+    assert inserted.scores.shape == (1, 145)
+
+
 def test_target_semantics(cnn, images):
     attribution = torch.randn(images.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     kwargs = dict(patch_size=4, steps=6, perturbation=0.0)

@@ -219,7 +219,7 @@ def _perturbation_curve(
     batch_size: int,
 ) -> PerturbationCurve:
     check_images(x)
-    heatmap = heatmap_like(attribution, x)
+    heatmap = heatmap_like(attribution, x).to(x.device)
     check_positive_int(patch_size, "patch_size")
     check_positive_int(batch_size, "batch_size")
     if patch_size > min(x.shape[2:]):
