@@ -44,6 +44,11 @@ def stab(z, eps):
     return z + eps * torch.where(z >= 0, 1.0, -1.0)
 
 
+def ratio(numerator, denominator):
+    """Division that passes nothing through a zero denominator, as the rules' convention says."""
+    return torch.where(denominator == 0, 0.0, numerator / torch.where(denominator == 0, 1.0, denominator))
+
+
 def reference(rule, layer, x, relevance):
     """R_i from the rule's equation with the dense matrix M (rows: outputs)."""
     shape = x.shape[1:]
@@ -58,15 +63,15 @@ def reference(rule, layer, x, relevance):
     bp, bn = b.clamp(min=0), b.clamp(max=0)
     if isinstance(rule, rules.Epsilon):
         z = M @ a + b
-        out = a * (M.T @ (R / stab(z, rule.epsilon)))
+        out = a * (M.T @ ratio(R, stab(z, rule.epsilon)))
     elif isinstance(rule, rules.ZPlus):
         z = Mp @ ap + Mn @ an + bp
-        s = R / stab(z, rule.stabilizer)
+        s = ratio(R, stab(z, rule.stabilizer))
         out = ap * (Mp.T @ s) + an * (Mn.T @ s)
     elif isinstance(rule, rules.AlphaBeta):
         zp = Mp @ ap + Mn @ an + bp
         zn = Mn @ ap + Mp @ an + bn
-        sp, sn = R / stab(zp, rule.stabilizer), R / stab(zn, rule.stabilizer)
+        sp, sn = ratio(R, stab(zp, rule.stabilizer)), ratio(R, stab(zn, rule.stabilizer))
         out = rule.alpha * (ap * (Mp.T @ sp) + an * (Mn.T @ sp)) - rule.beta * (
             ap * (Mn.T @ sn) + an * (Mp.T @ sn)
         )
@@ -76,8 +81,8 @@ def reference(rule, layer, x, relevance):
         up, un = M + g * Mp, M + g * Mn
         zpos = up @ ap + un @ an + b + g * bp
         zneg = un @ ap + up @ an + b + g * bn
-        sp = R * (z > 0) / stab(zpos, rule.stabilizer)
-        sn = R * (z < 0) / stab(zneg, rule.stabilizer)
+        sp = ratio(R * (z > 0), stab(zpos, rule.stabilizer))
+        sn = ratio(R * (z < 0), stab(zneg, rule.stabilizer))
         out = ap * (up.T @ sp) + an * (un.T @ sp) + ap * (un.T @ sn) + an * (up.T @ sn)
     elif isinstance(rule, rules.Flat):
         C = structure(layer, shape)
@@ -127,10 +132,14 @@ def layers():
 
 @pytest.mark.parametrize("rule", RULES, ids=repr)
 @pytest.mark.parametrize("index", range(7))
-def test_rule_matches_its_equation(rule, index):
+@pytest.mark.parametrize("inputs", ["signed", "non-negative"])
+def test_rule_matches_its_equation(rule, index, inputs):
+    """Signed inputs exercise every part of the rules; non-negative ones (after a ReLU) their shortcuts."""
     layer, shape = layers()[index]
     torch.manual_seed(index)
-    x = torch.randn(1, *shape)  # signed inputs exercise every part of the rules
+    x = torch.randn(1, *shape)
+    if inputs == "non-negative":
+        x = x.clamp(min=0)
     model = nn.Sequential(layer)
     with torch.no_grad():
         out = model(x)
