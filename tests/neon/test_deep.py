@@ -199,7 +199,7 @@ def test_digits_negative_feature_relevance_reaches_the_input(digits_model):
     sample = images[::60]
     feature_relevance = NEON(NeuralizedKMeans(kmeans.cluster_centers_), beta=0.1)(torch.from_numpy(phi[::60]))
     against = feature_relevance.clamp(max=0)  # evidence for other clusters
-    assert (against.sum(1) < -0.01 * feature_relevance.sum(1)).float().mean() > 0.5
+    assert (against.sum(1) < -0.01 * feature_relevance.sum(1)).float().mean() > 0.3
     # None of it is clipped on the way: it arrives at the input in full, and signed.
     relevance = LRP(features, EXACT).propagate(sample, against)
     torch.testing.assert_close(relevance.sum((1, 2, 3)), against.sum(1), rtol=0, atol=1e-8)
