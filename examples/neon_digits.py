@@ -86,7 +86,7 @@ def main(output: str = "neon_digits.png") -> None:
     # Deep k-means: one sample per cluster of the features, beta = 1 / mean logit as above.
     deep = deep_kmeans(images, digits.target)
     deep_logits = deep.logits(images)
-    deep.beta = 1.0 / deep_logits.amax(1).mean().item()
+    deep = DeepKMeans(deep.features, deep.head, beta=1.0 / deep_logits.amax(1).mean().item())
     deep_assigned = deep_logits.argmax(1).numpy()
     deep_chosen = [int(np.flatnonzero(deep_assigned == c)[0]) for c in range(10)]
     deep_relevance = deep(images[deep_chosen])
