@@ -108,7 +108,8 @@ def test_audit_books_balance_with_biases(composite):
 
 
 def test_alpha_beta_leak_shows_in_the_audit():
-    """alpha-beta passes alpha * R (not R) where an output has no negative contributions: the audit shows it."""
+    """alpha-beta passes alpha * R (not R) where an output has no negative contributions: the audit
+    shows it."""
     model = make(bias=False)
     composite = composites.Composite(
         layer_map=[(types.Linear, rules.AlphaBeta(2.0, 1.0, stabilizer=0))], stabilizer=0
@@ -133,6 +134,21 @@ def test_redistribute_conserves_exactly_with_biases():
     books = LRP(model, composite).audit(x, target=2)
     torch.testing.assert_close(books.input, model(x)[:, 2], rtol=1e-9, atol=1e-12)
     assert books.leaks(1e-9) == []
+
+
+def test_audit_of_a_given_output_relevance():
+    model = make(bias=True)
+    x = torch.rand(2, 3, 8, 8)
+    start = torch.rand(2, 5)
+    explainer = LRP(model)
+    books = explainer.audit(x, output_relevance=start)
+    torch.testing.assert_close(books.relevance, explainer.propagate(x, start))
+    torch.testing.assert_close(books.output, start.sum(1))
+    torch.testing.assert_close(books.residual, torch.zeros(2), atol=1e-10, rtol=0)
+    with pytest.raises(ValueError, match="not both"):
+        explainer.audit(x, target=1, output_relevance=start)
+    with pytest.raises(ValueError, match="shaped like the output"):
+        explainer.propagate(x, torch.rand(2, 4))
 
 
 def test_lrp0_equals_gradient_times_input_on_bias_free_relu_network():

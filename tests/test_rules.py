@@ -154,7 +154,8 @@ def test_rule_matches_its_equation(rule, index, inputs):
 def test_rule_on_weightless_pooling_has_positive_weights(rule):
     """Average pooling is a linear map with positive weights: its negative part is zero (zennit's alpha-beta
     applies the pooling to both parts instead). Weightless operations compute the denominators of the
-    weight-free rules (w-square) with unit weights, so the 1e-6 stabilizer weighs differently: tolerance 1e-5."""
+    weight-free rules (w-square) with unit weights, so the 1e-6 stabilizer weighs differently: tolerance
+    1e-5."""
     torch.manual_seed(1)
     layer = nn.AvgPool2d(2, stride=1)
     x = torch.randn(1, 2, 4, 4)
@@ -182,7 +183,8 @@ def test_epsilon_by_hand():
 
 
 def test_alphabeta_toolbox_convention():
-    """The LRP Toolbox's single alpha=2 is Bach's alpha=2, beta=1: positive shares times 2, negative times 1."""
+    """The LRP Toolbox's single alpha=2 is Bach's alpha=2, beta=1: positive shares times 2, negative
+    times 1."""
     layer = nn.Linear(3, 1, bias=False)
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[1.0, -2.0, 3.0]]))

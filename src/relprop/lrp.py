@@ -64,7 +64,7 @@ class LRP:
         ``(B,)``, or a float tensor shaped like the model's output that weights the outputs to explain. The
         relevance at the output is the selected logit(s) times that weighting.
         """
-        return self._explain(x, lambda output: output * target_weights(output, target))[0]
+        return self._explain(x, _selected(target))[0]
 
     def propagate(self, x: Tensor, output_relevance: Tensor | Callable[[Tensor], Tensor]) -> Tensor:
         """Relevance at the input when the output holds ``output_relevance``.
@@ -72,23 +72,23 @@ class LRP:
         ``output_relevance`` is a tensor shaped like ``model(x)``, or a function of the output that
         returns one (for a relevance that depends on the output, e.g. of a model stacked on this one).
         """
+        return self._explain(x, _given(output_relevance))[0]
 
-        def start(output: Tensor) -> Tensor:
-            relevance = output_relevance(output) if callable(output_relevance) else output_relevance
-            if not isinstance(relevance, Tensor) or relevance.shape != output.shape:
-                shape = getattr(relevance, "shape", type(relevance).__name__)
-                raise ValueError(
-                    f"output relevance of shape {shape} must be shaped like the output {tuple(output.shape)}"
-                )
-            return relevance.to(output)
-
-        return self._explain(x, start)[0]
-
-    def audit(self, x: Tensor, target: Target = None) -> Audit:
-        """Explain as :meth:`__call__` does and keep the books: per operation, the relevance that entered,
-        left and was absorbed (by biases, stabilizers and constants), per sample.
+    def audit(
+        self,
+        x: Tensor,
+        target: Target = None,
+        *,
+        output_relevance: Tensor | Callable[[Tensor], Tensor] | None = None,
+    ) -> Audit:
+        """Explain as :meth:`__call__` (or, given ``output_relevance``, as :meth:`propagate`) does and keep
+        the books: per operation, the relevance that entered, left and was absorbed (by biases, stabilizers
+        and constants), per sample.
         """
-        return self._explain(x, lambda output: output * target_weights(output, target), audit=True)[1]
+        if output_relevance is not None and target is not None:
+            raise ValueError("audit takes a target or an output relevance, not both")
+        start = _selected(target) if output_relevance is None else _given(output_relevance)
+        return self._explain(x, start, audit=True)[1]
 
     # ------------------------------------------------------------------------------------------ internals
     def _check_rules(self) -> None:
@@ -195,6 +195,26 @@ class LRP:
         entered = _per_sample(relevance)
         left = sum((_per_sample(s) for s in shares), torch.zeros_like(entered))
         return AuditRow(node.name, node.describe(), name, entered, left)
+
+
+def _selected(target: Target) -> Callable[[Tensor], Tensor]:
+    """The output relevance of a target: the selected outputs times their weighting."""
+    return lambda output: output * target_weights(output, target)
+
+
+def _given(output_relevance: Tensor | Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    def start(output: Tensor) -> Tensor:
+        relevance = output_relevance(output) if callable(output_relevance) else output_relevance
+        if not isinstance(relevance, Tensor) or relevance.shape != output.shape:
+            shape = getattr(relevance, "shape", type(relevance).__name__)
+            raise ValueError(
+                f"output relevance of shape {shape} must be shaped like the output {tuple(output.shape)}"
+            )
+        if not torch.isfinite(relevance).all():
+            raise ValueError("output relevance contains NaN or infinite values")
+        return relevance.to(output)
+
+    return start
 
 
 def _route(node: Node, relevance, values, graph: Graph) -> list[tuple[fx.Node, Any]]:
