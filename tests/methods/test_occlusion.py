@@ -64,8 +64,8 @@ def test_occluding_an_irrelevant_region_gives_zero(make_model, images):
 
 def test_batch_size_does_not_change_the_result(make_model, images):
     model = make_model()
-    one = Occlusion(model, 3, 1, batch_size=1)(images)
-    torch.testing.assert_close(Occlusion(model, 3, 1, batch_size=500)(images), one, rtol=1e-12, atol=1e-14)
+    one = Occlusion(model, 3, 2, batch_size=1)(images)
+    torch.testing.assert_close(Occlusion(model, 3, 2, batch_size=500)(images), one, rtol=1e-12, atol=1e-14)
 
 
 def test_bad_arguments(make_model, images):
