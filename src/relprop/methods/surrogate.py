@@ -54,7 +54,9 @@ class _SuperpixelSurrogate(Explainer):
         ``(B, H, W)``.
 
         Each image is scaled to ``[0, 1]`` first; three-channel images are segmented in Lab colour space
-        (scikit-image's default).
+        (scikit-image's default). SLIC may return fewer superpixels than ``n_segments``: on colour noise it
+        can return a single one unless ``compactness`` is raised (about 100), so check ``segment(x)`` on
+        unusual images.
         """
         _check_images(x)
         labels = []
