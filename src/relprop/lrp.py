@@ -10,6 +10,7 @@ from torch import Tensor, fx, nn
 
 from relprop.audit import Audit, AuditRow
 from relprop.canonizers import Canonizer, MergeBatchNorm
+from relprop.checks import check_eval_mode, check_input
 from relprop.composites import Composite, EpsilonPlusFlat
 from relprop.graph import Graph, Kind, Node, UnsupportedOperationError
 from relprop.rules import Rule
@@ -47,7 +48,7 @@ class LRP:
         composite: Composite | None = None,
         canonizers: Iterable[Canonizer] | None = None,
     ) -> None:
-        _check_mode(model)
+        check_eval_mode(model)
         self.model = model
         self.composite = EpsilonPlusFlat() if composite is None else composite
         self.canonizers = (MergeBatchNorm(),) if canonizers is None else tuple(canonizers)
@@ -105,8 +106,8 @@ class LRP:
                 raise ValueError(f"{rule!r} cannot explain {node.describe()} (a {node.kind.value} operation)")
 
     def _explain(self, x: Tensor, start: Callable[[Tensor], Tensor], audit: bool = False):
-        _check_mode(self.model)
-        _check_input(x, self.model)
+        check_eval_mode(self.model)
+        check_input(x, self.model)
         with torch.no_grad():
             values, saved = self._forward(x)
             output = values[_output_node(self.graph)]
@@ -273,38 +274,3 @@ def _type_name(node: Node) -> str:
     return (
         f"{node.type.__module__}.{node.type.__qualname__}" if node.type is not None else "<its module type>"
     )
-
-
-_TRAINING_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
-
-
-def _check_mode(model: nn.Module) -> None:
-    training = [
-        name or type(model).__name__
-        for name, m in model.named_modules()
-        if m.training and isinstance(m, _TRAINING_SENSITIVE)
-    ]
-    if training:
-        raise ValueError(
-            f"the model is in training mode ({', '.join(training[:3])}, ...): call model.eval() "
-            "before explaining it"
-        )
-
-
-def _check_input(x: Tensor, model: nn.Module) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
-    if x.dim() < 2:
-        raise ValueError(f"input must have a batch dimension, got shape {tuple(x.shape)}")
-    finite = torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
-    if not finite.all():
-        sample = int((~finite).nonzero()[0, 0])
-        raise ValueError(f"input contains NaN or infinite values (sample {sample})")
-    parameter = next(model.parameters(), None)
-    if parameter is not None and (parameter.dtype != x.dtype or parameter.device != x.device):
-        raise TypeError(
-            f"input is {x.dtype} on {x.device} but the model's parameters are {parameter.dtype} on "
-            f"{parameter.device}: convert one to match the other (e.g. model.to(x))"
-        )

@@ -176,11 +176,18 @@ class ZPlus(LinearRule):
     .. math:: R_i = \sum_j \frac{x_i^+ w_{ij}^+ + x_i^- w_{ij}^-}
               {\sum_{i'} (x_{i'}^+ w_{i'j}^+ + x_{i'}^- w_{i'j}^-) + b_j^+} R_j
 
-    The positive part of the bias takes its share, as in zennit.
+    The positive part of the bias takes its share, as in zennit; ``bias=False`` gives it none (zennit's
+    ``zero_params=['bias']``), so that the rule conserves relevance wherever the denominator is positive.
     """
+
+    def __init__(self, stabilizer: float = 1e-6, redistribute: bool = False, bias: bool = True) -> None:
+        super().__init__(stabilizer, redistribute)
+        self.bias = bias
 
     def backward(self, op, inputs, output, context, relevance):
         parts = _excitatory(inputs, _has_negative(inputs))
+        if not self.bias:
+            parts = [(sign, xs, weight, None) for sign, xs, weight, _ in parts]
         return self._share(op, inputs, parts, relevance, self.stabilizer)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from relprop.lrp import _check_input, _check_mode
+from relprop.checks import check_eval_mode, check_input
 from relprop.targets import Target, target_weights
 
 
@@ -20,7 +20,7 @@ class Explainer:
     def __init__(self, model: nn.Module) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        _check_mode(model)
+        check_eval_mode(model)
         self.model = model
 
     def __call__(self, x: Tensor, target: Target = None) -> Tensor:
@@ -31,7 +31,7 @@ class Explainer:
         (see :func:`relprop.targets.target_weights`). The explained quantity of sample ``b`` is
         ``(model(x)[b] * weights[b]).sum()``, with the weights chosen on ``x`` itself.
         """
-        check_input(x, self.model)
+        check_call(x, self.model)
         return self._attribute(x.detach(), target)
 
     def _attribute(self, x: Tensor, target: Target) -> Tensor:
@@ -43,11 +43,11 @@ class Explainer:
         return f"{type(self).__name__}({params})"
 
 
-def check_input(x: Tensor, model: nn.Module) -> None:
+def check_call(x: Tensor, model: nn.Module) -> None:
     """The checks of :class:`relprop.LRP`: evaluation mode, a finite floating-point batch that matches the
     model's parameters."""
-    _check_mode(model)
-    _check_input(x, model)
+    check_eval_mode(model)
+    check_input(x, model)
 
 
 def forward(model: nn.Module, x: Tensor) -> Tensor:

@@ -10,21 +10,7 @@ from relprop import types
 from relprop.canonizers import Canonizer
 from relprop.composites import Composite
 from relprop.lrp import LRP
-from relprop.rules import LinearRule, _excitatory
-
-
-class ZPlusIgnoreBias(LinearRule):
-    r"""The :math:`z^+` rule with no share for the bias (zennit's ``ZPlus(zero_params=['bias'])``).
-
-    .. math:: R_i = \sum_j \frac{x_i^+ w_{ij}^+ + x_i^- w_{ij}^-}
-              {\sum_{i'} (x_{i'}^+ w_{i'j}^+ + x_{i'}^- w_{i'j}^-)} R_j
-
-    It conserves relevance wherever the denominator is positive, whatever the biases.
-    """
-
-    def backward(self, op, inputs, output, context, relevance):
-        parts = [(sign, xs, weight, None) for sign, xs, weight, _ in _excitatory(inputs)]
-        return self._share(op, inputs, parts, relevance, self.stabilizer)
+from relprop.rules import ZPlus
 
 
 class ExcitationBackprop(LRP):
@@ -33,9 +19,9 @@ class ExcitationBackprop(LRP):
     Zhang et al. pass a "marginal winning probability" :math:`P(a_j)` from each neuron to its inputs in
     proportion to their excitatory contributions,
     :math:`P(a_i) = \sum_j \frac{a_i w_{ij}^+}{\sum_{i'} a_{i'} w_{i'j}^+} P(a_j)`, for activations
-    :math:`a \ge 0`. That is LRP with the :math:`z^+` rule without biases (:class:`ZPlusIgnoreBias`) on every
-    dense and convolutional layer, with the proportional rule (:class:`~relprop.rules.Epsilon` with a tiny
-    stabilizer) for sums and average pooling and winner-take-all for max pooling (the base map of
+    :math:`a \ge 0`. That is LRP with the :math:`z^+` rule without biases (``rules.ZPlus(bias=False)``) on
+    every dense and convolutional layer, with the proportional rule (:class:`~relprop.rules.Epsilon` with a
+    tiny stabilizer) for sums and average pooling and winner-take-all for max pooling (the base map of
     :class:`~relprop.composites.Composite`), as zennit's ``ExcitationBackprop(zero_params=['bias'])``. On
     networks without biases it equals LRP with :class:`~relprop.rules.ZPlus`.
 
@@ -57,6 +43,6 @@ class ExcitationBackprop(LRP):
     def __init__(
         self, model: nn.Module, canonizers: Iterable[Canonizer] | None = None, stabilizer: float = 1e-6
     ) -> None:
-        rule = ZPlusIgnoreBias(stabilizer=stabilizer)
+        rule = ZPlus(stabilizer=stabilizer, bias=False)
         composite = Composite(layer_map=[(types.Linear, rule)], stabilizer=stabilizer)
         super().__init__(model, composite=composite, canonizers=canonizers)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from relprop.methods._common import check_input, chunks, number, per_forward, positive_int, tile, weights_at
+from relprop.methods._common import check_call, chunks, number, per_forward, positive_int, tile, weights_at
 from relprop.targets import Target
 
 
@@ -64,7 +64,7 @@ class SmoothGrad:
     def __call__(self, x: Tensor, target: Target = None) -> Tensor:
         """The mean attribution of ``base`` over noisy copies of ``x``; shaped like ``x``."""
         model = self.base.model
-        check_input(x, model)
+        check_call(x, model)
         x = x.detach()
         weights = weights_at(model, x, target)
         flat = x.reshape(x.shape[0], -1)
