@@ -3,7 +3,7 @@
 For each model, batch size and composite, the methods run interleaved in one process (forward, gradient,
 relprop, zennit, again and again), and the medians are compared, so that a busy machine slows all of them
 alike. Peak memory is measured in a fresh subprocess per method (``--memory``; the peak resident set size
-above what the model and the input take, or ``torch.cuda.max_memory_allocated`` on a GPU).
+above what the model and the input take, on Linux, or ``torch.cuda.max_memory_allocated`` on a GPU).
 
     python benchmarks/lrp_speed.py                          # vgg16 and resnet50, batch 1 and 8, 224x224
     python benchmarks/lrp_speed.py --models resnet50 --batches 1 --repeats 3 --memory
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -125,9 +124,19 @@ def _measure(model_name, batch, preset_name, method, size, device):
         base = torch.cuda.memory_allocated()
         call()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as handle:  # Linux: reset the peak resident set size (VmHWM)
+        handle.write("5")
+    base = _status_kib("VmRSS")
     call()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    return (_status_kib("VmHWM") - base) / 1024
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def main() -> None:

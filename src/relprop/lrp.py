@@ -57,6 +57,7 @@ class LRP:
             canonizer.apply(self.graph)
         self.rules: dict[Node, Rule] = self.composite.assign(self.graph)
         self._check_rules()
+        self._kept = self._values_kept()
 
     def __call__(self, x: Tensor, target: Target = None) -> Tensor:
         """Relevance of each input element for ``target``; shaped like ``x``, same dtype and device.
@@ -105,6 +106,18 @@ class LRP:
             if node.kind not in rule.kinds:
                 raise ValueError(f"{rule!r} cannot explain {node.describe()} (a {node.kind.value} operation)")
 
+    def _values_kept(self) -> set[fx.Node]:
+        """Nodes whose value the backward pass reads: the others are freed once their consumers ran."""
+        kept = {_output_node(self.graph)} | {n.fx for n in self.graph if n.kind == Kind.INPUT}
+        for node in self.graph:
+            rule = self.rules.get(node)
+            if rule is None:
+                if node.kind in (Kind.ROUTE, Kind.UNKNOWN):  # routes re-run the operation on its operands
+                    kept.update(node.fx.all_input_nodes)
+            elif rule.needs_output:
+                kept.add(node.fx)
+        return kept
+
     def _explain(self, x: Tensor, start: Callable[[Tensor], Tensor], audit: bool = False):
         check_eval_mode(self.model)
         check_input(x, self.model)
@@ -123,6 +136,7 @@ class LRP:
     def _forward(self, x: Tensor) -> tuple[dict[fx.Node, Any], dict[fx.Node, tuple]]:
         values: dict[fx.Node, Any] = {}
         saved: dict[fx.Node, tuple] = {}
+        waiting = {node.fx: len(node.fx.users) for node in self.graph}
         for node in self.graph:
             fx_node = node.fx
             if node.kind == Kind.INPUT:
@@ -144,6 +158,10 @@ class LRP:
                 if node.inplace:
                     args = tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
                 values[fx_node] = node.run(args, kwargs)
+            for used in fx_node.all_input_nodes:
+                waiting[used] -= 1
+                if waiting[used] == 0 and used not in self._kept:
+                    values[used] = None  # rules hold the inputs they need; free the rest early
         return values, saved
 
     def _backward(self, values, saved, output_relevance: Tensor, audit: bool):

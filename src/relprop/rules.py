@@ -51,6 +51,8 @@ class Rule:
     """
 
     kinds: frozenset[Kind] = frozenset()
+    needs_output = False
+    """Whether :meth:`backward` reads the operation's output; otherwise the engine frees it early."""
 
     def forward(self, op: Any, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
         """Compute the operation's output; returns ``(output, context for backward)``."""
@@ -59,7 +61,8 @@ class Rule:
     def backward(
         self, op: Any, inputs: Sequence[Tensor], output: Tensor, context: Any, relevance: Tensor
     ) -> list[Tensor | None]:
-        """Redistribute ``relevance`` (shaped like ``output``) to the inputs."""
+        """Redistribute ``relevance`` (shaped like the output) to the inputs; ``output`` is the operation's
+        output if the rule ``needs_output``, else ``None``."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -259,6 +262,7 @@ class Gamma(LinearRule):
         self.gamma = _non_negative("gamma", gamma)
 
     records_forward = True
+    needs_output = True
 
     def backward(self, op, inputs, output, context, relevance):
         gamma = self.gamma
@@ -389,10 +393,10 @@ class Pass(Rule):
     kinds = frozenset({Kind.ELEMENTWISE, Kind.LINEAR, Kind.UNKNOWN})
 
     def backward(self, op, inputs, output, context, relevance):
-        if len(inputs) != 1 or inputs[0].shape != output.shape:
+        if len(inputs) != 1 or inputs[0].shape != relevance.shape:
             raise UnsupportedOperationError(
                 "Pass needs one input shaped like the output, got inputs "
-                f"{[tuple(x.shape) for x in inputs]} for output {tuple(output.shape)}"
+                f"{[tuple(x.shape) for x in inputs]} for output {tuple(relevance.shape)}"
             )
         return [relevance]
 
@@ -402,6 +406,7 @@ class WinnerTakeAll(Rule):
     ties."""
 
     kinds = frozenset({Kind.MAXPOOL})
+    needs_output = True
 
     def backward(self, op: MaxPool, inputs, output, context, relevance):
         (x,) = inputs
@@ -459,7 +464,7 @@ class Gate(Rule):
         self.signal = signal
 
     def backward(self, op: Call, inputs, output, context, relevance):
-        index = self.signal if self.signal is not None else _signal_index(inputs, output)
+        index = self.signal if self.signal is not None else _signal_index(inputs, relevance.shape)
         if not 0 <= index < len(inputs):
             raise UnsupportedOperationError(
                 f"Gate(signal={index}) but the operation has {len(inputs)} operands"
@@ -469,11 +474,11 @@ class Gate(Rule):
         return result
 
 
-def _signal_index(inputs: Sequence[Tensor], output: Tensor) -> int:
+def _signal_index(inputs: Sequence[Tensor], shape: torch.Size) -> int:
     if len(inputs) == 1:
         return 0
     smallest = min(x.numel() for x in inputs)
-    full = [k for k, x in enumerate(inputs) if x.shape == output.shape and x.numel() > smallest]
+    full = [k for k, x in enumerate(inputs) if x.shape == shape and x.numel() > smallest]
     if len(full) == 1:
         return full[0]
     raise UnsupportedOperationError(
