@@ -150,6 +150,7 @@ class StoreWriter:
             self._file.close()
             self._file = None
         if self._lock is not None:
+            Path(self._lock.name).unlink(missing_ok=True)  # while still holding it
             self._lock.close()
             self._lock = None
 

@@ -178,7 +178,8 @@ class Attributor:
             *lead, height, width = relevance.shape
             rows, cols = self.pool
             relevance = relevance.reshape(*lead, rows, height // rows, cols, width // cols).sum(dim=(-3, -1))
-        attribution = relevance.numpy().astype(self.dtype)
+        with np.errstate(over="ignore"):  # reported below, naming the sample
+            attribution = relevance.numpy().astype(self.dtype)
         finite = np.isfinite(attribution.reshape(len(attribution), -1)).all(axis=1)
         if not finite.all():
             sample = int(np.flatnonzero(~finite)[0])
