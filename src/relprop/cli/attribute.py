@@ -1,0 +1,131 @@
+"""``relprop attribute``: explain a whole data set into a resumable store; ``relprop merge``: join shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from relprop.cli.app import app
+from relprop.cli.presets import COMPOSITES, METHODS, make_composite
+
+_EXPECTED = (ValueError, TypeError, OSError, ImportError)
+
+
+def _fail(error: BaseException) -> typer.Exit:
+    message = " ".join(str(error).split()) or type(error).__name__
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _parse_pool(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    rows, _, cols = text.lower().partition("x")
+    try:
+        return int(rows), int(cols)
+    except ValueError:
+        raise ValueError(f"--pool must look like HxW (e.g. 7x7), got {text!r}") from None
+
+
+@app.command()
+def attribute(
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="Image folder (ImageFolder layout), .npz (arrays x, y), .npy, or a data set name."
+        ),
+    ],
+    model: Annotated[
+        str, typer.Option(help="NAME, NAME:WEIGHTS (a state dict) or a TorchScript file of an nn.Sequential.")
+    ],
+    out: Annotated[Path, typer.Option(help="The store (HDF5). Run the same command again to resume it.")],
+    method: Annotated[str, typer.Option(help=f"Explanation method: {', '.join(METHODS)}.")] = "lrp",
+    composite: Annotated[str, typer.Option(help=", ".join(COMPOSITES))] = "epsilon-plus-flat",
+    preprocessing: Annotated[
+        str | None,
+        typer.Option(help="For image folders: to-tensor, or efficientnet-lite (the default for that model)."),
+    ] = None,
+    low: Annotated[float | None, typer.Option(help="Smallest input value (epsilon-gamma-box).")] = None,
+    high: Annotated[float | None, typer.Option(help="Largest input value (epsilon-gamma-box).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    dtype: Annotated[str, typer.Option(help="Attribution type: float16 or float32.")] = "float16",
+    pool: Annotated[str | None, typer.Option(help="Sum-pool attributions to HxW (e.g. 7x7).")] = None,
+    sum_channels: Annotated[bool, typer.Option(help="Sum attributions over channels.")] = False,
+    target: Annotated[str, typer.Option(help="Explain the 'prediction' or the 'label'.")] = "prediction",
+    shard: Annotated[str, typer.Option(help="i/n: compute shard i of n into its own store.")] = "0/1",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    ray: Annotated[bool, typer.Option(help="Compute on Ray (pip install relprop[ray]).")] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Address of the Ray cluster; by default ray.init()'s (RAY_ADDRESS or a local one)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Ray workers (default: one per CPU or GPU).")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
+) -> None:
+    """Explain every sample of DATA and store the heatmaps, outputs and labels in a resumable HDF5 file."""
+    from relprop.data import PREPROCESSING, load_dataset
+    from relprop.models.loading import load_model
+    from relprop.store import attribute_dataset, parse_shard
+
+    try:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        folder = Path(data).is_dir()
+        if preprocessing is None:
+            preprocessing = "efficientnet-lite" if model.startswith("efficientnet-lite") else "to-tensor"
+        if preprocessing not in PREPROCESSING:
+            raise ValueError(
+                f"unknown preprocessing {preprocessing!r}; choose one of {', '.join(PREPROCESSING)}"
+            )
+        if (low is None) != (high is None):
+            raise ValueError("pass both --low and --high, or neither")
+        if low is None and folder:
+            low, high = PREPROCESSING[preprocessing].bounds
+        rules = make_composite(composite, None if low is None else (low, high))
+        dataset = load_dataset(data, preprocessing)
+        description = {
+            "dataset": str(Path(data).resolve()) if folder or Path(data).is_file() else data,
+            "model": model,
+            "method": method,
+            "composite": composite + (f" low={low} high={high}" if composite == "epsilon-gamma-box" else ""),
+            "preprocessing": preprocessing if folder else "none",
+        }
+        attribute_dataset(
+            dataset,
+            load_model(model),
+            out,
+            composite=rules,
+            description=description,
+            batch_size=batch_size,
+            dtype=dtype,
+            pool=_parse_pool(pool),
+            sum_channels=sum_channels,
+            target=target,
+            shard=parse_shard(shard),
+            device=device,
+            ray=(ray_address or True) if ray or ray_address else False,
+            workers=workers,
+            progress=progress,
+        )
+    except _EXPECTED as error:
+        raise _fail(error) from None
+
+
+@app.command()
+def merge(
+    out: Annotated[Path, typer.Argument(help="The merged store to write.")],
+    shards: Annotated[list[Path], typer.Argument(help="The complete shard stores of one run.")],
+) -> None:
+    """Join shard stores (from --shard i/n) into one store; checks every sample is there exactly once."""
+    from relprop.store import merge as merge_stores
+
+    try:
+        merge_stores(out, shards)
+    except _EXPECTED as error:
+        raise _fail(error) from None

@@ -1,0 +1,145 @@
+"""Load a model from a command-line specification, without ever unpickling arbitrary objects.
+
+A specification is one of
+
+* ``NAME``: a registered architecture with its default (pretrained) weights, e.g. ``efficientnet-lite0``;
+* ``NAME:WEIGHTS``: a registered architecture with a state dict from ``WEIGHTS`` (``torch.save`` of
+  ``model.state_dict()``), read with ``torch.load(weights_only=True)``;
+* ``FILE``: a TorchScript file (``torch.jit.save``) of a ``torch.nn.Sequential`` of standard ``torch.nn``
+  layers (nested ``Sequential`` allowed). relprop explains plain modules traced with ``torch.fx``, which
+  cannot trace compiled TorchScript code, so the layers are rebuilt as the ``torch.nn`` modules they were
+  scripted from, with the same weights.
+
+A file that is a pickled module (``torch.save(model)``) is refused: unpickling it could run any code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+import warnings
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["load_model", "model_names", "register_model"]
+
+_MODELS: dict[str, Callable[[bool], nn.Module]] = {}
+
+
+def register_model(name: str, factory: Callable[[bool], nn.Module]) -> None:
+    """Make an architecture loadable by ``name``.
+
+    Parameters
+    ----------
+    name:
+        The name in specifications; must contain no ``:``.
+    factory:
+        ``factory(pretrained)`` returns the model, with its default weights if ``pretrained`` is true and
+        with any weights otherwise (they are replaced by a state dict).
+    """
+    if not name or ":" in name:
+        raise ValueError(f"a model name must be non-empty and contain no ':', got {name!r}")
+    _MODELS[name] = factory
+
+
+def model_names() -> list[str]:
+    """The names registered with :func:`register_model`."""
+    return sorted(_MODELS)
+
+
+def _efficientnet_lite0(pretrained: bool) -> nn.Module:
+    from relprop.models.efficientnet_lite import efficientnet_lite0
+
+    return efficientnet_lite0(pretrained=pretrained)
+
+
+register_model("efficientnet-lite0", _efficientnet_lite0)
+
+
+def load_model(spec: str) -> nn.Module:
+    """The model that ``spec`` names (see the module docstring), in evaluation mode on the CPU.
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` names no registered architecture and no file, if a weights file holds anything other
+        than tensors, or if a TorchScript file holds layers relprop cannot rebuild.
+    """
+    name, _, weights = spec.partition(":")
+    if name in _MODELS:
+        model = _MODELS[name](not weights)
+        if weights:
+            model.load_state_dict(_load_state_dict(Path(weights)), strict=True)
+        return model.eval()
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(
+            f"model {spec!r} is neither a registered architecture ({', '.join(model_names())}, optionally "
+            "followed by :WEIGHTS) nor an existing file"
+        )
+    if _is_torchscript(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still reads files
+            script = torch.jit.load(str(path), map_location="cpu")
+        return _rebuild(script, where="model").eval()
+    _load_state_dict(path)  # refuses pickles with a clear message; a state dict lands below
+    raise ValueError(
+        f"{path} holds a state dict, which has no architecture: pass NAME:{path} with NAME one of "
+        f"{', '.join(model_names())}, or save the model with torch.jit.script(model).save(...)"
+    )
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split("/")[1:2] == ["code"] for name in archive.namelist())
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as error:
+        raise ValueError(
+            f"{path} is not a plain weights file: it holds pickled Python objects, and loading them could "
+            "run arbitrary code, so relprop only reads tensors (torch.load(weights_only=True)); save "
+            f"model.state_dict() or a TorchScript module instead ({type(error).__name__})"
+        ) from error
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
+    return state
+
+
+def _rebuild(script: torch.jit.ScriptModule, where: str) -> nn.Module:
+    """The ``torch.nn`` module a scripted standard layer (or ``Sequential`` of them) was made from."""
+    kind = script.original_name
+    if kind == "Sequential":
+        return nn.Sequential(*(_rebuild(child, f"{where}.{n}") for n, child in script.named_children()))
+    cls = getattr(nn, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)) or list(script.named_children()):
+        raise ValueError(
+            f"TorchScript {where} is a {kind} with its own forward code, which relprop cannot trace; "
+            "script a torch.nn.Sequential of standard layers, or register the architecture with "
+            "relprop.models.loading.register_model and pass NAME:WEIGHTS"
+        )
+    arguments = {}
+    for parameter in list(inspect.signature(cls).parameters.values()):
+        if parameter.name == "bias":
+            arguments["bias"] = getattr(script, "bias", None) is not None
+        elif parameter.name in ("affine", "elementwise_affine") and not hasattr(script, parameter.name):
+            arguments[parameter.name] = getattr(script, "weight", None) is not None
+        elif hasattr(script, parameter.name):
+            arguments[parameter.name] = getattr(script, parameter.name)
+        elif parameter.default is inspect.Parameter.empty:
+            raise ValueError(
+                f"cannot rebuild TorchScript {where} ({kind}): its {parameter.name!r} is unknown"
+            )
+    module = cls(**arguments)
+    module.load_state_dict(script.state_dict(), strict=True)
+    return module

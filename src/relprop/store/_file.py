@@ -1,0 +1,277 @@
+"""The attribution store: one HDF5 file per run (or shard), written batch by batch, safe against crashes.
+
+Layout (``size`` rows, one per sample of the run, in the order they are computed)::
+
+    /index        (size,)           int64    the sample's index in the data set
+    /label        (size,)           int64    its label (-1 if unknown)
+    /output       (size, K)         float32  the model's output (logits)
+    /prediction   (size,)           int64    the predicted class, argmax of the output
+    /attribution  (size, *shape)    float16 or float32, chunked, gzip + shuffle
+    /done         ()                int64    rows [0, done) are complete; nothing else is trusted
+    attributes:   relprop_format, relprop_format_version, params (JSON), size, dataset_size, shard
+
+Crash safety. The file is created with all rows allocated and switched to HDF5's single-writer /
+multiple-reader (SWMR) mode, in which the library orders its metadata writes so that the file stays
+readable whenever the writer dies. Each batch writes its rows, flushes, and only then advances ``done``
+and flushes again, so ``done`` never counts a row that is not on disk. A file left by a killed writer
+still carries HDF5's "open for writing" flag; resuming copies its ``done`` complete rows into a fresh
+file (written aside, then atomically renamed over it). A new file is first written aside and renamed once
+its first batch is committed, so a crash never leaves a half-created store either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+FORMAT = "relprop-attributions"
+FORMAT_VERSION = 1
+ROW_FIELDS = ("index", "label", "output", "prediction", "attribution")
+_CHUNK_BYTES = 1 << 20
+_COPY_ROWS = 4096
+
+
+@dataclass
+class Rows:
+    """A batch of consecutive rows of a store: one entry per sample, in the store's order."""
+
+    index: np.ndarray
+    label: np.ndarray
+    output: np.ndarray
+    prediction: np.ndarray
+    attribution: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def _not_closed_cleanly(error: OSError) -> bool:
+    return "consistency flags" in str(error)
+
+
+def _read_params(file: h5py.File, path: Path) -> dict[str, Any]:
+    if file.attrs.get("relprop_format") != FORMAT:
+        raise ValueError(f"{path} is not a relprop attribution store")
+    if file.attrs["relprop_format_version"] != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has store format version {file.attrs['relprop_format_version']}; this relprop "
+            f"reads version {FORMAT_VERSION}"
+        )
+    return json.loads(file.attrs["params"])
+
+
+def _check_params(found: Mapping[str, Any], wanted: Mapping[str, Any], path: Path) -> None:
+    if dict(found) == dict(wanted):
+        return
+    keys = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+    differences = "; ".join(f"{k}: store has {found.get(k)!r}, this run {wanted.get(k)!r}" for k in keys)
+    raise ValueError(
+        f"{path} holds a different run ({differences}); refusing to mix them: choose another --out or "
+        "delete the file to start over"
+    )
+
+
+def _create_layout(file: h5py.File, params: Mapping[str, Any], size: int, like: Rows) -> None:
+    """Allocate every row of a store whose rows look like ``like`` (one row or more)."""
+    file.attrs["relprop_format"] = FORMAT
+    file.attrs["relprop_format_version"] = FORMAT_VERSION
+    file.attrs["params"] = json.dumps(dict(params), sort_keys=True)
+    file.attrs["size"] = size
+    for field in ROW_FIELDS:
+        example = np.asarray(getattr(like, field))
+        shape = (size, *example.shape[1:])
+        row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * example.dtype.itemsize)
+        rows = int(max(1, min(size, len(like), _CHUNK_BYTES // row_bytes)))
+        compression = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+        file.create_dataset(
+            field,
+            shape=shape,
+            dtype=example.dtype,
+            chunks=(rows, *shape[1:]),
+            **(compression if field == "attribution" else {}),
+        )
+    file.create_dataset("done", data=np.int64(0))
+
+
+class StoreWriter:
+    """Append batches of rows to a store, resuming where a previous run of the same job stopped.
+
+    Parameters
+    ----------
+    path:
+        The store's file.
+    params:
+        The run's identity (JSON-serialisable): a store written with other params is refused.
+    size:
+        The number of rows the finished store has.
+
+    Use as a context manager; :attr:`done` is the number of rows already complete.
+    """
+
+    def __init__(self, path: str | Path, params: Mapping[str, Any], size: int) -> None:
+        self.path = Path(path)
+        self.params = dict(params)
+        self.size = size
+        self._file: h5py.File | None = None
+        self._lock = None
+        self.done = 0
+
+    def __enter__(self) -> StoreWriter:
+        self._acquire_lock()
+        try:
+            if self.path.exists():
+                self._open_existing()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def append(self, rows: Rows) -> None:
+        """Write ``rows`` after the complete ones, flush them, then count them as done."""
+        if self.done + len(rows) > self.size:
+            raise ValueError(f"{self.path}: {self.done} + {len(rows)} rows exceed the store's {self.size}")
+        if self._file is None:
+            self._create(rows)
+            return
+        self._write(self._file, rows)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._lock is not None:
+            Path(self._lock.name).unlink(missing_ok=True)  # while still holding it
+            self._lock.close()
+            self._lock = None
+
+    # ------------------------------------------------------------------------------------------ internals
+    def _acquire_lock(self) -> None:
+        """One writer per store: a second process on the same file would interleave batches."""
+        import fcntl
+
+        self._lock = self.path.with_name(self.path.name + ".lock").open("a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            self._lock.close()
+            self._lock = None
+            raise ValueError(f"{self.path} is being written by another process") from error
+
+    def _open_existing(self) -> None:
+        try:
+            file = h5py.File(self.path, "r+", libver="latest")
+        except OSError as error:
+            if not _not_closed_cleanly(error):
+                raise ValueError(f"{self.path} exists and is not a readable HDF5 file: {error}") from error
+            self._recover()
+            file = h5py.File(self.path, "r+", libver="latest")
+        try:
+            _check_params(_read_params(file, self.path), self.params, self.path)
+            if int(file.attrs["size"]) != self.size:
+                raise ValueError(f"{self.path} has {file.attrs['size']} rows, this run {self.size}")
+            self.done = int(file["done"][()])
+            file.swmr_mode = True
+        except BaseException:
+            file.close()
+            raise
+        self._file = file
+
+    def _recover(self) -> None:
+        """Copy the complete rows of a store whose writer was killed into a cleanly closed file."""
+        aside = self.path.with_name(self.path.name + ".recover")
+        with h5py.File(self.path, "r", swmr=True) as damaged, h5py.File(aside, "w", libver="latest") as fresh:
+            _check_params(_read_params(damaged, self.path), self.params, self.path)
+            done = int(damaged["done"][()])
+            for name, value in damaged.attrs.items():
+                fresh.attrs[name] = value
+            for field in ROW_FIELDS:
+                source = damaged[field]
+                target = fresh.create_dataset_like(field, source)
+                for start in range(0, done, _COPY_ROWS):
+                    target[start : min(done, start + _COPY_ROWS)] = source[
+                        start : min(done, start + _COPY_ROWS)
+                    ]
+            fresh.create_dataset("done", data=np.int64(done))
+        os.replace(aside, self.path)
+
+    def _create(self, first: Rows) -> None:
+        aside = self.path.with_name(self.path.name + ".new")
+        with h5py.File(aside, "w", libver="latest") as file:
+            _create_layout(file, self.params, self.size, first)
+            self._write(file, first)
+        os.replace(aside, self.path)
+        self._open_existing()
+
+    def _write(self, file: h5py.File, rows: Rows) -> None:
+        start, stop = self.done, self.done + len(rows)
+        for field in ROW_FIELDS:
+            file[field][start:stop] = getattr(rows, field)
+        file.flush()
+        file["done"][()] = stop
+        file.flush()
+        self.done = stop
+
+
+class AttributionStore:
+    """A finished store, read lazily: the row fields are :class:`h5py.Dataset` objects, read on slicing.
+
+    Attributes
+    ----------
+    index, label, output, prediction, attribution:
+        The rows (see the module docstring); e.g. ``store.attribution[10:20]`` reads ten heatmaps.
+    params:
+        The run's parameters (model, method, composite, preprocessing, relprop version, ...).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._file = h5py.File(self.path, "r", swmr=True)
+        except OSError as error:
+            raise ValueError(f"cannot open {self.path} as an attribution store: {error}") from error
+        try:
+            self.params = _read_params(self._file, self.path)
+            done, size = int(self._file["done"][()]), int(self._file.attrs["size"])
+            if done != size:
+                raise ValueError(
+                    f"{self.path} is incomplete ({done} of {size} samples): run the same command again to "
+                    "finish it"
+                )
+        except BaseException:
+            self._file.close()
+            raise
+        self.index, self.label, self.output, self.prediction, self.attribution = (
+            self._file[field] for field in ROW_FIELDS
+        )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __enter__(self) -> AttributionStore:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"AttributionStore({str(self.path)!r}, {len(self)} samples, attribution {self.attribution.shape})"
+        )
+
+
+def open(path: str | Path) -> AttributionStore:  # noqa: A001 - mirrors h5py.File / builtins.open
+    """Open a finished store (or merged shards) for lazy reading."""
+    return AttributionStore(path)

@@ -1,0 +1,154 @@
+"""``relprop attribute`` and ``relprop merge`` through the command line."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from typer.testing import CliRunner
+
+from relprop import LRP, composites, store
+from relprop.cli import app
+
+runner = CliRunner()
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+
+
+@pytest.fixture
+def scripted(tmp_path) -> Path:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
+    path = tmp_path / "model.pt"
+    torch.jit.script(model.eval()).save(str(path))
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    for number, name in enumerate(["cat", "dog", "cat", "dog", "cat"]):
+        (tmp_path / "images" / name).mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "images" / name / f"{number}.png")
+    return tmp_path / "images"
+
+
+def _attribute(*args):
+    return runner.invoke(app, ["attribute", *map(str, args), "--no-progress"])
+
+
+def test_image_folder_values_and_parameters(tmp_path, folder, scripted):
+    out = tmp_path / "run.h5"
+    result = _attribute(folder, "--model", scripted, "--out", out, "--dtype", "float32", "--composite",
+                        "epsilon-gamma-box")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from relprop.models.loading import load_model
+
+    model = load_model(str(scripted))
+    files = sorted(folder.glob("*/*.png"))  # ImageFolder order: class, then file name
+    x = torch.stack(
+        [torch.from_numpy(np.asarray(Image.open(f), dtype=np.float32) / 255).permute(2, 0, 1) for f in files]
+    )
+    expected = LRP(model, composite=composites.EpsilonGammaBox(low=0.0, high=1.0))(x)
+    with store.open(out) as run:
+        np.testing.assert_allclose(run.attribution[:], expected.numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(run.label[:], [0, 0, 0, 1, 1])
+        assert run.params["composite"] == "epsilon-gamma-box low=0.0 high=1.0"
+        assert run.params["preprocessing"] == "to-tensor"
+        assert run.params["model"] == str(scripted)
+
+
+def test_corrupt_image_is_named_and_finished_work_stays(tmp_path, folder, scripted):
+    (folder / "dog" / "9.png").write_bytes(b"not a png")  # the last sample
+    out = tmp_path / "run.h5"
+    result = _attribute(folder, "--model", scripted, "--out", out, "--batch-size", "2")
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert result.output.startswith("error: sample 5 (") and "9.png): cannot read image" in result.output
+    with h5py.File(out, "r") as file:
+        assert int(file["done"][()]) == 4
+
+
+def test_foreign_file_and_other_run_are_refused(tmp_path, scripted):
+    notes = tmp_path / "notes.h5"
+    notes.write_text("keep me")
+    result = _attribute("digits", "--model", scripted, "--out", notes)
+    assert result.exit_code == 1 and "not a readable HDF5 file" in result.output
+    assert notes.read_text() == "keep me"
+
+
+def test_bad_options_are_one_line_errors(tmp_path, scripted):
+    torch.save(nn.Linear(2, 2), tmp_path / "pickled.pt")
+    cases = [
+        (["digits", "--model", tmp_path / "pickled.pt"], "could run arbitrary code"),
+        (["digits", "--model", scripted, "--composite", "nope"], "unknown composite 'nope'"),
+        (["digits", "--model", scripted, "--shard", "3/2"], "shard '3/2'"),
+        (["nowhere", "--model", scripted], "data set 'nowhere' is neither"),
+    ]
+    for args, message in cases:
+        result = _attribute(*args, "--out", tmp_path / "x.h5")
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert result.output.count("\n") == 1
+
+
+def test_digits_model_mismatch_is_named(tmp_path, scripted):
+    # digits are (1, 8, 8) but the model wants 3 channels
+    result = _attribute("digits", "--model", scripted, "--out", tmp_path / "x.h5")
+    assert result.exit_code == 1 and "samples 0..63: the model or its explanation failed" in result.output
+
+
+@pytest.fixture
+def arrays(tmp_path) -> Path:
+    rng = np.random.default_rng(1)
+    path = tmp_path / "data.npz"
+    np.savez(path, x=rng.random((120, 3, 6, 6), dtype=np.float32), y=rng.integers(0, 3, 120))
+    return path
+
+
+def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path, arrays, scripted):
+    out = tmp_path / "run.h5"
+    command = [sys.executable, "-c", "from relprop.cli import app; app()", "attribute", str(arrays),
+               "--model", str(scripted), "--out", str(out), "--batch-size", "2", "--no-progress"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(store.__file__).parents[2])}
+    process = subprocess.Popen(command, env=env)
+    done = 0
+    deadline = time.monotonic() + 60
+    while done < 10 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            with h5py.File(out, "r", swmr=True) as file:
+                done = int(file["done"][()])
+        except (OSError, KeyError):
+            pass
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    result = runner.invoke(app, command[3:])
+    assert result.exit_code == 0, result.output
+    full = tmp_path / "full.h5"
+    assert _attribute(arrays, "--model", scripted, "--out", full, "--batch-size", "2").exit_code == 0
+    with store.open(out) as one, store.open(full) as two:
+        np.testing.assert_array_equal(one.index[:], np.arange(120))
+        np.testing.assert_array_equal(one.attribution[:], two.attribution[:])
+        np.testing.assert_array_equal(one.output[:], two.output[:])
+
+
+def test_shards_merge_to_the_whole_run(tmp_path, arrays, scripted):
+    parts = [tmp_path / f"part{i}.h5" for i in range(2)]
+    for i, part in enumerate(parts):
+        assert _attribute(arrays, "--model", scripted, "--out", part, "--shard", f"{i}/2").exit_code == 0
+    assert _attribute(arrays, "--model", scripted, "--out", tmp_path / "full.h5").exit_code == 0
+    result = runner.invoke(app, ["merge", str(tmp_path / "all.h5"), *map(str, parts)])
+    assert result.exit_code == 0, result.output
+    with store.open(tmp_path / "all.h5") as merged, store.open(tmp_path / "full.h5") as full:
+        np.testing.assert_array_equal(merged.attribution[:], full.attribution[:])
+    result = runner.invoke(app, ["merge", str(tmp_path / "half.h5"), str(parts[0])])
+    assert result.exit_code == 1 and "missing samples 1, 3, 5" in result.output

@@ -1,0 +1,62 @@
+"""Model loading: TorchScript rebuilt as nn modules with the same function; pickles refused."""
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from relprop.models import loading
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+
+
+def test_torchscript_sequential_is_rebuilt_with_the_same_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Sequential(nn.MaxPool2d(2), nn.Flatten()), nn.Dropout(0.3), nn.Linear(16, 3),
+    ).eval()  # fmt: skip
+    model[1].running_mean.uniform_(-1, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.script(model).save(str(tmp_path / "m.pt"))
+    rebuilt = loading.load_model(str(tmp_path / "m.pt"))
+    assert type(rebuilt[0]) is nn.Conv2d and rebuilt[0].bias is None and rebuilt[0].stride == (2, 2)
+    assert not rebuilt.training
+    x = torch.randn(5, 2, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(rebuilt.double()(x), model.double()(x), rtol=0, atol=0)
+
+
+def test_custom_torchscript_modules_are_refused(tmp_path):
+    class Net(nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.script(Net()).save(str(tmp_path / "net.pt"))
+    with pytest.raises(ValueError, match="Net with its own forward code"):
+        loading.load_model(str(tmp_path / "net.pt"))
+
+
+def test_pickles_are_refused_and_state_dicts_need_an_architecture(tmp_path):
+    torch.save(nn.Linear(2, 2), tmp_path / "pickled.pt")
+    with pytest.raises(ValueError, match="could run arbitrary code"):
+        loading.load_model(str(tmp_path / "pickled.pt"))
+    torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(ValueError, match="holds a state dict, which has no architecture"):
+        loading.load_model(str(tmp_path / "weights.pt"))
+    with pytest.raises(ValueError, match="neither a registered architecture"):
+        loading.load_model(str(tmp_path / "missing.pt"))
+
+
+def test_registered_architecture_with_weights(tmp_path):
+    torch.manual_seed(1)
+    trained = nn.Linear(3, 2)
+    torch.save(trained.state_dict(), tmp_path / "w.pt")
+    loading.register_model("tiny-linear", lambda pretrained: nn.Linear(3, 2))
+    model = loading.load_model(f"tiny-linear:{tmp_path / 'w.pt'}")
+    torch.testing.assert_close(model.weight, trained.weight)
+    with pytest.raises(ValueError, match="no ':'"):
+        loading.register_model("a:b", lambda pretrained: nn.Linear(1, 1))

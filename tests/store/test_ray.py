@@ -1,0 +1,57 @@
+"""Ray: the same store as a local run, every sample once, also when a worker dies (about 30-60 s)."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from relprop import store
+from relprop.data import ArrayDataset
+
+from .test_store import _assert_same
+
+ray = pytest.importorskip("ray")
+
+
+class DiesOnce(ArrayDataset):
+    """Kills the worker process the first time sample 11 is loaded (a marker file remembers it)."""
+
+    def __init__(self, x, y, marker):
+        super().__init__(x, y)
+        self.marker = marker
+
+    def __getitem__(self, index):
+        if index == 11 and not self.marker.exists():
+            self.marker.touch()
+            os._exit(1)
+        return super().__getitem__(index)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    # the workers import this worktree's relprop and this test module, as the test process does
+    paths = [str(Path(store.__file__).parents[2]), str(Path(__file__).parents[1])]
+    environment = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
+        runtime_env=environment,
+    )
+    yield
+    ray.shutdown()
+
+
+def test_ray_run_equals_the_local_run_even_when_a_worker_dies(tmp_path, dataset, model, local_ray):
+    local = store.attribute_dataset(dataset, model, tmp_path / "local.h5", batch_size=4, progress=False)
+    same = {"dataset": "ArrayDataset"}
+    dying = DiesOnce(dataset.x, dataset.y, tmp_path / "died")
+    on_ray = store.attribute_dataset(
+        dying, model, tmp_path / "ray.h5", batch_size=4, ray=True, workers=2, description=same, progress=False
+    )
+    assert (tmp_path / "died").exists()  # a worker did die, and its batch was computed again
+    _assert_same(on_ray, local)
+    with store.open(on_ray) as run:
+        np.testing.assert_array_equal(run.index[:], np.arange(len(dataset)))

@@ -1,0 +1,228 @@
+"""The store: values against a direct LRP call, resuming, refusing other runs, shards, bad samples."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from relprop import LRP, composites, store
+from relprop.data import ArrayDataset, SampleError
+from relprop.store._file import Rows, StoreWriter
+
+from .conftest import tiny_model
+
+
+def _direct(dataset, model, target=None):
+    x = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    with torch.no_grad():
+        output = model(x)
+    explainer = LRP(model, composite=composites.EpsilonPlusFlat())
+    return output.numpy(), explainer(x, target).numpy()
+
+
+def test_rows_match_a_direct_lrp_call(tmp_path, dataset, model):
+    path = store.attribute_dataset(dataset, model, tmp_path / "run.h5", batch_size=5, dtype="float32")
+    output, attribution = _direct(dataset, model)
+    with store.open(path) as run:
+        assert len(run) == 23
+        np.testing.assert_array_equal(run.index[:], np.arange(23))
+        np.testing.assert_array_equal(run.label[:], dataset.y)
+        np.testing.assert_allclose(run.output[:], output, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(run.prediction[:], output.argmax(1))
+        np.testing.assert_allclose(run.attribution[:], attribution, rtol=1e-5, atol=1e-7)
+        assert isinstance(run.attribution, h5py.Dataset)  # lazy: read on slicing
+        assert run.attribution.compression == "gzip"
+        assert run.params["method"] == "lrp" and run.params["relprop_version"]
+        assert run.params["sample_shape"] == [1, 4, 4]
+
+
+def test_label_target_float16_pool_and_channel_sum(tmp_path, dataset, model):
+    path = store.attribute_dataset(
+        dataset, model, tmp_path / "run.h5", target="label", pool=(2, 1), sum_channels=True, progress=False
+    )
+    _, attribution = _direct(dataset, model, torch.as_tensor(dataset.y))
+    with store.open(path) as run:
+        assert run.attribution.dtype == np.float16
+        assert run.attribution.shape == (23, 1, 2, 1)
+        # each stored cell is the sum of its 2 x 4 block: total relevance is kept
+        expected = attribution.reshape(23, 1, 2, 2, 1, 4).sum(axis=(3, 5))
+        np.testing.assert_allclose(run.attribution[:].astype(np.float64), expected, rtol=2e-3, atol=1e-4)
+
+
+def test_pool_must_divide_the_sample(tmp_path, dataset, model):
+    with pytest.raises(ValueError, match="divide"):
+        store.attribute_dataset(dataset, model, tmp_path / "run.h5", pool=(3, 3))
+
+
+def test_resume_continues_after_the_last_complete_batch(tmp_path, dataset, model):
+    calls = []
+
+    class Counting(ArrayDataset):
+        def __getitem__(self, index):
+            calls.append(index)
+            return super().__getitem__(index)
+
+    full = store.attribute_dataset(dataset, model, tmp_path / "full.h5", batch_size=4, progress=False)
+    counting = Counting(dataset.x, dataset.y)
+    params = _params_of(full)
+    with StoreWriter(tmp_path / "part.h5", params, 23) as writer:
+        attributor = store.Attributor(counting, model, composites.EpsilonPlusFlat(), (1, 4, 4))
+        writer.append(attributor.compute(np.arange(8)))
+    calls.clear()
+    same = {"dataset": "ArrayDataset"}
+    store.attribute_dataset(
+        counting, model, tmp_path / "part.h5", batch_size=4, progress=False, description=same
+    )
+    assert sorted(set(calls) - {0}) == list(range(8, 23))  # sample 0 is read once for its shape
+    _assert_same(tmp_path / "part.h5", full)
+
+
+def _params_of(path):
+    with h5py.File(path, "r") as file:
+        return json.loads(file.attrs["params"])
+
+
+def _assert_same(a, b):
+    with store.open(a) as one, store.open(b) as two:
+        for field in ("index", "label", "output", "prediction", "attribution"):
+            np.testing.assert_array_equal(getattr(one, field)[:], getattr(two, field)[:], err_msg=field)
+
+
+KILLER = """
+import os, signal, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from relprop import store
+from relprop.data import ArrayDataset
+from store.conftest import tiny_model
+
+class Killing(ArrayDataset):
+    def __getitem__(self, index):
+        if index == int(os.environ.get("KILL_AT", -1)):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().__getitem__(index)
+
+rng = np.random.default_rng(0)
+data = Killing(rng.random((23, 1, 4, 4), dtype=np.float32), rng.integers(0, 5, 23))
+store.attribute_dataset(data, tiny_model(), sys.argv[1], batch_size=4, progress=False)
+"""
+
+
+def test_killed_with_sigkill_then_resumed_equals_an_uninterrupted_run(tmp_path, dataset, model):
+    script = tmp_path / "killer.py"
+    script.write_text(textwrap.dedent(KILLER.format(tests=str(Path(__file__).parents[1]))))
+    env = {**os.environ, "PYTHONPATH": str(Path(store.__file__).parents[2])}
+    path = tmp_path / "run.h5"
+    killed = subprocess.run([sys.executable, str(script), str(path)], env={**env, "KILL_AT": "13"})
+    assert killed.returncode == -signal.SIGKILL
+    with h5py.File(path, "r", swmr=True) as file:  # left "open for writing" by the killed writer
+        assert int(file["done"][()]) == 12  # batches 0-3, 4-7, 8-11 were committed
+    resumed = subprocess.run([sys.executable, str(script), str(path)], env=env)
+    assert resumed.returncode == 0
+    full = store.attribute_dataset(dataset, model, tmp_path / "full.h5", batch_size=4, progress=False)
+    _assert_same(path, full)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.h5", "killer.py", "run.h5"]
+
+
+def test_a_store_of_another_run_is_refused_and_left_intact(tmp_path, dataset, model):
+    path = store.attribute_dataset(dataset, model, tmp_path / "run.h5", progress=False)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="dtype: store has 'float16', this run 'float32'"):
+        store.attribute_dataset(dataset, model, path, dtype="float32")
+    with pytest.raises(ValueError, match="model_fingerprint"):
+        store.attribute_dataset(dataset, tiny_model(seed=1), path)
+    assert path.read_bytes() == before
+
+
+def test_a_foreign_file_is_refused_and_left_intact(tmp_path, dataset, model):
+    text = tmp_path / "notes.h5"
+    text.write_text("my notes")
+    with pytest.raises(ValueError, match="not a readable HDF5 file"):
+        store.attribute_dataset(dataset, model, text)
+    assert text.read_text() == "my notes"
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w", libver="latest") as file:
+        file["x"] = np.arange(3)
+    with pytest.raises(ValueError, match="not a relprop attribution store"):
+        store.attribute_dataset(dataset, model, other)
+    with h5py.File(other, "r") as file:
+        np.testing.assert_array_equal(file["x"][:], np.arange(3))
+
+
+class _Broken(ArrayDataset):
+    def __init__(self, x, y, bad, what):
+        super().__init__(x, y)
+        self.bad, self.what = bad, what
+
+    def __getitem__(self, index):
+        x, label = super().__getitem__(index)
+        if index != self.bad:
+            return x, label
+        if self.what == "shape":
+            return x[:, :3], label
+        if self.what == "label":
+            return x, 7
+        raise OSError("truncated file")
+
+
+@pytest.mark.parametrize(
+    ("what", "message"),
+    [
+        ("shape", r"sample 9 has shape \(1, 3, 4\)"),
+        ("label", "sample 9: label 7 is out of range for a model with 5 outputs"),
+        ("read", "sample 9: cannot load it: truncated file"),
+    ],
+)
+def test_a_bad_sample_is_named_and_finished_batches_stay(tmp_path, dataset, model, what, message):
+    broken = _Broken(dataset.x, dataset.y, bad=9, what=what)
+    same = {"dataset": "ArrayDataset"}  # the data set, fixed, is the same
+    path = tmp_path / "run.h5"
+    with pytest.raises(SampleError, match=message):
+        store.attribute_dataset(broken, model, path, batch_size=4, progress=False, description=same)
+    with h5py.File(path, "r") as file:  # closed cleanly, batches 0-3 and 4-7 kept
+        assert int(file["done"][()]) == 8
+    store.attribute_dataset(dataset, model, path, batch_size=4, progress=False, description=same)  # resumes
+    full = store.attribute_dataset(dataset, model, tmp_path / "full.h5", batch_size=4, progress=False)
+    _assert_same(path, full)
+
+
+def test_float16_overflow_is_an_error(tmp_path, dataset, model):
+    big = ArrayDataset(dataset.x * 1e7, dataset.y)
+    with pytest.raises(
+        SampleError, match="sample 0: its attribution .* not finite in float16; store float32"
+    ):
+        store.attribute_dataset(big, model, tmp_path / "run.h5", progress=False)
+
+
+def test_an_incomplete_store_cannot_be_opened(tmp_path, dataset, model):
+    with StoreWriter(tmp_path / "part.h5", {"a": 1}, 23) as writer:
+        attributor = store.Attributor(dataset, model, composites.EpsilonPlusFlat(), (1, 4, 4))
+        writer.append(attributor.compute(np.arange(4)))
+        with pytest.raises(ValueError, match="is being written by another process"):
+            StoreWriter(tmp_path / "part.h5", {"a": 1}, 23).__enter__()
+    with pytest.raises(ValueError, match=r"incomplete \(4 of 23 samples\)"):
+        store.open(tmp_path / "part.h5")
+
+
+def test_writer_refuses_rows_beyond_its_size(tmp_path):
+    rows = Rows(np.arange(3), np.zeros(3, int), np.zeros((3, 2)), np.zeros(3, int), np.zeros((3, 1)))
+    with StoreWriter(tmp_path / "s.h5", {}, 2) as writer, pytest.raises(ValueError, match="exceed"):
+        writer.append(rows)
+
+
+def test_shards_are_a_round_robin_partition():
+    np.testing.assert_array_equal(store.shard_indices(10, (1, 3)), [1, 4, 7])
+    parts = np.concatenate([store.shard_indices(10, (i, 3)) for i in range(3)])
+    np.testing.assert_array_equal(np.sort(parts), np.arange(10))
+    assert store.parse_shard("2/5") == (2, 5)
+    for bad in ("5/5", "1", "a/b", "-1/2"):
+        with pytest.raises(ValueError, match="shard"):
+            store.parse_shard(bad)

@@ -1,0 +1,52 @@
+"""Data sets from specifications: digits, npz/npy arrays, image folders, the registry."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from relprop import data
+
+
+def test_digits_are_scaled_images_with_labels():
+    digits = data.load_dataset("digits")
+    x, label = digits[5]
+    reference = load_digits()
+    assert x.shape == (1, 8, 8) and x.dtype == torch.float32
+    np.testing.assert_allclose(x[0].numpy(), reference.images[5] / 16)
+    assert label == reference.target[5] and len(digits) == 1797
+
+
+def test_arrays(tmp_path):
+    x = np.arange(24, dtype=np.float64).reshape(3, 2, 4)
+    np.savez(tmp_path / "d.npz", x=x, y=np.array([2, 0, 1]))
+    np.save(tmp_path / "d.npy", x)
+    npz, npy = data.load_dataset(tmp_path / "d.npz"), data.load_dataset(tmp_path / "d.npy")
+    assert npz[2][1] == 1 and npy[2][1] == -1
+    np.testing.assert_array_equal(npy[1][0].numpy(), x[1])
+    np.savez(tmp_path / "bad.npz", x=x, labels=np.zeros(3))
+    with pytest.raises(ValueError, match=r"needs arrays 'x' and 'y', missing \['y'\]"):
+        data.load_dataset(tmp_path / "bad.npz")
+    np.savez(tmp_path / "short.npz", x=x, y=np.zeros(2, int))
+    with pytest.raises(ValueError, match=r"labels must be integers of shape \(3,\)"):
+        data.load_dataset(tmp_path / "short.npz")
+
+
+def test_image_folder_and_unreadable_image(tmp_path):
+    for name in ("b", "a"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.full((2, 3, 3), 255, np.uint8)).save(tmp_path / name / "x.png")
+    (tmp_path / "b" / "y.png").write_bytes(b"broken")
+    folder = data.load_dataset(tmp_path)
+    x, label = folder[0]
+    assert label == 0 and x.shape == (3, 2, 3) and float(x.max()) == 1.0
+    with pytest.raises(data.SampleError, match=r"sample 2 \(.*y.png\): cannot read image"):
+        folder[2]
+
+
+def test_registry():
+    data.register_dataset("three", lambda: data.ArrayDataset(np.zeros((3, 1, 2, 2)), np.zeros(3, int)))
+    assert "three" in data.dataset_names() and len(data.load_dataset("three")) == 3
+    with pytest.raises(ValueError, match="no '/' or '.'"):
+        data.register_dataset("a.npz", lambda: None)
