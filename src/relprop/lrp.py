@@ -58,6 +58,7 @@ class LRP:
         self.rules: dict[Node, Rule] = self.composite.assign(self.graph)
         self._check_rules()
         self._kept = self._values_kept()
+        self._copied = {node.fx for node in self.graph if self._overwrites_needed_value(node)}
 
     def __call__(self, x: Tensor, target: Target = None) -> Tensor:
         """Relevance of each input element for ``target``; shaped like ``x``, same dtype and device.
@@ -118,6 +119,22 @@ class LRP:
                 kept.add(node.fx)
         return kept
 
+    def _overwrites_needed_value(self, node: Node) -> bool:
+        """Whether an in-place operation would overwrite a value that is read again (then it gets a copy)."""
+        if not node.inplace:
+            return False
+        first = node.fx.args[0] if node.fx.args else None
+        if not isinstance(first, fx.Node):
+            return False
+        rule = self.rules.get(self.graph[first])
+        return (
+            rule is None
+            or getattr(rule, "records_forward", False)
+            or rule.needs_output
+            or len(first.users) > 1
+            or first in self._kept
+        )
+
     def _explain(self, x: Tensor, start: Callable[[Tensor], Tensor], audit: bool = False):
         check_eval_mode(self.model)
         check_input(x, self.model)
@@ -149,13 +166,13 @@ class LRP:
                 values[fx_node] = values[fx_node.args[0]]
             elif node in self.rules:
                 operands = node.operands(values, self.graph)
-                inputs = [values[n].clone() if node.inplace else values[n] for n in operands]
+                inputs = [values[n].clone() if fx_node in self._copied else values[n] for n in operands]
                 op = node.operation(values, operands, self.graph)
                 values[fx_node], context = self.rules[node].forward(op, inputs)
                 saved[fx_node] = (op, operands, inputs, context)
             else:
                 args, kwargs = fx.node.map_arg((fx_node.args, fx_node.kwargs), values.__getitem__)
-                if node.inplace:
+                if fx_node in self._copied:
                     args = tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
                 values[fx_node] = node.run(args, kwargs)
             for used in fx_node.all_input_nodes:

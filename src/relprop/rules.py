@@ -114,15 +114,19 @@ class LinearRule(Rule):
             )
             if z is not None:
                 terms.append((sign, xs, z, leaves, bias))
-        result = [torch.zeros_like(x) for x in inputs]
         if not terms:
-            return result
+            return [torch.zeros_like(x) for x in inputs]
         total = sum(sign * z.detach() for sign, _, z, _, _ in terms)
         denominator = stabilize(total, epsilon)
         scaled = _scale(relevance, denominator, epsilon)
+        result: list[Tensor] = [None] * len(inputs)
         for sign, xs, z, leaves, _ in terms:
             for k, gradient in enumerate(_vjp(z, leaves, scaled)):
-                result[k] = result[k] + sign * xs[k] * gradient
+                term = xs[k] * gradient
+                if result[k] is None:
+                    result[k] = term if sign == 1.0 else sign * term
+                else:
+                    result[k] = result[k].add_(term, alpha=sign)
         if self.redistribute:
             biases = sum(
                 sign * op.bias_term(bias, total) for sign, _, _, _, bias in terms if bias is not None
@@ -419,7 +423,8 @@ class WinnerTakeAll(Rule):
         ):
             needed = (out - 1) * s + (k - 1) * d + 1
             pads.append((p, max(p, needed - size - p)))
-        padded = torch.nn.functional.pad(x, [v for pair in reversed(pads) for v in pair], value=-torch.inf)
+        padding = [v for pair in reversed(pads) for v in pair]
+        padded = torch.nn.functional.pad(x, padding, value=-torch.inf) if any(padding) else x
         windows = []
         count = torch.zeros_like(output)
         for offset in _offsets(op.kernel_size):
@@ -433,10 +438,12 @@ class WinnerTakeAll(Rule):
             hit = padded[index] == output
             windows.append((index, hit))
             count += hit
-        share = divide(relevance, count)
+        share = relevance / count  # every window has at least one maximum
         result = torch.zeros_like(padded)
         for index, hit in windows:
             result[index] += hit * share
+        if not any(padding):
+            return [result]
         crop = (..., *(slice(before, before + size) for (before, _), size in zip(pads, spatial)))
         return [result[crop]]
 
@@ -509,7 +516,7 @@ def _scale(relevance: Tensor, denominator: Tensor, epsilon: float) -> Tensor:
 
 
 def _has_negative(inputs: Sequence[Tensor]) -> bool:
-    return any(bool((x < 0).any()) for x in inputs)
+    return any(x.numel() > 0 and bool(x.amin() < 0) for x in inputs)
 
 
 def _linearize(
