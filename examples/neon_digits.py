@@ -3,7 +3,9 @@
 Fits k-means with 10 clusters on the 8x8 digits and explains, for one sample per cluster, the
 cluster-membership logit (red: evidence for the cluster against its nearest competitors, blue:
 evidence against). Then fits a one-class SVM on the zeros only and explains the outlier score of
-other digits (red: pixels that make the sample unlike the zeros). Writes ``neon_digits.png``.
+other digits (red: pixels that make the sample unlike the zeros). Last, deep k-means: k-means on the
+features of a small network trained for a moment on the labels, explained through the network with
+LRP-epsilon (which passes the signed relevance of the k-means head on). Writes ``neon_digits.png``.
 
 Run: ``python examples/neon_digits.py [output.png]`` (a few seconds on CPU).
 """
@@ -19,8 +21,9 @@ import torch  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.svm import OneClassSVM  # noqa: E402
+from torch import nn  # noqa: E402
 
-from relprop.neon import NEON, neuralize_kmeans, neuralize_one_class_svm  # noqa: E402
+from relprop.neon import NEON, DeepKMeans, neuralize_kmeans, neuralize_one_class_svm  # noqa: E402
 
 N_COLUMNS = 10
 
@@ -34,6 +37,22 @@ def show(axis: plt.Axes, image: np.ndarray, heatmap: bool, title: str) -> None:
     axis.set_title(title, fontsize=7)
     axis.set_xticks([])
     axis.set_yticks([])
+
+
+def deep_kmeans(images: torch.Tensor, labels: np.ndarray) -> DeepKMeans:
+    """k-means with 10 clusters on the 8 features of an MLP trained briefly to classify the digits."""
+    torch.manual_seed(0)
+    features = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 8)).double()
+    classifier = nn.Sequential(features, nn.ReLU(), nn.Linear(8, 10)).double()
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=0.02)
+    for _ in range(100):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(classifier(images), torch.from_numpy(labels)).backward()
+        optimizer.step()
+    features.eval()
+    with torch.no_grad():
+        phi = features(images).numpy()
+    return DeepKMeans(features, KMeans(n_clusters=10, n_init=10, random_state=0).fit(phi))
 
 
 def main(output: str = "neon_digits.png") -> None:
@@ -64,7 +83,15 @@ def main(output: str = "neon_digits.png") -> None:
     outlier_relevance = NEON(outlier_model)(images[outliers])
     outlier_scores = outlier_model(images[outliers])[:, 0]
 
-    figure, axes = plt.subplots(4, N_COLUMNS, figsize=(N_COLUMNS * 1.1, 5.2))
+    # Deep k-means: one sample per cluster of the features, beta = 1 / mean logit as above.
+    deep = deep_kmeans(images, digits.target)
+    deep_logits = deep.logits(images)
+    deep = DeepKMeans(deep.features, deep.head, beta=1.0 / deep_logits.amax(1).mean().item())
+    deep_assigned = deep_logits.argmax(1).numpy()
+    deep_chosen = [int(np.flatnonzero(deep_assigned == c)[0]) for c in range(10)]
+    deep_relevance = deep(images[deep_chosen])
+
+    figure, axes = plt.subplots(6, N_COLUMNS, figsize=(N_COLUMNS * 1.1, 7.8))
     for column, (index, relevance) in enumerate(zip(chosen, cluster_relevance, strict=True)):
         show(
             axes[0, column],
@@ -77,10 +104,21 @@ def main(output: str = "neon_digits.png") -> None:
         kind = "inlier" if digits.target[index] == 0 else "outlier"
         show(axes[2, column], data[index].reshape(8, 8), False, f"digit {digits.target[index]}\n{kind}")
         show(axes[3, column], relevance[0].numpy(), True, f"o(x) {outlier_scores[column]:.2f}")
+    for column, (index, relevance) in enumerate(zip(deep_chosen, deep_relevance, strict=True)):
+        show(
+            axes[4, column],
+            data[index].reshape(8, 8),
+            False,
+            f"cluster {column}\nlabel {digits.target[index]}",
+        )
+        show(axes[5, column], relevance[0].numpy(), True, f"logit {deep_logits[index].max():.1f}")
     axes[0, 0].set_ylabel("k-means", fontsize=8)
     axes[2, 0].set_ylabel("one-class\n(zeros)", fontsize=8)
+    axes[4, 0].set_ylabel("deep\nk-means", fontsize=8)
     figure.suptitle(
-        "NEON on digits: rows 1-2 cluster membership, rows 3-4 outlier score (red +, blue -)", fontsize=9
+        "NEON on digits: rows 1-2 cluster membership, rows 3-4 outlier score, rows 5-6 membership of "
+        "k-means on network features (red +, blue -)",
+        fontsize=9,
     )
     figure.tight_layout()
     figure.savefig(output, dpi=120)

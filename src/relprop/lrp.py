@@ -10,6 +10,7 @@ from torch import Tensor, fx, nn
 
 from relprop.audit import Audit, AuditRow
 from relprop.canonizers import Canonizer, MergeBatchNorm
+from relprop.checks import check_eval_mode, check_input
 from relprop.composites import Composite, EpsilonPlusFlat
 from relprop.graph import Graph, Kind, Node, UnsupportedOperationError
 from relprop.rules import Rule
@@ -47,7 +48,7 @@ class LRP:
         composite: Composite | None = None,
         canonizers: Iterable[Canonizer] | None = None,
     ) -> None:
-        _check_mode(model)
+        check_eval_mode(model)
         self.model = model
         self.composite = EpsilonPlusFlat() if composite is None else composite
         self.canonizers = (MergeBatchNorm(),) if canonizers is None else tuple(canonizers)
@@ -64,7 +65,7 @@ class LRP:
         ``(B,)``, or a float tensor shaped like the model's output that weights the outputs to explain. The
         relevance at the output is the selected logit(s) times that weighting.
         """
-        return self._explain(x, lambda output: output * target_weights(output, target))[0]
+        return self._explain(x, _selected(target))[0]
 
     def propagate(self, x: Tensor, output_relevance: Tensor | Callable[[Tensor], Tensor]) -> Tensor:
         """Relevance at the input when the output holds ``output_relevance``.
@@ -72,23 +73,23 @@ class LRP:
         ``output_relevance`` is a tensor shaped like ``model(x)``, or a function of the output that
         returns one (for a relevance that depends on the output, e.g. of a model stacked on this one).
         """
+        return self._explain(x, _given(output_relevance))[0]
 
-        def start(output: Tensor) -> Tensor:
-            relevance = output_relevance(output) if callable(output_relevance) else output_relevance
-            if not isinstance(relevance, Tensor) or relevance.shape != output.shape:
-                shape = getattr(relevance, "shape", type(relevance).__name__)
-                raise ValueError(
-                    f"output relevance of shape {shape} must be shaped like the output {tuple(output.shape)}"
-                )
-            return relevance.to(output)
-
-        return self._explain(x, start)[0]
-
-    def audit(self, x: Tensor, target: Target = None) -> Audit:
-        """Explain as :meth:`__call__` does and keep the books: per operation, the relevance that entered,
-        left and was absorbed (by biases, stabilizers and constants), per sample.
+    def audit(
+        self,
+        x: Tensor,
+        target: Target = None,
+        *,
+        output_relevance: Tensor | Callable[[Tensor], Tensor] | None = None,
+    ) -> Audit:
+        """Explain as :meth:`__call__` (or, given ``output_relevance``, as :meth:`propagate`) does and keep
+        the books: per operation, the relevance that entered, left and was absorbed (by biases, stabilizers
+        and constants), per sample.
         """
-        return self._explain(x, lambda output: output * target_weights(output, target), audit=True)[1]
+        if output_relevance is not None and target is not None:
+            raise ValueError("audit takes a target or an output relevance, not both")
+        start = _selected(target) if output_relevance is None else _given(output_relevance)
+        return self._explain(x, start, audit=True)[1]
 
     # ------------------------------------------------------------------------------------------ internals
     def _check_rules(self) -> None:
@@ -105,11 +106,15 @@ class LRP:
                 raise ValueError(f"{rule!r} cannot explain {node.describe()} (a {node.kind.value} operation)")
 
     def _explain(self, x: Tensor, start: Callable[[Tensor], Tensor], audit: bool = False):
-        _check_mode(self.model)
-        _check_input(x, self.model)
+        check_eval_mode(self.model)
+        check_input(x, self.model)
         with torch.no_grad():
             values, saved = self._forward(x)
             output = values[_output_node(self.graph)]
+            if not isinstance(output, Tensor):
+                raise TypeError(
+                    "relprop explains models that return one tensor; wrap the model to return the logits"
+                )
             if not torch.isfinite(output).all():
                 raise ValueError("the model's output contains NaN or infinite values")
             relevance = start(output)
@@ -143,10 +148,6 @@ class LRP:
 
     def _backward(self, values, saved, output_relevance: Tensor, audit: bool):
         output_node = _output_node(self.graph)
-        if not isinstance(values[output_node], Tensor):
-            raise TypeError(
-                "relprop explains models that return one tensor; wrap the model to return the logits"
-            )
         pending: dict[fx.Node, Any] = {output_node: output_relevance}
         rows: list[AuditRow] = []
         input_relevance = torch.zeros_like(values[self.graph.nodes[0].fx])
@@ -195,6 +196,26 @@ class LRP:
         entered = _per_sample(relevance)
         left = sum((_per_sample(s) for s in shares), torch.zeros_like(entered))
         return AuditRow(node.name, node.describe(), name, entered, left)
+
+
+def _selected(target: Target) -> Callable[[Tensor], Tensor]:
+    """The output relevance of a target: the selected outputs times their weighting."""
+    return lambda output: output * target_weights(output, target)
+
+
+def _given(output_relevance: Tensor | Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    def start(output: Tensor) -> Tensor:
+        relevance = output_relevance(output) if callable(output_relevance) else output_relevance
+        if not isinstance(relevance, Tensor) or relevance.shape != output.shape:
+            shape = getattr(relevance, "shape", type(relevance).__name__)
+            raise ValueError(
+                f"output relevance of shape {shape} must be shaped like the output {tuple(output.shape)}"
+            )
+        if not torch.isfinite(relevance).all():
+            raise ValueError("output relevance contains NaN or infinite values")
+        return relevance.to(output)
+
+    return start
 
 
 def _route(node: Node, relevance, values, graph: Graph) -> list[tuple[fx.Node, Any]]:
@@ -253,38 +274,3 @@ def _type_name(node: Node) -> str:
     return (
         f"{node.type.__module__}.{node.type.__qualname__}" if node.type is not None else "<its module type>"
     )
-
-
-_TRAINING_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
-
-
-def _check_mode(model: nn.Module) -> None:
-    training = [
-        name or type(model).__name__
-        for name, m in model.named_modules()
-        if m.training and isinstance(m, _TRAINING_SENSITIVE)
-    ]
-    if training:
-        raise ValueError(
-            f"the model is in training mode ({', '.join(training[:3])}, ...): call model.eval() "
-            "before explaining it"
-        )
-
-
-def _check_input(x: Tensor, model: nn.Module) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
-    if x.dim() < 2:
-        raise ValueError(f"input must have a batch dimension, got shape {tuple(x.shape)}")
-    finite = torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
-    if not finite.all():
-        sample = int((~finite).nonzero()[0, 0])
-        raise ValueError(f"input contains NaN or infinite values (sample {sample})")
-    parameter = next(model.parameters(), None)
-    if parameter is not None and (parameter.dtype != x.dtype or parameter.device != x.device):
-        raise TypeError(
-            f"input is {x.dtype} on {x.device} but the model's parameters are {parameter.dtype} on "
-            f"{parameter.device}: convert one to match the other (e.g. model.to(x))"
-        )

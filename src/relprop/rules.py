@@ -82,9 +82,18 @@ class LinearRule(Rule):
 
     kinds = frozenset({Kind.LINEAR})
 
+    records_forward = False
+    """Whether :meth:`forward` keeps the autograd graph of the unmodified operation for :meth:`backward`."""
+
     def __init__(self, stabilizer: float = 1e-6, redistribute: bool = False) -> None:
         self.stabilizer = _non_negative("stabilizer", stabilizer)
         self.redistribute = redistribute
+
+    def forward(self, op: LinearOperation, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
+        if not self.records_forward:
+            return op.forward(inputs), None
+        z, leaves = _linearize(op, inputs, keep, keep)
+        return z.detach(), (z, leaves)
 
     def _share(
         self,
@@ -107,7 +116,7 @@ class LinearRule(Rule):
             return result
         total = sum(sign * z.detach() for sign, _, z, _, _ in terms)
         denominator = stabilize(total, epsilon)
-        scaled = divide(relevance, denominator)
+        scaled = _scale(relevance, denominator, epsilon)
         for sign, xs, z, leaves, _ in terms:
             for k, gradient in enumerate(_vjp(z, leaves, scaled)):
                 result[k] = result[k] + sign * xs[k] * gradient
@@ -130,13 +139,11 @@ class Epsilon(LinearRule):
     proportional split that zennit calls ``Norm``.
     """
 
+    records_forward = True
+
     def __init__(self, epsilon: float = 1e-6, redistribute: bool = False) -> None:
         self.epsilon = _non_negative("epsilon", epsilon)
         self.redistribute = redistribute
-
-    def forward(self, op: LinearOperation, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
-        z, leaves = _linearize(op, inputs, keep, keep)
-        return z.detach(), (z, leaves)
 
     def backward(self, op, inputs, output, context, relevance):
         parts = [(1.0, inputs, keep, keep)]
@@ -169,25 +176,37 @@ class ZPlus(LinearRule):
     .. math:: R_i = \sum_j \frac{x_i^+ w_{ij}^+ + x_i^- w_{ij}^-}
               {\sum_{i'} (x_{i'}^+ w_{i'j}^+ + x_{i'}^- w_{i'j}^-) + b_j^+} R_j
 
-    The positive part of the bias takes its share, as in zennit.
+    The positive part of the bias takes its share, as in zennit; ``bias=False`` gives it none (zennit's
+    ``zero_params=['bias']``), so that the rule conserves relevance wherever the denominator is positive.
     """
 
+    def __init__(self, stabilizer: float = 1e-6, redistribute: bool = False, bias: bool = True) -> None:
+        super().__init__(stabilizer, redistribute)
+        self.bias = bias
+
     def backward(self, op, inputs, output, context, relevance):
-        return self._share(op, inputs, _excitatory(inputs), relevance, self.stabilizer)
+        parts = _excitatory(inputs, _has_negative(inputs))
+        if not self.bias:
+            parts = [(sign, xs, weight, None) for sign, xs, weight, _ in parts]
+        return self._share(op, inputs, parts, relevance, self.stabilizer)
 
 
-def _excitatory(inputs: Sequence[Tensor]) -> list[Part]:
-    parts: list[Part] = [(1.0, [x.clamp(min=0) for x in inputs], _positive, _positive)]
-    if _has_negative(inputs):
-        parts.append((1.0, [x.clamp(max=0) for x in inputs], _negative, None))
-    return parts
+def _excitatory(inputs: Sequence[Tensor], negative: bool) -> list[Part]:
+    if not negative:
+        return [(1.0, inputs, _positive, _positive)]
+    return [
+        (1.0, [x.clamp(min=0) for x in inputs], _positive, _positive),
+        (1.0, [x.clamp(max=0) for x in inputs], _negative, None),
+    ]
 
 
-def _inhibitory(inputs: Sequence[Tensor]) -> list[Part]:
-    parts: list[Part] = [(1.0, [x.clamp(min=0) for x in inputs], _negative, _negative)]
-    if _has_negative(inputs):
-        parts.append((1.0, [x.clamp(max=0) for x in inputs], _positive, None))
-    return parts
+def _inhibitory(inputs: Sequence[Tensor], negative: bool) -> list[Part]:
+    if not negative:
+        return [(1.0, inputs, _negative, _negative)]
+    return [
+        (1.0, [x.clamp(min=0) for x in inputs], _negative, _negative),
+        (1.0, [x.clamp(max=0) for x in inputs], _positive, None),
+    ]
 
 
 class AlphaBeta(LinearRule):
@@ -210,11 +229,14 @@ class AlphaBeta(LinearRule):
         self.beta = _non_negative("beta", beta)
 
     def backward(self, op, inputs, output, context, relevance):
-        result = self._share(op, inputs, _excitatory(inputs), relevance, self.stabilizer)
+        # the inhibitory share is computed on its own (not as z minus the excitatory one): where an output has
+        # no negative contributions its denominator is the stabilizer, and a difference would cancel badly
+        negative = _has_negative(inputs)
+        result = self._share(op, inputs, _excitatory(inputs, negative), relevance, self.stabilizer)
         result = [self.alpha * r for r in result]
         if self.beta:
-            negative = self._share(op, inputs, _inhibitory(inputs), relevance, self.stabilizer)
-            result = [r - self.beta * n for r, n in zip(result, negative)]
+            inhibitory = self._share(op, inputs, _inhibitory(inputs, negative), relevance, self.stabilizer)
+            result = [r - self.beta * n for r, n in zip(result, inhibitory)]
         return result
 
 
@@ -236,8 +258,13 @@ class Gamma(LinearRule):
         super().__init__(stabilizer, redistribute)
         self.gamma = _non_negative("gamma", gamma)
 
+    records_forward = True
+
     def backward(self, op, inputs, output, context, relevance):
         gamma = self.gamma
+        negative_inputs = _has_negative(inputs)
+        if not negative_inputs and not self.redistribute:
+            return self._non_negative_inputs(op, inputs, output, context, relevance)
 
         def more_positive(w):
             return w + gamma * w.clamp(min=0)
@@ -245,7 +272,6 @@ class Gamma(LinearRule):
         def more_negative(w):
             return w + gamma * w.clamp(max=0)
 
-        negative_inputs = _has_negative(inputs)
         positive_inputs = [x.clamp(min=0) for x in inputs]
         negative_parts = [x.clamp(max=0) for x in inputs]
         result = [torch.zeros_like(x) for x in inputs]
@@ -261,6 +287,26 @@ class Gamma(LinearRule):
             share = self._share(op, inputs, parts, relevance * mask, self.stabilizer)
             result = [r + s for r, s in zip(result, share)]
         return result
+
+    def _non_negative_inputs(self, op, inputs, output, context, relevance):
+        # On non-negative inputs one modified forward pass suffices: with P = f(x; W+, b+), outputs z > 0 use
+        # W + gamma W+ (denominator z + gamma P), outputs z < 0 use W + gamma W- (denominator
+        # (1 + gamma) z - gamma P, as f(x; W-, b-) = z - P), and x (W'^T s) regroups as
+        # x (W^T u + gamma W+^T v).
+        # Both denominators are at least |z| away from zero, so nothing cancels.
+        gamma, stabilizer = self.gamma, self.stabilizer
+        plus, plus_leaves = _linearize(op, inputs, _positive, _positive)
+        p = torch.zeros_like(output) if plus is None else plus.detach()
+        up = _scale(relevance * (output > 0), stabilize(output + gamma * p, stabilizer), stabilizer)
+        down = _scale(
+            relevance * (output < 0), stabilize((1 + gamma) * output - gamma * p, stabilizer), stabilizer
+        )
+        z, leaves = context
+        plain = _vjp(z, leaves, up + (1 + gamma) * down)
+        if plus is None:
+            return [x * g for x, g in zip(inputs, plain)]
+        extra = _vjp(plus, plus_leaves, up - down)
+        return [x * (g + gamma * e) for x, g, e in zip(inputs, plain, extra)]
 
 
 class Flat(LinearRule):
@@ -450,6 +496,11 @@ def _non_negative(name: str, value: float) -> float:
     if not (isinstance(value, (int, float)) and value >= 0):
         raise ValueError(f"{name} must be a number >= 0, got {value!r}")
     return float(value)
+
+
+def _scale(relevance: Tensor, denominator: Tensor, epsilon: float) -> Tensor:
+    """``relevance / denominator`` for a denominator stabilized with ``epsilon`` (never zero if positive)."""
+    return relevance / denominator if epsilon > 0 else divide(relevance, denominator)
 
 
 def _has_negative(inputs: Sequence[Tensor]) -> bool:

@@ -41,10 +41,10 @@ def test_bad_input(model, x, error, match):
 @pytest.mark.parametrize(
     ("target", "error", "match"),
     [
-        (3, ValueError, r"\[0, 3\)"),
+        (3, ValueError, "out of range"),
         (torch.tensor([0]), ValueError, "shape"),
         (torch.zeros(2, 2, dtype=torch.float64), ValueError, "shaped like"),
-        (torch.tensor([0, 1], dtype=torch.int32), TypeError, "float or long"),
+        (torch.tensor([True, False]), ValueError, "integer target tensor"),
         ("0", TypeError, "target"),
         (True, TypeError, "target"),
     ],

@@ -2,8 +2,10 @@
 
 Each model is rewritten as a network (``neuralize_*``) whose outputs equal the estimator's, and
 :class:`NEON` explains it with relprop's calling convention ``NEON(model, **rule_params)(x, target)``.
+:class:`DeepKMeans` explains k-means on the features of a PyTorch network, through the network by LRP.
 """
 
+from .deep import DeepKMeans
 from .explainer import NEON, NeuralizedModel
 from .kernel_kmeans import NeuralizedKernelKMeans, neuralize_kernel_kmeans
 from .kmeans import NeuralizedKMeans, neuralize_kmeans
@@ -13,6 +15,7 @@ from .pooling import softmin_shares
 from .svm import NeuralizedSVC, neuralize_svc
 
 __all__ = [
+    "DeepKMeans",
     "NEON",
     "NeuralizedKMeans",
     "NeuralizedKernelKMeans",

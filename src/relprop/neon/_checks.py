@@ -39,42 +39,6 @@ def flatten_input(x: torch.Tensor, n_features: int, where: str) -> torch.Tensor:
     return x.reshape(x.shape[0], n_features)
 
 
-def target_weights(target: int | torch.Tensor | None, logits: torch.Tensor, where: str) -> torch.Tensor:
-    """Turn a relprop ``target`` into weights shaped like ``logits`` (B, K).
-
-    None selects the largest logit of each sample (the assigned cluster or predicted class), an int
-    or a LongTensor of shape (B,) selects one output per sample, and a float tensor shaped like the
-    logits is used as the weighting itself.
-    """
-    batch, n_outputs = logits.shape
-    if target is None:
-        index = logits.argmax(dim=1)
-    elif isinstance(target, bool) or not isinstance(target, (int, torch.Tensor)):
-        raise TypeError(f"{where}: target must be None, an int or a tensor, got {type(target).__name__}")
-    elif isinstance(target, int):
-        index = torch.full((batch,), target, dtype=torch.long, device=logits.device)
-    elif target.is_floating_point():
-        if target.shape != logits.shape:
-            raise ValueError(
-                f"{where}: a float target must be shaped like the model output {tuple(logits.shape)}, "
-                f"got {tuple(target.shape)}"
-            )
-        if not torch.isfinite(target).all():
-            raise ValueError(f"{where}: target contains NaN or infinite values")
-        return target.to(logits)
-    elif target.dtype == torch.long:
-        if target.shape != (batch,):
-            raise ValueError(
-                f"{where}: a LongTensor target must have shape ({batch},), got {tuple(target.shape)}"
-            )
-        index = target.to(logits.device)
-    else:
-        raise TypeError(f"{where}: a tensor target must be float or long, got dtype {target.dtype}")
-    if (index < 0).any() or (index >= n_outputs).any():
-        raise ValueError(f"{where}: target indices must lie in [0, {n_outputs}), got {index.tolist()}")
-    return torch.nn.functional.one_hot(index, n_outputs).to(logits)
-
-
 def check_fitted_estimator(estimator: object, kinds: tuple[type, ...], where: str) -> None:
     """TypeError unless ``estimator`` is one of ``kinds``; NotFittedError (a ValueError) unless fitted."""
     if not isinstance(estimator, kinds):

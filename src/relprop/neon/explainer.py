@@ -7,7 +7,9 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from ._checks import flatten_input, target_weights
+from relprop.targets import target_weights
+
+from ._checks import flatten_input
 
 
 class NeuralizedModel(torch.nn.Module, ABC):
@@ -66,5 +68,5 @@ class NEON:
         name = type(self.model).__name__
         flat = flatten_input(x, self.model.n_features, name)
         with torch.no_grad():
-            weights = target_weights(target, self.model.logits(flat), name)
+            weights = target_weights(self.model.logits(flat), target)
             return self.model.relevance(flat, weights, **self.rule_params).reshape(x.shape)

@@ -1,0 +1,42 @@
+"""Checks shared by every explainer: the model is in evaluation mode and the input is a valid batch."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+_TRAINING_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+
+
+def check_eval_mode(model: nn.Module) -> None:
+    """Refuse a model whose batch normalizations or dropouts are in training mode."""
+    training = [
+        name or type(model).__name__
+        for name, m in model.named_modules()
+        if m.training and isinstance(m, _TRAINING_SENSITIVE)
+    ]
+    if training:
+        raise ValueError(
+            f"the model is in training mode ({', '.join(training[:3])}, ...): call model.eval() "
+            "before explaining it"
+        )
+
+
+def check_input(x: Tensor, model: nn.Module) -> None:
+    """Refuse an input that is not a finite floating-point batch matching the model's dtype and device."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
+    if x.dim() < 2:
+        raise ValueError(f"input must have a batch dimension, got shape {tuple(x.shape)}")
+    finite = torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+    if not finite.all():
+        sample = int((~finite).nonzero()[0, 0])
+        raise ValueError(f"input contains NaN or infinite values (sample {sample})")
+    parameter = next(model.parameters(), None)
+    if parameter is not None and (parameter.dtype != x.dtype or parameter.device != x.device):
+        raise TypeError(
+            f"input is {x.dtype} on {x.device} but the model's parameters are {parameter.dtype} on "
+            f"{parameter.device}: convert one to match the other (e.g. model.to(x))"
+        )

@@ -1,0 +1,26 @@
+"""Measure explanations: perturbation curves, localization, conservation and randomization sanity checks.
+
+Every metric scores each sample on its own and returns one value (or one curve) per sample; randomness
+comes from a ``seed`` (an int or a ``torch.Generator``), so results are reproducible.
+"""
+
+from relprop.evaluate.conservation import conservation_error
+from relprop.evaluate.localization import pointing_game, relevance_mass_accuracy, relevance_rank_accuracy
+from relprop.evaluate.perturbation import PerturbationCurve, insertion, region_perturbation
+from relprop.evaluate.replacement import Constant, GaussianBlur, UniformNoise
+from relprop.evaluate.sanity import RandomizationResult, model_randomization
+
+__all__ = [
+    "Constant",
+    "GaussianBlur",
+    "PerturbationCurve",
+    "RandomizationResult",
+    "UniformNoise",
+    "conservation_error",
+    "insertion",
+    "model_randomization",
+    "pointing_game",
+    "region_perturbation",
+    "relevance_mass_accuracy",
+    "relevance_rank_accuracy",
+]

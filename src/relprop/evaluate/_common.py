@@ -1,0 +1,112 @@
+"""Argument handling shared by the evaluation metrics: seeds, input checks, target selection."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+Target = int | Tensor | None
+
+
+def as_generator(seed: int | torch.Generator) -> torch.Generator:
+    """Return ``seed`` if it is a generator, else a fresh CPU generator seeded with the integer ``seed``."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return torch.Generator().manual_seed(seed)
+    raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
+
+
+def check_finite(tensor: Tensor, name: str) -> None:
+    """Raise a ValueError if ``tensor`` is not floating point or holds NaN or infinity."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if not tensor.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {tensor.dtype}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+
+
+def check_images(x: Tensor) -> None:
+    """Check that ``x`` is a finite floating-point image batch shaped (B, C, H, W)."""
+    check_finite(x, "x")
+    if x.dim() != 4 or x.shape[0] == 0:
+        raise ValueError(f"x must be a non-empty image batch shaped (B, C, H, W), got shape {tuple(x.shape)}")
+
+
+def pooled_heatmap(attribution: Tensor, name: str = "attribution") -> Tensor:
+    """Sum a (B, C, H, W) attribution over channels; a (B, H, W) heatmap is returned as it is."""
+    check_finite(attribution, name)
+    if attribution.dim() == 4:
+        return attribution.sum(dim=1)
+    if attribution.dim() == 3:
+        return attribution
+    raise ValueError(f"{name} must be shaped (B, C, H, W) or (B, H, W), got shape {tuple(attribution.shape)}")
+
+
+def heatmap_like(attribution: Tensor, x: Tensor) -> Tensor:
+    """Channel-summed heatmap (B, H, W) of an attribution shaped like ``x`` or like ``x`` without channels."""
+    if attribution.shape != x.shape and attribution.shape != (x.shape[0], *x.shape[2:]):
+        raise ValueError(
+            f"attribution must be shaped like x {tuple(x.shape)} or (B, H, W) "
+            f"{(x.shape[0], *x.shape[2:])}, got {tuple(attribution.shape)}"
+        )
+    return pooled_heatmap(attribution)
+
+
+def target_weights(output: Tensor, target: Target) -> Tensor:
+    """Turn ``target`` into a weighting of the model output, shaped like ``output`` (B, K).
+
+    The explained quantity of sample ``b`` is ``sum_k output[b, k] * weights[b, k]``: an int or a LongTensor
+    (B,) selects one logit (a one-hot weighting), None selects the predicted class (arg-max of ``output``) and
+    a floating-point tensor shaped like ``output`` is the weighting itself.
+    """
+    if output.dim() != 2:
+        raise ValueError(f"the model output must be shaped (B, K), got shape {tuple(output.shape)}")
+    batch, classes = output.shape
+    if target is None:
+        index = output.argmax(dim=1)
+    elif isinstance(target, bool):
+        raise TypeError("target must be None, an int or a tensor, got a bool")
+    elif isinstance(target, int):
+        if not 0 <= target < classes:
+            raise ValueError(f"target {target} is out of range for a model output with {classes} classes")
+        index = torch.full((batch,), target, dtype=torch.long, device=output.device)
+    elif isinstance(target, Tensor) and target.is_floating_point():
+        if target.shape != output.shape:
+            raise ValueError(
+                f"a floating-point target must be shaped like the model output {tuple(output.shape)}, "
+                f"got {tuple(target.shape)}"
+            )
+        check_finite(target, "target")
+        return target.to(device=output.device, dtype=output.dtype)
+    elif isinstance(target, Tensor) and target.dtype == torch.long:
+        if target.shape != (batch,):
+            raise ValueError(
+                f"a LongTensor target must be shaped (B,) = ({batch},), got {tuple(target.shape)}"
+            )
+        if ((target < 0) | (target >= classes)).any():
+            raise ValueError(f"target holds class indices outside [0, {classes})")
+        index = target.to(output.device)
+    else:
+        raise TypeError(
+            "target must be None, an int, a LongTensor (B,) or a float tensor shaped like the model output, "
+            f"got {type(target).__name__}"
+            + (f" of dtype {target.dtype}" if isinstance(target, Tensor) else "")
+        )
+    weights = torch.zeros_like(output)
+    weights[torch.arange(batch, device=output.device), index] = 1.0
+    return weights
+
+
+def explained_output(output: Tensor, weights: Tensor) -> Tensor:
+    """The explained quantity per sample, ``sum_k output[b, k] * weights[b, k]``, shaped (B,)."""
+    if output.shape != weights.shape:
+        raise ValueError(f"the model output has shape {tuple(output.shape)}, expected {tuple(weights.shape)}")
+    return (output * weights).sum(dim=1)
+
+
+def check_positive_int(value: int, name: str) -> None:
+    """Raise unless ``value`` is a positive int."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")

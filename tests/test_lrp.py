@@ -1,0 +1,413 @@
+"""The engine: conservation, the audit's books, targets, architectures, errors, and an untouched model."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from relprop import LRP, UnsupportedOperationError, composites, rules, types
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+class Block(nn.Module):
+    """Functional operations, a residual '+', a concatenation, a slice, a module called twice, a gate."""
+
+    def __init__(self, bias: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=bias)
+        self.squeeze = nn.Conv2d(4, 4, 1, bias=bias)
+
+    def forward(self, x):
+        y = F.relu(self.conv(x)) + x  # residual
+        y = F.relu(self.conv(y))  # the same module a second time
+        scale = torch.sigmoid(self.squeeze(y.mean((2, 3), keepdim=True)))  # squeeze-and-excitation gate
+        y = y * scale
+        y = torch.cat([y[:, :2], y[:, 2:]], dim=1)  # split and join
+        return y
+
+
+class Net(nn.Module):
+    def __init__(self, bias: bool = True) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1, bias=bias)
+        self.block = Block(bias)
+        self.pool = nn.MaxPool2d(2)
+        self.head = nn.Linear(4 * 4 * 4, 5, bias=bias)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = self.pool(self.block(x))
+        x = F.avg_pool2d(x, 1)
+        return self.head(x.view(x.shape[0], -1))
+
+
+def make(bias=True, seed=0):
+    torch.manual_seed(seed)
+    return Net(bias).eval()
+
+
+@pytest.mark.parametrize(
+    "rule", [rules.LRP0(), rules.ZPlus(stabilizer=0), rules.Gamma(0.5, stabilizer=0)], ids=repr
+)
+def test_bias_free_network_conserves_relevance(rule):
+    model = make(bias=False)
+    x = torch.rand(3, 3, 8, 8)
+    composite = composites.Composite(layer_map=[(types.Linear, rule)], stabilizer=0)
+    relevance = LRP(model, composite)(x, target=1)
+    logits = model(x)[:, 1]
+    torch.testing.assert_close(relevance.sum((1, 2, 3)), logits, rtol=1e-6, atol=1e-10)
+
+
+@pytest.mark.parametrize("rule", [rules.Flat(stabilizer=0), rules.WSquare(stabilizer=0)], ids=repr)
+def test_input_independent_rules_conserve_relevance(rule):
+    """Flat and w-square give relevance to inputs whatever their value, also to zeros, which a proportional
+    rule further down (a residual '+' whose output is zero) could not pass on: checked on a plain chain."""
+    torch.manual_seed(6)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 2, 3, bias=False),
+        nn.Flatten(),
+        nn.Linear(8, 3, bias=False),
+    ).eval()
+    x = torch.rand(2, 3, 8, 8)
+    relevance = LRP(model, composites.Uniform(rule, stabilizer=0))(x, target=0)
+    torch.testing.assert_close(relevance.sum((1, 2, 3)), model(x)[:, 0], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "composite",
+    [
+        composites.EpsilonPlusFlat(),
+        composites.EpsilonGammaBox(0.0, 1.0),
+        composites.EpsilonAlpha2Beta1(),
+        composites.Uniform(rules.Epsilon(0.1)),
+    ],
+    ids=lambda c: type(c).__name__,
+)
+def test_audit_books_balance_with_biases(composite):
+    model = make(bias=True)
+    x = torch.rand(2, 3, 8, 8)
+    books = LRP(model, composite).audit(x)
+    torch.testing.assert_close(books.output, model(x).max(1).values)
+    torch.testing.assert_close(books.input, books.relevance.sum((1, 2, 3)))
+    torch.testing.assert_close(books.residual, torch.zeros(2), atol=1e-10, rtol=0)
+    assert books.absorbed.abs().max() > 0  # the biases did take a share
+    assert any("head" == row.name for row in books.rows)
+    assert "absorbed" in str(books)
+
+
+def test_alpha_beta_leak_shows_in_the_audit():
+    """alpha-beta passes alpha * R (not R) where an output has no negative contributions: the audit
+    shows it."""
+    model = make(bias=False)
+    composite = composites.Composite(
+        layer_map=[(types.Linear, rules.AlphaBeta(2.0, 1.0, stabilizer=0))], stabilizer=0
+    )
+    books = LRP(model, composite).audit(torch.rand(3, 3, 8, 8), target=1)
+    torch.testing.assert_close(books.residual, torch.zeros(3), atol=1e-10, rtol=0)
+    leaking = {row.name for row in books.leaks(1e-6)}
+    assert leaking and leaking <= {"stem", "block.conv", "block.squeeze", "head"}, leaking
+
+
+def test_redistribute_conserves_exactly_with_biases():
+    model = make(bias=True)
+    x = torch.rand(2, 3, 8, 8)
+    composite = composites.Composite(
+        layer_map=[
+            (types.Convolution, rules.ZPlus(redistribute=True)),
+            (types.Dense, rules.Epsilon(redistribute=True)),
+            (types.Add, rules.Epsilon(redistribute=True)),
+            (types.AvgPool, rules.Epsilon(redistribute=True)),
+        ]
+    )
+    books = LRP(model, composite).audit(x, target=2)
+    torch.testing.assert_close(books.input, model(x)[:, 2], rtol=1e-9, atol=1e-12)
+    assert books.leaks(1e-9) == []
+
+
+def test_audit_of_a_given_output_relevance():
+    model = make(bias=True)
+    x = torch.rand(2, 3, 8, 8)
+    start = torch.rand(2, 5)
+    explainer = LRP(model)
+    books = explainer.audit(x, output_relevance=start)
+    torch.testing.assert_close(books.relevance, explainer.propagate(x, start))
+    torch.testing.assert_close(books.output, start.sum(1))
+    torch.testing.assert_close(books.residual, torch.zeros(2), atol=1e-10, rtol=0)
+    with pytest.raises(ValueError, match="not both"):
+        explainer.audit(x, target=1, output_relevance=start)
+    with pytest.raises(ValueError, match="shaped like the output"):
+        explainer.propagate(x, torch.rand(2, 4))
+
+
+def test_lrp0_equals_gradient_times_input_on_bias_free_relu_network():
+    torch.manual_seed(1)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 4, 3, bias=False),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 3, bias=False),
+    ).eval()
+    with torch.no_grad():
+        model[0].bias.zero_()
+    x = torch.randn(2, 3, 12, 12, requires_grad=True)
+    (grad,) = torch.autograd.grad(model(x)[:, 0].sum(), x)
+    relevance = LRP(model, composites.Uniform(rules.LRP0(), stabilizer=0))(x.detach(), target=0)
+    torch.testing.assert_close(relevance, grad * x.detach())
+
+
+def test_residual_addition_is_not_doubled():
+    """y = relu(Wx) + x: the two branches share the output's relevance (zennit without its canonizer counts
+    the skip connection's relevance twice)."""
+    torch.manual_seed(2)
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 4, bias=False)
+            self.head = nn.Linear(4, 1, bias=False)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.linear(x)) + x)
+
+    model = Residual().eval()
+    x = torch.rand(1, 4)
+    relevance = LRP(model, composites.Uniform(rules.LRP0(), stabilizer=0))(x, target=0)
+    torch.testing.assert_close(relevance.sum(), model(x).sum())
+
+
+def test_gate_gives_all_relevance_to_the_signal():
+    model = make(bias=False)
+    books = LRP(model, composites.Uniform(rules.LRP0(), stabilizer=0)).audit(torch.rand(1, 3, 8, 8))
+    gate = [row for row in books.rows if row.operation.startswith("mul")]
+    assert len(gate) == 1
+    torch.testing.assert_close(gate[0].relevance_out, gate[0].relevance_in)
+    assert not any("squeeze" in row.name for row in books.rows)  # the gate's branch receives nothing
+
+
+def test_max_pooling_splits_ties_evenly():
+    model = nn.Sequential(nn.MaxPool2d(2), nn.Flatten()).eval()
+    x = torch.tensor([[[[1.0, 3.0], [3.0, 0.0]]]])
+    relevance = LRP(model)(x, target=torch.ones(1, 1))
+    torch.testing.assert_close(relevance, torch.tensor([[[[0.0, 1.5], [1.5, 0.0]]]]))
+
+
+def test_max_pooling_with_overlap_padding_and_ceil_mode():
+    torch.manual_seed(4)
+    pool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+    x = torch.randn(1, 2, 7, 6)
+    out = pool(x)
+    relevance_out = torch.rand_like(out)
+    relevance = LRP(nn.Sequential(pool)).propagate(x, relevance_out)
+    x_grad = x.clone().requires_grad_()  # without ties, winner-take-all is the gradient times the relevance
+    (expected,) = torch.autograd.grad(pool(x_grad), x_grad, relevance_out)
+    torch.testing.assert_close(relevance, expected)
+
+
+class TestTargets:
+    model = make(seed=5)
+    x = torch.rand(4, 3, 8, 8)
+
+    def explain(self, target):
+        return LRP(self.model, composites.EpsilonPlusFlat())(self.x, target)
+
+    def test_none_is_the_predicted_class(self):
+        predicted = self.model(self.x).argmax(1)
+        torch.testing.assert_close(self.explain(None), self.explain(predicted))
+
+    def test_int_and_one_hot_agree(self):
+        one_hot = torch.zeros(4, 5)
+        one_hot[:, 3] = 1
+        torch.testing.assert_close(self.explain(3), self.explain(one_hot))
+
+    def test_contrast_is_the_difference_of_explanations(self):
+        contrast = torch.zeros(4, 5)
+        contrast[:, 1], contrast[:, 2] = 1.0, -1.0
+        torch.testing.assert_close(self.explain(contrast), self.explain(1) - self.explain(2))
+
+    def test_output_relevance_is_the_logit(self):
+        books = LRP(self.model).audit(self.x, target=torch.tensor([0, 1, 2, 3]))
+        torch.testing.assert_close(
+            books.output, self.model(self.x)[torch.arange(4), torch.tensor([0, 1, 2, 3])]
+        )
+
+    @pytest.mark.parametrize(
+        ("target", "error", "message"),
+        [
+            (5, ValueError, "target class 5 of sample 0 is out of range"),
+            (torch.tensor([0, 1, 9, 0]), ValueError, "class 9 of sample 2"),
+            (torch.tensor([0, 1]), ValueError, "shape"),
+            (torch.zeros(4, 4), ValueError, "shaped like the model's output"),
+            ("cat", TypeError, "target must be"),
+        ],
+    )
+    def test_bad_targets(self, target, error, message):
+        with pytest.raises(error, match=message):
+            self.explain(target)
+
+
+def test_relevance_has_the_input_shape_dtype_and_device():
+    for dtype in (torch.float32, torch.float64):
+        model = make().to(dtype)
+        x = torch.rand(2, 3, 8, 8, dtype=dtype)
+        relevance = LRP(model)(x)
+        assert relevance.shape == x.shape and relevance.dtype == dtype and relevance.device == x.device
+
+
+def snapshot(model):
+    hooks = [
+        (name, dict(m._forward_hooks), dict(m._forward_pre_hooks), dict(m._backward_hooks))
+        for name, m in model.named_modules()
+    ]
+    return copy.deepcopy(model.state_dict()), hooks, [p.requires_grad for p in model.parameters()]
+
+
+def test_model_is_left_exactly_as_it_was():
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3)
+    )
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-1, 1)
+        model[1].running_var.uniform_(0.5, 2)
+    model.eval()
+    x = torch.rand(2, 3, 8, 8)
+    before = model(x)
+    state, hooks, grads = snapshot(model)
+    explainer = LRP(model)
+    explainer(x)
+    with pytest.raises(ValueError):
+        explainer(x, target=7)
+    after_state, after_hooks, after_grads = snapshot(model)
+    assert after_hooks == hooks and after_grads == grads
+    for key in state:
+        assert torch.equal(state[key], after_state[key])
+    assert torch.equal(model(x), before)
+    assert isinstance(model[1], nn.BatchNorm2d) and not model.training
+
+
+def test_unsupported_operation_is_named():
+    class WithNorm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 4)
+            self.norm = nn.LayerNorm(4)
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.head(self.norm(self.linear(x)))
+
+    explainer = LRP(WithNorm().eval())
+    with pytest.raises(UnsupportedOperationError, match=r"LayerNorm 'norm'.*name_map=\{'norm': rule\}"):
+        explainer(torch.rand(2, 4))
+
+
+def test_unsupported_function_is_named_with_its_place():
+    class WithSoftmax(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return torch.softmax(self.linear(x), dim=1)
+
+    with pytest.raises(UnsupportedOperationError, match="softmax \\(node 'softmax'\\)"):
+        LRP(WithSoftmax().eval())(torch.rand(2, 4))
+
+
+def test_user_rule_for_an_unsupported_module():
+    model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 2)).eval()
+    composite = composites.Composite(
+        layer_map=[(types.Linear, rules.Epsilon())], name_map={"1": rules.Pass()}
+    )
+    relevance = LRP(model, composite)(torch.rand(2, 4))
+    assert torch.isfinite(relevance).all()
+
+
+def test_ambiguous_gate_needs_a_rule():
+    class Product(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 3), nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.a(x) * self.b(x)
+
+    model = Product().eval()
+    with pytest.raises(UnsupportedOperationError, match="ambiguous"):
+        LRP(model)(torch.rand(1, 3), target=0)
+    composite = composites.Composite(
+        layer_map=[(types.Linear, rules.Epsilon())], name_map={"mul": rules.Gate(0)}
+    )
+    books = LRP(model, composite).audit(torch.rand(1, 3), target=0)
+    assert not any(row.name == "b" for row in books.rows)
+
+
+def test_missing_rule_for_a_layer_is_refused_at_construction():
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), nn.Flatten(), nn.Linear(4, 1))
+    with pytest.raises(ValueError, match="no rule for Conv2d '0'"):
+        LRP(model.eval(), composites.Composite(layer_map=[(nn.Linear, rules.Epsilon())]))
+
+
+@pytest.mark.parametrize(
+    ("x", "error", "message"),
+    [
+        (
+            torch.tensor([[[[float("nan")]]]]).expand(2, 3, 8, 8).clone(),
+            ValueError,
+            "NaN or infinite values \\(sample 0\\)",
+        ),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.long), TypeError, "floating-point"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.float32), TypeError, "model.to"),
+        ([1.0, 2.0], TypeError, "torch.Tensor"),
+    ],
+)
+def test_bad_inputs(x, error, message):
+    with pytest.raises(error, match=message):
+        LRP(make())(x)
+
+
+def test_training_mode_is_refused():
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).train()
+    with pytest.raises(ValueError, match="model.eval"):
+        LRP(model)
+
+
+def test_model_returning_a_tuple_is_refused():
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.linear(x), x
+
+    with pytest.raises(TypeError, match="one tensor"):
+        LRP(Pair().eval())(torch.rand(1, 2), target=torch.rand(1, 2))
+
+
+def test_untraceable_model_gets_a_clear_error():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.linear(x) if x.sum() > 0 else -x
+
+    with pytest.raises(TypeError, match="could not trace Branchy"):
+        LRP(Branchy().eval())
