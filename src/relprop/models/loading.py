@@ -5,6 +5,8 @@ A specification is one of
 * ``NAME``: a registered architecture with its default (pretrained) weights, e.g. ``efficientnet-lite0``;
 * ``NAME:WEIGHTS``: a registered architecture with a state dict from ``WEIGHTS`` (``torch.save`` of
   ``model.state_dict()``), read with ``torch.load(weights_only=True)``;
+* ``ARCH:WEIGHTS``: a torchvision classification architecture (``torchvision.models.list_models()``, e.g.
+  ``resnet50``) with a state dict from the local file ``WEIGHTS``; nothing is downloaded;
 * ``FILE``: a TorchScript file (``torch.jit.save``) of a ``torch.nn.Sequential`` of standard ``torch.nn``
   layers (nested ``Sequential`` allowed). relprop explains plain modules traced with ``torch.fx``, which
   cannot trace compiled TorchScript code, so the layers are rebuilt as the ``torch.nn`` modules they were
@@ -25,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["load_model", "model_names", "register_model"]
+__all__ = ["load_model", "model_names", "register_model", "torchvision_names"]
 
 _MODELS: dict[str, Callable[[bool], nn.Module]] = {}
 
@@ -51,6 +53,13 @@ def model_names() -> list[str]:
     return sorted(_MODELS)
 
 
+def torchvision_names() -> list[str]:
+    """The torchvision classification architectures that load as ``ARCH:WEIGHTS``."""
+    from torchvision import models
+
+    return models.list_models(module=models)
+
+
 def _efficientnet_lite0(pretrained: bool) -> nn.Module:
     from relprop.models.efficientnet_lite import efficientnet_lite0
 
@@ -73,13 +82,25 @@ def load_model(spec: str) -> nn.Module:
     if name in _MODELS:
         model = _MODELS[name](not weights)
         if weights:
-            model.load_state_dict(_load_state_dict(Path(weights)), strict=True)
+            _load_weights(model, Path(weights))
+        return model.eval()
+    if name in torchvision_names():
+        if not weights:
+            raise ValueError(
+                f"torchvision architecture {name!r} needs a local weights file: pass {name}:WEIGHTS "
+                "(a state dict; relprop downloads nothing)"
+            )
+        from torchvision import models
+
+        model = models.get_model(name, weights=None)
+        _load_weights(model, Path(weights))
         return model.eval()
     path = Path(spec)
     if not path.is_file():
         raise ValueError(
             f"model {spec!r} is neither a registered architecture ({', '.join(model_names())}, optionally "
-            "followed by :WEIGHTS) nor an existing file"
+            "followed by :WEIGHTS), a torchvision architecture with :WEIGHTS (e.g. resnet50:weights.pth), "
+            "nor an existing file"
         )
     if _is_torchscript(path):
         with warnings.catch_warnings():
@@ -98,6 +119,16 @@ def _is_torchscript(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as archive:
         return any(name.split("/")[1:2] == ["code"] for name in archive.namelist())
+
+
+def _load_weights(model: nn.Module, path: Path) -> None:
+    """Load the state dict in ``path`` into ``model`` (``strict=True``); a mismatch is a ValueError."""
+    try:
+        model.load_state_dict(_load_state_dict(path), strict=True)
+    except RuntimeError as error:
+        summary = " ".join(str(error).split())
+        summary = summary if len(summary) <= 300 else summary[:300] + " ..."
+        raise ValueError(f"the weights in {path} do not fit {type(model).__name__}: {summary}") from error
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:

