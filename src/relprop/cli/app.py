@@ -11,6 +11,17 @@ app = typer.Typer(
 )
 
 
+EXPECTED_ERRORS = (ValueError, TypeError, OSError, ImportError)
+"""Errors that a command reports in one line (bad input); anything else is a bug and keeps its traceback."""
+
+
+def fail(error: BaseException) -> typer.Exit:
+    """Print ``error`` as one line on stderr; the command raises the returned exit (code 1)."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
 @app.callback()
 def main() -> None:
     """relprop: Layer-wise Relevance Propagation and its family."""

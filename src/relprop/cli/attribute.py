@@ -7,16 +7,8 @@ from typing import Annotated
 
 import typer
 
-from relprop.cli.app import app
+from relprop.cli.app import EXPECTED_ERRORS, app, fail
 from relprop.cli.presets import COMPOSITES, METHODS, make_composite
-
-_EXPECTED = (ValueError, TypeError, OSError, ImportError)
-
-
-def _fail(error: BaseException) -> typer.Exit:
-    message = " ".join(str(error).split()) or type(error).__name__
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
 
 
 def _parse_pool(text: str | None) -> tuple[int, int] | None:
@@ -113,8 +105,8 @@ def attribute(
             workers=workers,
             progress=progress,
         )
-    except _EXPECTED as error:
-        raise _fail(error) from None
+    except EXPECTED_ERRORS as error:
+        raise fail(error) from None
 
 
 @app.command()
@@ -127,5 +119,5 @@ def merge(
 
     try:
         merge_stores(out, shards)
-    except _EXPECTED as error:
-        raise _fail(error) from None
+    except EXPECTED_ERRORS as error:
+        raise fail(error) from None

@@ -30,8 +30,7 @@ import typer
 from PIL import Image
 from torch import Tensor, nn
 
-from relprop.cli.app import app
-from relprop.cli.attribute import _EXPECTED, _fail
+from relprop.cli.app import EXPECTED_ERRORS, app, fail
 from relprop.cli.presets import COMPOSITES, EXPLAINERS, MethodOptions, make_explainer
 from relprop.graph import UnsupportedOperationError
 
@@ -281,8 +280,8 @@ def explain(
         if compare:
             _write_comparison(out / "compare.png", photos, x, classes, results, classifier, style)
         typer.echo(f"results in {out}" + (f", comparison in {out / 'compare.png'}" if compare else ""))
-    except (*_EXPECTED, UnsupportedOperationError) as error:
-        raise _fail(error) from None
+    except (*EXPECTED_ERRORS, UnsupportedOperationError) as error:
+        raise fail(error) from None
 
 
 def _parse_methods(given: Sequence[str]) -> tuple[list[str], bool]:
