@@ -56,28 +56,33 @@ def main() -> None:
     spray = SpRAy(size=32, pca_components=args.pca or None, random_state=0)
 
     times = {}
-    start = time.perf_counter()
+
+    def stamp(step: str) -> None:
+        times[step] = (time.perf_counter(), time.process_time())
+
+    start = (time.perf_counter(), time.process_time())
     features = preprocess_heatmaps(heatmaps, spray.size, spray.absolute, spray.norm)
-    times["1 preprocess"] = time.perf_counter()
+    stamp("1 preprocess")
     space = spray.neighbour_space(features)
-    times["2a pca"] = time.perf_counter()
+    stamp("2a pca")
     affinity = knn_affinity(space, spray.n_neighbors, spray.weights)
-    times["2b knn graph"] = time.perf_counter()
+    stamp("2b knn graph")
     spectrum = laplacian_spectrum(affinity, spray.n_eigenvalues, random_state=0)
-    times["3 eigenpairs"] = time.perf_counter()
+    stamp("3 eigenpairs")
     gap = eigengap(spectrum.eigenvalues, spray.max_clusters)
-    times["4 eigengap"] = time.perf_counter()
+    stamp("4 eigengap")
     labels = cluster_embedding(
         spectral_embedding(spectrum, gap.n_clusters), "kmeans", gap.n_clusters, random_state=0
     )
-    times["5 k-means"] = time.perf_counter()
+    stamp("5 k-means")
 
     previous = start
     print(f"N={args.n} heatmaps {args.size}x{args.size}, pca_components={args.pca or None}")
-    for step, stamp in times.items():
-        print(f"  {step:14s} {stamp - previous:7.2f} s")
-        previous = stamp
-    print(f"  {'total':14s} {previous - start:7.2f} s")
+    print("  step              wall s    CPU s (summed over threads)")
+    for step, (wall, cpu) in times.items():
+        print(f"  {step:14s} {wall - previous[0]:8.2f} {cpu - previous[1]:8.2f}")
+        previous = (wall, cpu)
+    print(f"  {'total':14s} {previous[0] - start[0]:8.2f} {previous[1] - start[1]:8.2f}")
     print(
         f"eigengap: {gap.n_clusters} clusters, score {gap.score:.1f}; "
         f"first eigenvalues {spectrum.eigenvalues[:7].round(4)}"

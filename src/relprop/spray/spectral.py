@@ -144,11 +144,12 @@ def _top_eigenpairs(
 
     theta, basis = eigsh(filtered(None), k=k, which="LA", v0=rng.uniform(-1.0, 1.0, size), tol=_TOLERANCE)
     while len(theta) < size - 1:
-        missed, vector = eigsh(
-            filtered(basis), k=1, which="LA", v0=rng.uniform(-1.0, 1.0, size), tol=_TOLERANCE
-        )
-        if missed[0] <= theta.min() * (1.0 + 1e-9):
+        # a loose solve suffices to see whether anything is left above the smallest found value
+        complement = filtered(basis)
+        missed, vector = eigsh(complement, k=1, which="LA", v0=rng.uniform(-1.0, 1.0, size), tol=1e-6)
+        if missed[0] <= theta.min() * (1.0 - 1e-5):
             break
+        missed, vector = eigsh(complement, k=1, which="LA", v0=vector.ravel(), tol=_TOLERANCE)
         basis, _ = np.linalg.qr(np.hstack([basis, vector]))
         theta = np.append(theta, missed)
     mu, rotation = np.linalg.eigh(basis.T @ (normalized @ basis))
