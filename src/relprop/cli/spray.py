@@ -1,0 +1,96 @@
+"""``relprop spray``: Spectral Relevance Analysis of one class of a store, as an HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from relprop.cli.app import EXPECTED_ERRORS, app, fail
+
+
+def _load_inputs(analysis, spec: str, preprocessing: str | None) -> np.ndarray:
+    """The analysed samples from the data set ``spec``, checked against the store's data-set size."""
+    from relprop.data import load_dataset
+
+    dataset = load_dataset(spec, preprocessing or "to-tensor")
+    expected = analysis.params.get("dataset_size")
+    if expected is not None and len(dataset) != expected:
+        raise ValueError(
+            f"data set {spec!r} has {len(dataset)} samples, but the store was computed on {expected}"
+        )
+    return np.stack([np.asarray(dataset[int(index)][0], dtype=np.float32) for index in analysis.index])
+
+
+def _stored_dataset(params: dict) -> tuple[str, str | None] | None:
+    """The store's data set and preprocessing, if this machine can load it (a registered name or a path)."""
+    from relprop.data import PREPROCESSING, dataset_names
+
+    spec = str(params.get("dataset", ""))
+    if spec not in dataset_names() and not Path(spec).exists():
+        return None
+    preprocessing = params.get("preprocessing")
+    return spec, preprocessing if preprocessing in PREPROCESSING else None
+
+
+@app.command()
+def spray(
+    store: Annotated[Path, typer.Argument(help="A finished attribution store (relprop attribute).")],
+    class_index: Annotated[int, typer.Option("--class", help="The class to analyse.")],
+    out: Annotated[Path, typer.Option(help="Folder for index.html and analysis.h5 (ViRelAy).")] = Path(
+        "report"
+    ),
+    clusters: Annotated[
+        int | None, typer.Option(min=1, help="Number of clusters (default: the eigengap's suggestion).")
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option(min=1, help="Sum-pool heatmaps to SIZExSIZE first (default 32 or smaller).")
+    ] = None,
+    neighbors: Annotated[int, typer.Option(min=1, help="Neighbours of each sample in the graph.")] = 10,
+    data: Annotated[
+        str | None,
+        typer.Option(help="The data set, to show the inputs (default: the store's, if it can be loaded)."),
+    ] = None,
+    preprocessing: Annotated[str | None, typer.Option(help="For an image folder --data.")] = None,
+    seed: Annotated[int, typer.Option(help="Seeds k-means and t-SNE.")] = 0,
+    max_images: Annotated[int, typer.Option(min=0, help="At most this many samples get images.")] = 1500,
+) -> None:
+    """Group the heatmaps of class CLASS by where their relevance lies (SpRAy) and write a report that opens
+    from the file system: spectrum and eigengap, t-SNE, clusters with prototypes, the suspicious one flagged.
+    """
+    from relprop.report import analyse_class, write_report, write_virelay_analysis
+    from relprop.spray import SpRAy
+    from relprop.store import open as open_store
+
+    try:
+        if not store.is_file():
+            raise FileNotFoundError(f"{store}: no such file")
+        with open_store(store) as run:
+            size = size or min(32, *run.attribution.shape[-2:])
+            analysis = analyse_class(
+                run,
+                class_index,
+                SpRAy(size=size, n_neighbors=neighbors, n_clusters=clusters, random_state=seed),
+                random_state=seed,
+            )
+        source = (data, preprocessing) if data is not None else _stored_dataset(analysis.params)
+        inputs = None if source is None else _load_inputs(analysis, *source)
+        if inputs is None:
+            typer.echo("The store's data set cannot be loaded here (pass --data): showing heatmaps only.")
+        out.mkdir(parents=True, exist_ok=True)
+        analysis_path = out / "analysis.h5"
+        analysis_path.unlink(missing_ok=True)
+        write_virelay_analysis(analysis, analysis_path)
+        report = write_report(analysis, out / "index.html", inputs=inputs, max_images=max_images).resolve()
+    except EXPECTED_ERRORS as error:
+        raise fail(error) from None
+    suspicious = analysis.suspicious_cluster
+    typer.echo(
+        f"Class {class_index}: {len(analysis.rows)} samples, {analysis.spray.n_clusters_} clusters"
+        + ("" if suspicious is None else f", cluster {suspicious} suspicious (highest artefact score)")
+    )
+    typer.echo(f"SpRAy for ViRelAy: {analysis_path}")
+    typer.echo(f"Report: {report}")
+    typer.echo(f"Open it in a browser: {report.as_uri()}")

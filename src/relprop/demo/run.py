@@ -1,0 +1,227 @@
+"""The demo end to end: data, model, LRP through the store, behavioural check, SpRAy, report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from relprop.composites import EpsilonPlusFlat
+from relprop.data import ArrayDataset
+from relprop.demo.data import TaggedDigits, make_tagged_digits, paste_tag
+from relprop.demo.model import train_demo_cnn
+
+__all__ = ["Behaviour", "DemoResult", "behavioural_check", "run_demo"]
+
+#: Training epochs of the full demo and of the quick variant.
+EPOCHS, QUICK_EPOCHS = 40, 15
+#: SpRAy pools the heatmaps to this size: the 4x4 tag becomes (about) one cell, digits a few.
+SPRAY_SIZE = 8
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What the model does when the tag is pasted on or taken away (test images only).
+
+    Attributes
+    ----------
+    tagged_class:
+        The class that carries the tag.
+    others_clean, others_tagged:
+        Fraction of the other classes' images predicted as ``tagged_class``, as they are and with the
+        tag pasted on.
+    score_with_tag, score_removed:
+        Mean softmax probability of ``tagged_class`` on its tagged images, with the tag and with it removed
+        (the original digit).
+    accuracy_with_tag, accuracy_removed:
+        Fraction of those images predicted as ``tagged_class``, with and without the tag.
+    """
+
+    tagged_class: int
+    others_clean: float
+    others_tagged: float
+    score_with_tag: float
+    score_removed: float
+    accuracy_with_tag: float
+    accuracy_removed: float
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The check as (question, answer) rows for the report and the terminal."""
+        c = self.tagged_class
+        return [
+            (f"other digits predicted as {c}", f"{self.others_clean:.1%}"),
+            ("... with the tag pasted on", f"{self.others_tagged:.1%}"),
+            (f"tagged {c}s: score of class {c}", f"{self.score_with_tag:.3f}"),
+            ("... with the tag removed", f"{self.score_removed:.3f}"),
+            (f"tagged {c}s recognised", f"{self.accuracy_with_tag:.1%}"),
+            ("... with the tag removed", f"{self.accuracy_removed:.1%}"),
+        ]
+
+
+@torch.no_grad()
+def behavioural_check(model: nn.Module, data: TaggedDigits) -> Behaviour:
+    """Paste the tag on the other classes' test images, and remove it from the tagged class's ones."""
+    c = data.tagged_class
+    test = data.test_rows
+
+    def probabilities(images: np.ndarray) -> np.ndarray:
+        return torch.softmax(model(torch.from_numpy(images)), dim=1).numpy()
+
+    others = test[data.labels[test] != c]
+    clean = probabilities(data.images[others]).argmax(axis=1)
+    pasted = probabilities(paste_tag(data.images[others])).argmax(axis=1)
+    tagged = test[data.tagged[test]]
+    with_tag = probabilities(data.inputs(tagged))
+    removed = probabilities(data.images[tagged])
+    return Behaviour(
+        tagged_class=c,
+        others_clean=float(np.mean(clean == c)),
+        others_tagged=float(np.mean(pasted == c)),
+        score_with_tag=float(with_tag[:, c].mean()),
+        score_removed=float(removed[:, c].mean()),
+        accuracy_with_tag=float(np.mean(with_tag.argmax(axis=1) == c)),
+        accuracy_removed=float(np.mean(removed.argmax(axis=1) == c)),
+    )
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Where the demo wrote its files and what it found.
+
+    Attributes
+    ----------
+    report, store, model, analysis:
+        The HTML report, the attribution store of the test set, the model's weights (a state dict of
+        ``demo-cnn``) and the SpRAy analysis in ViRelAy's layout.
+    test_accuracy:
+        The model's accuracy on the (partly tagged) test set.
+    behaviour:
+        The behavioural check.
+    n_clusters:
+        The number of clusters SpRAy found for the tagged class.
+    suspicious_cluster:
+        The cluster with the highest artefact score (``None`` if SpRAy found one cluster).
+    purity:
+        The fraction of the suspicious cluster's samples that carry the tag (0 if there is none).
+    recall:
+        The fraction of the tagged samples that fall into the suspicious cluster (0 if there is none).
+    """
+
+    report: Path
+    store: Path
+    model: Path
+    analysis: Path
+    test_accuracy: float
+    behaviour: Behaviour
+    n_clusters: int
+    suspicious_cluster: int | None
+    purity: float
+    recall: float
+
+
+def run_demo(
+    out: str | Path = "relprop-demo",
+    seed: int = 0,
+    epochs: int | None = None,
+    quick: bool = False,
+    progress: bool = False,
+) -> DemoResult:
+    """Plant a tag, train a model that uses it, and find it with LRP and SpRAy; see :mod:`relprop.demo`.
+
+    Parameters
+    ----------
+    out:
+        The folder for the files (created): ``model.pt``, ``attributions.h5``, ``report/index.html``,
+        ``report/analysis.h5``. Files of an earlier demo there are replaced.
+    seed:
+        Seeds the data set's split and tags, the model's initial weights and its batches.
+    epochs:
+        Training epochs; 40 by default, 15 with ``quick``.
+    quick:
+        The faster variant (fewer epochs), for tests.
+    progress:
+        Show the attribution's progress bar.
+    """
+    from relprop.report import analyse_class, write_report, write_virelay_analysis
+    from relprop.spray import SpRAy
+    from relprop.store import attribute_dataset
+    from relprop.store import open as open_store
+
+    epochs = (QUICK_EPOCHS if quick else EPOCHS) if epochs is None else epochs
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = make_tagged_digits(seed)
+    c = data.tagged_class
+    model = train_demo_cnn(data, epochs=epochs, seed=seed)
+    model_path = out / "model.pt"
+    torch.save(model.state_dict(), model_path)
+
+    test = data.test_rows
+    inputs = data.inputs(test)
+    store_path = out / "attributions.h5"
+    store_path.unlink(missing_ok=True)  # a store refuses to be resumed by another run: start afresh
+    description = {
+        "dataset": "demo" if seed == 0 else f"demo (seed {seed})",
+        "model": f"demo-cnn:{model_path}",
+        "method": "lrp",
+        "composite": "epsilon-plus-flat",
+        "preprocessing": "none",
+    }
+    attribute_dataset(
+        ArrayDataset(inputs, data.labels[test]),
+        model,
+        store_path,
+        composite=EpsilonPlusFlat(),
+        description=description,
+        dtype="float32",
+        target="label",
+        progress=progress,
+    )
+    behaviour = behavioural_check(model, data)
+
+    with open_store(store_path) as store:
+        test_accuracy = float(np.mean(store.label[:] == store.prediction[:]))
+        rows = np.flatnonzero(store.label[:] == c)
+        tagged = data.tagged[test[store.index[rows]]]
+        analysis = analyse_class(
+            store, c, SpRAy(size=SPRAY_SIZE, random_state=seed), np.where(tagged, "yes", "no"), seed
+        )
+    suspicious = analysis.suspicious_cluster
+    members = analysis.spray.labels_ == suspicious
+    purity = float(tagged[members].mean()) if members.any() else 0.0
+    recall = float(members[tagged].mean()) if tagged.any() else 0.0
+
+    report_dir = out / "report"
+    analysis_path = report_dir / "analysis.h5"
+    report_dir.mkdir(exist_ok=True)
+    analysis_path.unlink(missing_ok=True)
+    write_virelay_analysis(analysis, analysis_path)
+    notes = [
+        (
+            "Behavioural check: the tag pasted on and removed",
+            [("test accuracy (all digits)", f"{test_accuracy:.1%}"), *behaviour.rows()],
+        )
+    ]
+    report = write_report(
+        analysis,
+        report_dir / "index.html",
+        inputs=inputs[analysis.index],
+        group_name="tag planted",
+        title=f"relprop demo: does the model recognise the digit {c} by its shape, or by a tag?",
+        notes=notes,
+    )
+    return DemoResult(
+        report=report,
+        store=store_path,
+        model=model_path,
+        analysis=analysis_path,
+        test_accuracy=test_accuracy,
+        behaviour=behaviour,
+        n_clusters=analysis.spray.n_clusters_,
+        suspicious_cluster=suspicious,
+        purity=purity,
+        recall=recall,
+    )
