@@ -18,7 +18,7 @@ def demo(
     ),
     seed: Annotated[int, typer.Option(help="Seeds the data split, the tags and the training.")] = 0,
     epochs: Annotated[
-        int | None, typer.Option(min=1, help="Training epochs (default 40, 15 with --quick).")
+        int | None, typer.Option(min=1, help="Training epochs (default 25, 10 with --quick).")
     ] = None,
     quick: Annotated[bool, typer.Option(help="A smaller, faster variant (fewer epochs).")] = False,
 ) -> None:
@@ -28,6 +28,7 @@ def demo(
     Runs on the CPU in about a minute, without network: the digits ship with scikit-learn.
     """
     from relprop.demo import SIZE, run_demo
+    from relprop.demo.run import SPRAY_NEIGHBORS, SPRAY_SIZE
 
     try:
         typer.echo(f"Training a small CNN on {SIZE}x{SIZE} digits with a planted tag (seed {seed}) ...")
@@ -49,6 +50,10 @@ def demo(
             f"{result.recall:.0%} of the tagged samples."
         )
     typer.echo(f"Attributions: {result.store}   SpRAy for ViRelAy: {result.analysis}")
+    typer.echo(
+        f"The same analysis from the store: relprop spray {result.store} --class {c} --size {SPRAY_SIZE} "
+        f"--neighbors {SPRAY_NEIGHBORS}"
+    )
     report = result.report.resolve()
     typer.echo(f"Report: {report}")
     typer.echo(f"Open it in a browser: {report.as_uri()}")
