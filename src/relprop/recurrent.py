@@ -77,24 +77,23 @@ class Recurrent(Rule):
         self.redistribute = redistribute
 
     def forward(self, op: Call, inputs: Sequence[Tensor]) -> tuple[Any, Any]:
-        module = _supported(op)
-        output, (args, kwargs) = _call_recording_arguments(op, inputs)
-        x = args[0] if args else kwargs.get("input")
-        hx = args[1] if len(args) > 1 else kwargs.get("hx")
-        if not isinstance(x, Tensor):
-            raise UnsupportedOperationError(
-                f"{type(module).__name__} of a {type(x).__name__} (packed sequences)"
-            )
-        if x.dim() != 3:
-            raise UnsupportedOperationError(
-                f"{type(module).__name__} of an unbatched input of shape {tuple(x.shape)}"
-            )
-        states = (hx,) if isinstance(hx, Tensor) else tuple(hx) if hx is not None else ()
-        return output, (x, states)
+        return _call_recording_arguments(op, inputs)
 
     def backward(self, op, inputs, output, context, relevance):
+        # checked here, not in forward, so that the engine's error names the layer
         module = _supported(op)
-        given, states = context
+        args, kwargs = context
+        given = args[0] if args else kwargs.get("input")
+        hx = args[1] if len(args) > 1 else kwargs.get("hx")
+        if not isinstance(given, Tensor):
+            raise UnsupportedOperationError(
+                f"{type(module).__name__} of a {type(given).__name__} (packed sequences)"
+            )
+        if given.dim() != 3:
+            raise UnsupportedOperationError(
+                f"{type(module).__name__} of an unbatched input of shape {tuple(given.shape)}"
+            )
+        states = (hx,) if isinstance(hx, Tensor) else tuple(hx) if hx is not None else ()
         lstm = isinstance(module, nn.LSTM)
         cell = _lstm if lstm else _gru
         layers, directions, hidden = module.num_layers, 2 if module.bidirectional else 1, module.hidden_size
@@ -168,16 +167,14 @@ class Embedding(Rule):
         self.redistribute = redistribute
 
     def forward(self, op: Call, inputs: Sequence[Tensor]) -> tuple[Any, Any]:
-        module = op.module
-        if not isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-            raise UnsupportedOperationError(
-                f"Embedding explains nn.Embedding and nn.EmbeddingBag, not {module!r}"
-            )
-        output, (args, kwargs) = _call_recording_arguments(op, inputs)
-        return output, (args, kwargs)
+        return _call_recording_arguments(op, inputs)
 
     def backward(self, op, inputs, output, context, relevance):
         module = op.module
+        if not isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+            raise UnsupportedOperationError(
+                f"Embedding explains nn.Embedding and nn.EmbeddingBag, not {type(module).__name__}"
+            )
         args, kwargs = context
         tokens = args[0] if args else kwargs["input"]
         if not any(v is tokens for v in inputs):
@@ -200,6 +197,9 @@ class Embedding(Rule):
         if module.padding_idx is not None:
             weights = weights * (tokens != module.padding_idx)
         if module.mode == "max":
+            vectors = vectors.masked_fill(
+                weights.eq(0).unsqueeze(-1), -torch.inf
+            )  # padding is not in the bag
             hit = (vectors == vectors.amax(dim=1, keepdim=True)).to(relevance)
             return (hit * divide(relevance, hit.sum(dim=1)).unsqueeze(1)).sum(dim=-1)
         if module.mode == "mean":
@@ -331,6 +331,8 @@ def _supported(op: Call) -> nn.Module:
 
 def _call_recording_arguments(op: Call, inputs: Sequence[Tensor]) -> tuple[Any, tuple[tuple, dict]]:
     """Run the module call and record the arguments it received (positional and keyword)."""
+    if getattr(op, "module", None) is None:  # not a module call: backward refuses it, naming the node
+        return op.forward(inputs), ((), {})
     recorded: list[tuple[tuple, dict]] = []
 
     def record(module, args, kwargs):
