@@ -264,6 +264,36 @@ def test_zero_initial_state_is_the_same_as_none():
     torch.testing.assert_close(without.sum(), r[0].sum())
 
 
+class StatesInForward(nn.Module):
+    """Initial states made in forward (zeros, or a tensor of the input), one tensor passed as h0 and c0."""
+
+    def __init__(self, zeros: bool) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(3, 4, batch_first=True)
+        self.head = nn.Linear(4, 2)
+        self.zeros = zeros
+
+    def forward(self, x):
+        if self.zeros:
+            h0 = torch.zeros(1, x.size(0), 4, device=x.device)
+        else:
+            h0 = torch.tanh(x[:, :1, :1]).expand(-1, -1, 4).transpose(0, 1).contiguous()
+        out, _ = self.rnn(x, (h0, h0))
+        return self.head(out[:, -1])
+
+
+def test_initial_states_made_in_forward():
+    torch.manual_seed(8)
+    x = torch.randn(2, 5, 3)
+    zeros = StatesInForward(zeros=True).eval()
+    plain = Plain(zeros.rnn).eval()  # the same LSTM called without states
+    plain.head = zeros.head
+    torch.testing.assert_close(LRP(zeros)(x), LRP(plain)(x))  # zero states are not inputs
+    shared = StatesInForward(zeros=False).eval()
+    relevance = LRP(shared, conserving())(x, target=0)  # h0 and c0 are one tensor: both shares reach it
+    torch.testing.assert_close(relevance.sum((1, 2)), shared(x)[:, 0], rtol=1e-8, atol=1e-10)
+
+
 def test_without_redistribution_biases_absorb_relevance():
     torch.manual_seed(6)
     model = Tagger(nn.LSTM).eval()

@@ -134,8 +134,14 @@ class Recurrent(Rule):
             relevance_sequence = relevance_input
         if module.batch_first:
             relevance_sequence = relevance_sequence.transpose(0, 1)
-        shares = {id(given): relevance_sequence} | {id(s): r for s, r in zip(states, relevance_initial)}
-        return [shares[id(v)] for v in inputs]
+        # the operands are the input and the states that depend on the model's input, in call order; one
+        # tensor passed twice (h0 as c0) is two operands
+        pairs = [(given, relevance_sequence), *zip(states, relevance_initial)]
+        result = []
+        for value in inputs:
+            k = next(k for k, (argument, _) in enumerate(pairs) if argument is value)
+            result.append(pairs.pop(k)[1])
+        return result
 
 
 class Embedding(Rule):
