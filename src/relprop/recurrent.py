@@ -95,7 +95,7 @@ class Recurrent(Rule):
             )
         states = (hx,) if isinstance(hx, Tensor) else tuple(hx) if hx is not None else ()
         lstm = isinstance(module, nn.LSTM)
-        cell = _lstm if lstm else _gru
+        cell = _LSTM if lstm else _GRU
         layers, directions, hidden = module.num_layers, 2 if module.bidirectional else 1, module.hidden_size
         relevance_out, relevance_final = _unpack(relevance, lstm)
         x = given.transpose(0, 1) if module.batch_first else given
@@ -203,9 +203,7 @@ class Embedding(Rule):
         if module.padding_idx is not None:
             weights = weights * (tokens != module.padding_idx)
         if module.mode == "max":
-            vectors = vectors.masked_fill(
-                weights.eq(0).unsqueeze(-1), -torch.inf
-            )  # padding is not in the bag
+            vectors = vectors.masked_fill(weights.eq(0).unsqueeze(-1), -torch.inf)  # padding: not in the bag
             hit = (vectors == vectors.amax(dim=1, keepdim=True)).to(relevance)
             return (hit * divide(relevance, hit.sum(dim=1)).unsqueeze(1)).sum(dim=-1)
         if module.mode == "mean":
@@ -227,8 +225,9 @@ class _Run:
 
     inputs: Tensor  # (T, B, in)
     hidden: Tensor  # (T, B, H), in time order
-    steps: list[dict]  # per time step in processing order
-    bias_parts: dict
+    steps: list[dict]  # per time step, in processing order
+    w_x: Tensor  # the weights of the signal's pre-activation (g for the LSTM, n for the GRU) on x_t
+    w_h: Tensor  # and on h_{t-1}
 
 
 class _LSTM:
@@ -239,36 +238,36 @@ class _LSTM:
         w_ih, w_hh, bias = _parameters(module, layer, direction, x)
         hidden_size = module.hidden_size
         h, c = initial
-        w_ig, w_hg = (w[2 * hidden_size : 3 * hidden_size] for w in (w_ih, w_hh))
-        b_g = bias[2 * hidden_size : 3 * hidden_size]
+        w_ig, w_hg, b_g = (w[2 * hidden_size : 3 * hidden_size] for w in (w_ih, w_hh, bias))
         steps, outputs = [], [None] * x.shape[0]
         for t in _order(x.shape[0], direction):
             z = x[t] @ w_ih.T + bias
             if h is not None:
                 z = z + h @ w_hh.T
-            i, f, g, o = z.chunk(4, dim=-1)
-            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            i, f, pre, o = z.chunk(4, dim=-1)
+            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(pre), torch.sigmoid(o)
             terms = [i * g] if c is None else [i * g, f * c]
             c_new = terms[0] if c is None else terms[0] + terms[1]
-            steps.append({"t": t, "h": h, "terms": terms, "pre": z.chunk(4, dim=-1)[2]})
+            steps.append({"t": t, "h": h, "terms": terms, "pre": pre, "b": b_g})
             h, c = o * torch.tanh(c_new), c_new
             outputs[t] = h
-        return _Run(x, torch.stack(outputs), steps, {"w_x": w_ig, "w_h": w_hg, "b": b_g})
+        return _Run(x, torch.stack(outputs), steps, w_ig, w_hg)
 
     @staticmethod
     def relevance(run: _Run, relevance_h: Tensor, final: list, epsilon: float, redistribute: bool):
         r_x = torch.zeros_like(run.inputs)
         r_h = _zeros_or(final[0], relevance_h[0])
         r_c = _zeros_or(final[1], relevance_h[0])
-        p = run.bias_parts
         for step in reversed(run.steps):
             t = step["t"]
             r_c = r_c + r_h + relevance_h[t]  # h_t = o_t tanh(c_t): all of it to c_t
             split = _split_terms(step["terms"], r_c, epsilon, redistribute)  # i g, then f c_{t-1}
-            parts = [(run.inputs[t], p["w_x"], None)] + (
-                [] if step["h"] is None else [(step["h"], p["w_h"], None)]
-            )
-            shares = _dense(parts, step["pre"], p["b"], split[0], epsilon, redistribute)  # gate i takes none
+            parts = [(run.inputs[t], run.w_x, None)]
+            if step["h"] is not None:
+                parts.append((step["h"], run.w_h, None))
+            shares = _dense(
+                parts, step["pre"], step["b"], split[0], epsilon, redistribute
+            )  # gate i takes none
             r_x[t] = shares[0]
             r_h = shares[1] if len(shares) > 1 else torch.zeros_like(r_h)
             r_c = split[1] if len(split) > 1 else torch.zeros_like(r_c)
@@ -298,27 +297,23 @@ class _GRU:
             steps.append({"t": t, "h": h, "terms": terms, "pre": pre, "r": r, "b": b_in + r * b_hn})
             h = terms[0] if len(terms) == 1 else terms[0] + terms[1]
             outputs[t] = h
-        return _Run(x, torch.stack(outputs), steps, {"w_x": w_in, "w_h": w_hn})
+        return _Run(x, torch.stack(outputs), steps, w_in, w_hn)
 
     @staticmethod
     def relevance(run: _Run, relevance_h: Tensor, final: list, epsilon: float, redistribute: bool):
         r_x = torch.zeros_like(run.inputs)
         r_h = _zeros_or(final[0], relevance_h[0])
-        p = run.bias_parts
         for step in reversed(run.steps):
             t = step["t"]
             r_h = r_h + relevance_h[t]
             split = _split_terms(step["terms"], r_h, epsilon, redistribute)  # (1 - z) n, then z h_{t-1}
-            parts = [(run.inputs[t], p["w_x"], None)]
+            parts = [(run.inputs[t], run.w_x, None)]
             if step["h"] is not None:
-                parts.append((step["h"], p["w_h"], step["r"]))  # the reset gate weights, takes none
+                parts.append((step["h"], run.w_h, step["r"]))  # the reset gate weights, takes none
             shares = _dense(parts, step["pre"], step["b"], split[0], epsilon, redistribute)
             r_x[t] = shares[0]
             r_h = shares[1] + split[1] if len(shares) > 1 else torch.zeros_like(r_h)
         return r_x, [r_h]
-
-
-_lstm, _gru = _LSTM(), _GRU()
 
 
 # ----------------------------------------------------------------------------------------------- helpers
