@@ -63,17 +63,29 @@ class Recurrent(Rule):
         Spread the bias and stabilizer share of each neuron evenly over its inputs, so that relevance is
         conserved exactly (for checking).
 
-    The relevance of the layer's input is per time step and feature. Recurrent layers with projections
+    The relevance of the layer's input is per time step and feature. The forward pass is recomputed step by
+    step (in the input's dtype) when relevance is propagated. Recurrent layers with projections
     (``proj_size > 0``), packed sequences, unbatched inputs, ``nn.RNN`` and dropout in training mode are
     not supported.
+
+    Every composite maps ``nn.LSTM`` and ``nn.GRU`` to ``Recurrent()`` by default. Note that composites
+    with a rule for "the first layer" (such as the default :class:`~relprop.composites.EpsilonPlusFlat`)
+    give it to the first dense layer, which in a recurrent model is often the read-out; for the setting of
+    Arras et al. use :class:`~relprop.composites.Uniform` ``(rules.Epsilon(1e-3))``.
+
+    Examples
+    --------
+    >>> explainer = LRP(model, composites.Uniform(rules.Epsilon(1e-3)))
+    >>> relevance = explainer(tokens)  # (B, T) for token ids into an nn.Embedding: one value per token
+    >>> exact = LRP(model, composites.Composite(layer_map=[
+    ...     (types.Dense, rules.Epsilon(redistribute=True)), ((nn.LSTM, nn.GRU), Recurrent(redistribute=True))
+    ... ]))  # conserves relevance exactly, for checking
     """
 
     kinds = frozenset({Kind.UNKNOWN})
 
     def __init__(self, epsilon: float = 1e-3, redistribute: bool = False) -> None:
-        if not (isinstance(epsilon, (int, float)) and epsilon >= 0):
-            raise ValueError(f"epsilon must be a number >= 0, got {epsilon!r}")
-        self.epsilon = float(epsilon)
+        self.epsilon = _epsilon(epsilon)
         self.redistribute = redistribute
 
     def forward(self, op: Call, inputs: Sequence[Tensor]) -> tuple[Any, Any]:
@@ -167,9 +179,7 @@ class Embedding(Rule):
     kinds = frozenset({Kind.UNKNOWN})
 
     def __init__(self, epsilon: float = 1e-3, redistribute: bool = False) -> None:
-        if not (isinstance(epsilon, (int, float)) and epsilon >= 0):
-            raise ValueError(f"epsilon must be a number >= 0, got {epsilon!r}")
-        self.epsilon = float(epsilon)
+        self.epsilon = _epsilon(epsilon)
         self.redistribute = redistribute
 
     def forward(self, op: Call, inputs: Sequence[Tensor]) -> tuple[Any, Any]:
@@ -317,6 +327,12 @@ class _GRU:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
+def _epsilon(value: float) -> float:
+    if not (isinstance(value, (int, float)) and value >= 0):
+        raise ValueError(f"epsilon must be a number >= 0, got {value!r}")
+    return float(value)
+
+
 def _supported(op: Call) -> nn.Module:
     module = getattr(op, "module", None)
     if not isinstance(module, (nn.LSTM, nn.GRU)):
