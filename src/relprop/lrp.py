@@ -287,11 +287,19 @@ def _route(node: Node, relevance, values, graph: Graph) -> list[tuple[fx.Node, A
 
 def _accumulate(pending: dict, fx_node: fx.Node, share, values) -> None:
     if isinstance(share, list):
-        current = pending.get(fx_node) or [None] * len(share)
-        pending[fx_node] = [a if b is None else b if a is None else a + b for a, b in zip(current, share)]
+        pending[fx_node] = _merge(pending.get(fx_node), share)
         return
     current = pending.get(fx_node)
     pending[fx_node] = share if current is None else current + share
+
+
+def _merge(current, share):
+    """The sum of two relevances of a tuple, element by element, nested tuples too (``None``: none)."""
+    if current is None or share is None:
+        return share if current is None else current
+    if isinstance(share, list):
+        return [_merge(a, b) for a, b in zip(current, share)]
+    return current + share
 
 
 def _per_sample(relevance) -> Tensor:
