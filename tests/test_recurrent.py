@@ -294,6 +294,27 @@ def test_initial_states_made_in_forward():
     torch.testing.assert_close(relevance.sum((1, 2)), shared(x)[:, 0], rtol=1e-8, atol=1e-10)
 
 
+class FinalStateReadTwice(nn.Module):
+    """``h_n`` is taken from the nested tuple ``(output, (h_n, c_n))`` twice: both readings must count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(3, 4, batch_first=True)
+        self.first = nn.Linear(4, 2)
+        self.second = nn.Linear(4, 2)
+
+    def forward(self, x):
+        result = self.rnn(x)
+        return self.first(result[1][0][-1]) + self.second(result[1][0][-1])
+
+
+def test_nested_tuple_element_read_twice_gets_both_relevances():
+    torch.manual_seed(9)
+    model, x = FinalStateReadTwice().eval(), torch.randn(2, 5, 3)
+    relevance = LRP(model, conserving())(x, target=1)
+    torch.testing.assert_close(relevance.sum((1, 2)), model(x)[:, 1], rtol=1e-8, atol=1e-10)
+
+
 def test_without_redistribution_biases_absorb_relevance():
     torch.manual_seed(6)
     model = Tagger(nn.LSTM).eval()
