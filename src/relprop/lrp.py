@@ -236,9 +236,8 @@ class LRP:
 
 
 def _takes_tokens(graph: Graph) -> bool:
-    """Whether the model's input goes only into embeddings: then it is a batch of integer token ids."""
-    users = graph.nodes[0].fx.users
-    return bool(users) and all(isinstance(graph[u].module, (nn.Embedding, nn.EmbeddingBag)) for u in users)
+    """Whether the model's input goes into an embedding: then it is a batch of integer token ids."""
+    return any(isinstance(graph[u].module, (nn.Embedding, nn.EmbeddingBag)) for u in graph.nodes[0].fx.users)
 
 
 def _selected(target: Target) -> Callable[[Tensor], Tensor]:
