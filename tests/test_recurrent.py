@@ -538,3 +538,22 @@ def test_recurrent_rule_on_something_else_is_named():
         UnsupportedOperationError, match="special_expm1.*Recurrent explains nn.LSTM and nn.GRU"
     ):
         LRP(Expm1().eval(), composite)(torch.randn(2, 3))
+
+
+def test_embedding_bag_with_per_sample_weights():
+    class Weighted(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bag = nn.EmbeddingBag(5, 3, mode="sum")
+            self.head = nn.Linear(3, 1, bias=False)
+            self.register_buffer("importance", torch.tensor([0.5, 2.0, 1.0]))
+
+        def forward(self, tokens):
+            return self.head(self.bag(tokens, per_sample_weights=self.importance.expand(tokens.shape)))
+
+    torch.manual_seed(10)
+    model, tokens = Weighted().eval(), torch.tensor([[1, 2, 3], [4, 4, 0]])
+    composite = composites.Composite(layer_map=[(nn.EmbeddingBag, Embedding(0.0)), (nn.Linear, rules.LRP0())])
+    relevance = LRP(model, composite)(tokens, target=0)
+    contributions = model.importance[None, :, None] * model.bag.weight[tokens] * model.head.weight[0]
+    torch.testing.assert_close(relevance, contributions.sum(-1).detach())  # LRP-0 on a linear model
