@@ -22,11 +22,20 @@ def check_eval_mode(model: nn.Module) -> None:
         )
 
 
-def check_input(x: Tensor, model: nn.Module) -> None:
-    """Refuse an input that is not a finite floating-point batch matching the model's dtype and device."""
+def check_input(x: Tensor, model: nn.Module, tokens: bool = False) -> None:
+    """Refuse an input that is not a finite floating-point batch matching the model's dtype and device.
+
+    With ``tokens`` (the model starts with an embedding) the input must instead be a batch of integer token
+    ids on the model's device.
+    """
     if not isinstance(x, Tensor):
         raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
+    if tokens and (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool):
+        raise TypeError(
+            f"input must be an integer tensor of token ids (the model starts with an embedding), got "
+            f"{x.dtype}"
+        )
+    if not tokens and not x.is_floating_point():
         raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
     if x.dim() < 2:
         raise ValueError(f"input must have a batch dimension, got shape {tuple(x.shape)}")
@@ -35,7 +44,9 @@ def check_input(x: Tensor, model: nn.Module) -> None:
         sample = int((~finite).nonzero()[0, 0])
         raise ValueError(f"input contains NaN or infinite values (sample {sample})")
     parameter = next(model.parameters(), None)
-    if parameter is not None and (parameter.dtype != x.dtype or parameter.device != x.device):
+    if parameter is not None and (
+        (parameter.dtype != x.dtype and not tokens) or parameter.device != x.device
+    ):
         raise TypeError(
             f"input is {x.dtype} on {x.device} but the model's parameters are {parameter.dtype} on "
             f"{parameter.device}: convert one to match the other (e.g. model.to(x))"

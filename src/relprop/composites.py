@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from relprop import types
 from relprop.graph import Graph, Kind, Node
+from relprop.recurrent import Embedding, Recurrent
 from relprop.rules import AlphaBeta, Epsilon, Flat, Gamma, Gate, Pass, Rule, WinnerTakeAll, ZBox, ZPlus
 
 TypeKey = type | tuple[type, ...]
@@ -24,7 +25,8 @@ def base_map(stabilizer: float = 1e-6) -> list[tuple[TypeKey, Rule]]:
 
     Activations and batch normalizations that canonization could not fold pass relevance through;
     additions, average pooling and reductions split it in proportion to the contributions; max pooling
-    gives it to the maximum; gates give it to the signal.
+    gives it to the maximum; gates give it to the signal. LSTMs and GRUs take LSTM-LRP
+    (:class:`~relprop.recurrent.Recurrent`), embeddings give each token the relevance of its vector.
     """
     return [
         (types.Activation, Pass()),
@@ -33,6 +35,8 @@ def base_map(stabilizer: float = 1e-6) -> list[tuple[TypeKey, Rule]]:
         (types.BatchNorm, Pass()),
         (types.MaxPool, WinnerTakeAll()),
         (types.Multiply, Gate()),
+        ((nn.LSTM, nn.GRU), Recurrent()),
+        ((nn.Embedding, nn.EmbeddingBag), Embedding()),
     ]
 
 

@@ -120,7 +120,7 @@ class Node:
                 a, k = fx.node.map_arg((self.fx.args, self.fx.kwargs), lambda n: substitute.get(n, values[n]))
                 return self.run(a, k)
 
-            return operations.Call(call)
+            return operations.Call(call, self.module)
         if self.module is not None and isinstance(self.module, types.Linear + types.BatchNorm):
             op = _module_affine(self.module)
             for bn in self.folded:

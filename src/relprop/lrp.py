@@ -59,6 +59,7 @@ class LRP:
         self._check_rules()
         self._kept = self._values_kept()
         self._copied = {node.fx for node in self.graph if self._overwrites_needed_value(node)}
+        self._tokens = _takes_tokens(self.graph)
 
     def __call__(self, x: Tensor, target: Target = None) -> Tensor:
         """Relevance of each input element for ``target``; shaped like ``x``, same dtype and device.
@@ -137,7 +138,7 @@ class LRP:
 
     def _explain(self, x: Tensor, start: Callable[[Tensor], Tensor], audit: bool = False):
         check_eval_mode(self.model)
-        check_input(x, self.model)
+        check_input(x, self.model, tokens=self._tokens)
         with torch.no_grad():
             values, saved = self._forward(x)
             output = values[_output_node(self.graph)]
@@ -185,7 +186,8 @@ class LRP:
         output_node = _output_node(self.graph)
         pending: dict[fx.Node, Any] = {output_node: output_relevance}
         rows: list[AuditRow] = []
-        input_relevance = torch.zeros_like(values[self.graph.nodes[0].fx])
+        x = values[self.graph.nodes[0].fx]
+        input_relevance = torch.zeros_like(x, dtype=output_relevance.dtype if self._tokens else x.dtype)
         for node in reversed(self.graph.nodes):
             fx_node = node.fx
             relevance = pending.pop(fx_node, None)
@@ -231,6 +233,11 @@ class LRP:
         entered = _per_sample(relevance)
         left = sum((_per_sample(s) for s in shares), torch.zeros_like(entered))
         return AuditRow(node.name, node.describe(), name, entered, left)
+
+
+def _takes_tokens(graph: Graph) -> bool:
+    """Whether the model's input goes into an embedding: then it is a batch of integer token ids."""
+    return any(isinstance(graph[u].module, (nn.Embedding, nn.EmbeddingBag)) for u in graph.nodes[0].fx.users)
 
 
 def _selected(target: Target) -> Callable[[Tensor], Tensor]:
@@ -279,11 +286,19 @@ def _route(node: Node, relevance, values, graph: Graph) -> list[tuple[fx.Node, A
 
 def _accumulate(pending: dict, fx_node: fx.Node, share, values) -> None:
     if isinstance(share, list):
-        current = pending.get(fx_node) or [None] * len(share)
-        pending[fx_node] = [a if b is None else b if a is None else a + b for a, b in zip(current, share)]
+        pending[fx_node] = _merge(pending.get(fx_node), share)
         return
     current = pending.get(fx_node)
     pending[fx_node] = share if current is None else current + share
+
+
+def _merge(current, share):
+    """The sum of two relevances of a tuple, element by element, nested tuples too (``None``: none)."""
+    if current is None or share is None:
+        return share if current is None else current
+    if isinstance(share, list):
+        return [_merge(a, b) for a, b in zip(current, share)]
+    return current + share
 
 
 def _per_sample(relevance) -> Tensor:

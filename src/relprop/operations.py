@@ -127,10 +127,11 @@ class MaxPool:
 
 
 class Call:
-    """Any other operation: ``fn(*inputs)``."""
+    """Any other operation: ``fn(*inputs)``; ``module`` is the module it calls, if it is a module call."""
 
-    def __init__(self, fn: Callable[..., Tensor]) -> None:
+    def __init__(self, fn: Callable[..., Tensor], module: nn.Module | None = None) -> None:
         self.fn = fn
+        self.module = module
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         return self.fn(*inputs)
