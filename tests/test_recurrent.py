@@ -557,3 +557,30 @@ def test_embedding_bag_with_per_sample_weights():
     relevance = LRP(model, composite)(tokens, target=0)
     contributions = model.importance[None, :, None] * model.bag.weight[tokens] * model.head.weight[0]
     torch.testing.assert_close(relevance, contributions.sum(-1).detach())  # LRP-0 on a linear model
+
+
+def test_audit_books_balance_per_sample_through_an_lstm():
+    """Time-first tensors and recurrent states carry the batch in dimension 1: the audit counts it there."""
+    torch.manual_seed(11)
+
+    class Reader(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(3, 4)
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):
+            _, (h, _) = self.rnn(x)
+            return self.head(h[-1])
+
+    model = Reader().double().eval()
+    x = torch.randn(5, 3, 3, dtype=torch.float64)  # (time, batch, features): batch 3
+    composite = composites.Composite(
+        layer_map=[(nn.LSTM, Recurrent(redistribute=True)), (nn.Linear, rules.Epsilon(redistribute=True))]
+    )
+    books = LRP(model, composite).audit(x, target=0)
+    torch.testing.assert_close(books.output, model(x)[:, 0])
+    rnn = next(row for row in books.rows if row.name == "rnn")
+    assert rnn.relevance_in.shape == (3,)
+    torch.testing.assert_close(rnn.relevance_out, rnn.relevance_in, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(books.residual, torch.zeros(3, dtype=torch.float64), atol=1e-10, rtol=0)

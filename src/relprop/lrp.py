@@ -187,6 +187,7 @@ class LRP:
         pending: dict[fx.Node, Any] = {output_node: output_relevance}
         rows: list[AuditRow] = []
         x = values[self.graph.nodes[0].fx]
+        batch = output_relevance.shape[0]  # the output is batch-first even when the input is time-first
         input_relevance = torch.zeros_like(x, dtype=output_relevance.dtype if self._tokens else x.dtype)
         for node in reversed(self.graph.nodes):
             fx_node = node.fx
@@ -201,10 +202,12 @@ class LRP:
             for target_node, share in received:
                 _accumulate(pending, target_node, share, values)
             if audit and node.kind != Kind.OUTPUT:
-                rows.append(self._row(node, relevance, [share for _, share in received]))
+                rows.append(self._row(node, relevance, [share for _, share in received], batch))
         if not audit:
             return input_relevance, None
-        books = Audit(rows, _per_sample(output_relevance), _per_sample(input_relevance), input_relevance)
+        books = Audit(
+            rows, _per_sample(output_relevance, batch), _per_sample(input_relevance, batch), input_relevance
+        )
         return input_relevance, books
 
     def _propagate(self, node: Node, value, relevance, values, saved) -> list[tuple[fx.Node, Any]]:
@@ -227,11 +230,11 @@ class LRP:
             "for an element-wise operation); relprop never falls back to the gradient."
         )
 
-    def _row(self, node: Node, relevance, shares) -> AuditRow:
+    def _row(self, node: Node, relevance, shares, batch: int) -> AuditRow:
         rule = self.rules.get(node)
         name = repr(rule) if rule is not None else node.kind.value
-        entered = _per_sample(relevance)
-        left = sum((_per_sample(s) for s in shares), torch.zeros_like(entered))
+        entered = _per_sample(relevance, batch)
+        left = sum((_per_sample(s, batch) for s in shares), torch.zeros_like(entered))
         return AuditRow(node.name, node.describe(), name, entered, left)
 
 
@@ -301,11 +304,17 @@ def _merge(current, share):
     return current + share
 
 
-def _per_sample(relevance) -> Tensor:
+def _per_sample(relevance, batch: int) -> Tensor:
+    """Total relevance per sample. The batch is dimension 0, or dimension 1 for time-first sequences and
+    recurrent states (``(steps or layers, batch, ...)``); a tensor with neither counts evenly per sample."""
     if isinstance(relevance, (tuple, list)):
-        parts = [_per_sample(r) for r in relevance if r is not None]
+        parts = [_per_sample(r, batch) for r in relevance if r is not None]
         return sum(parts[1:], parts[0])
-    return relevance.reshape(relevance.shape[0], -1).sum(dim=1) if relevance.dim() else relevance.reshape(1)
+    if relevance.dim() >= 1 and relevance.shape[0] == batch:
+        return relevance.reshape(batch, -1).sum(dim=1)
+    if relevance.dim() >= 2 and relevance.shape[1] == batch:
+        return relevance.transpose(0, 1).reshape(batch, -1).sum(dim=1)
+    return relevance.sum().expand(batch) / batch
 
 
 def _output_node(graph: Graph) -> fx.Node:
