@@ -233,16 +233,14 @@ def evaluate(
         )
         if with_random:
             explainers[RANDOM] = None
-        done = iter(range(1, len(explainers) + 1))
+        names = list(explainers)
         curves = perturbation_curves(
             classifier.model,
             x,
             target,
             explainers,
             orders,
-            progress=(lambda name: typer.echo(f"[{next(done)}/{len(explainers)}] {name}", err=True))
-            if progress
-            else None,
+            progress=_report_progress(names) if progress else None,
             patch_size=patch_size,
             steps=steps,
             perturbation=replacement,
@@ -275,6 +273,11 @@ def _parse_method_names(given: Sequence[str]) -> tuple[list[str], bool, bool]:
         return [], False, True
     explained, every = parse_methods(chosen)
     return explained, every, with_random
+
+
+def _report_progress(names: list[str]) -> Callable[[str], None]:
+    """Report ``[k/n] name`` on stderr when method ``name``, the k-th of ``names``, is done."""
+    return lambda name: typer.echo(f"[{names.index(name) + 1}/{len(names)}] {name}", err=True)
 
 
 def _parse_metrics(text: str) -> list[str]:
