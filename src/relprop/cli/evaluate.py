@@ -141,6 +141,14 @@ def _mean_and_error(values: Tensor) -> str:
     return f"{values.mean().item():.4g} ± {error.item():.2g}"
 
 
+#: Line colours of the methods: matplotlib's tab20 without its greys (kept for the random baseline),
+#: the strong shades first.
+_PALETTE = [
+    *(f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan")),
+    *("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5"),
+]
+
+
 def plot_curves(path: Path, panels: Mapping[str, Mapping[str, PerturbationCurve]]) -> None:
     """Write the mean perturbation curves as an image (matplotlib's Agg backend): a panel per entry of
     ``panels`` (its title: ``{method: curve}``), one line per method, labelled with its mean AOPC."""
@@ -151,9 +159,10 @@ def plot_curves(path: Path, panels: Mapping[str, Mapping[str, PerturbationCurve]
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, curves) in zip(axes, panels.items()):
+        ax.set_prop_cycle(color=_PALETTE)
         for name, curve in curves.items():
             mean = curve.curve.double().mean(dim=0).cpu()
-            style = {"color": "0.4", "linestyle": "--"} if name == RANDOM else {}
+            style = {"color": "black", "linestyle": "--"} if name == RANDOM else {}
             ax.plot(
                 range(len(mean)), mean, label=f"{name} ({curve.aopc.double().mean().item():.3g})", **style
             )
