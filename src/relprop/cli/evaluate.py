@@ -14,8 +14,9 @@ as the mean and standard error over the photos (large is good for MoRF, small fo
 mean curves :math:`f(x) - f(x^{(k)})` as a PNG, one line per method. ``random`` removes the regions in a
 random order, the baseline every method should beat.
 
-All methods see the same replacement values (one seed), so their curves differ only by the order of the
-regions.
+With one ``seed``, every method's regions are replaced by the same values, so their curves differ only by
+the order of the regions (the random baseline draws its order from the seed first, and then replacement
+values of the same distribution).
 """
 
 from __future__ import annotations
