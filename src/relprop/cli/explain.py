@@ -168,7 +168,7 @@ def parse_target(target: str, categories: Sequence[str] | None, n_classes: int) 
     return matches[0]
 
 
-def _classify(classifier: ImageClassifier, x: Tensor, batch_size: int) -> Tensor:
+def classify(classifier: ImageClassifier, x: Tensor, batch_size: int) -> Tensor:
     """Class probabilities of the batch ``x``; a model that fails on it is a ValueError naming the shape."""
     try:
         with torch.no_grad():
@@ -255,7 +255,7 @@ def explain(
 ) -> None:
     """Explain a classifier on photos: print its top classes, write heatmaps and overlays per method."""
     try:
-        methods, every = _parse_methods(method)
+        methods, every = parse_methods(method)
         if "lrp" in methods and composite not in COMPOSITES:
             raise ValueError(f"unknown composite {composite!r}; choose one of {', '.join(COMPOSITES)}")
         if (low is None) != (high is None):
@@ -265,9 +265,9 @@ def explain(
         classifier.model.to(device)
         bounds = (classifier.low.to(device), classifier.high.to(device)) if low is None else (low, high)
         options = MethodOptions(composite, bounds, layer, patch, samples, seed, batch_size)
-        explainers = _make_explainers(methods, classifier.model, options, every)
+        explainers = make_explainers(methods, classifier.model, options, every)
         x = torch.stack([classifier.transform(photo.image) for photo in photos]).to(device)
-        probabilities = _classify(classifier, x, batch_size)
+        probabilities = classify(classifier, x, batch_size)
         wanted = parse_target(target, classifier.categories, probabilities.shape[1])
         classes = [
             probabilities[k].topk(int(wanted[3:])).indices.tolist() if isinstance(wanted, str) else [wanted]
@@ -284,7 +284,7 @@ def explain(
         raise fail(error) from None
 
 
-def _parse_methods(given: Sequence[str]) -> tuple[list[str], bool]:
+def parse_methods(given: Sequence[str]) -> tuple[list[str], bool]:
     """The method names in the ``--method`` options (repeated, comma-separated), and whether ``all``."""
     names = [name.strip() for text in given for name in text.split(",") if name.strip()]
     every = "all" in names
@@ -297,7 +297,7 @@ def _parse_methods(given: Sequence[str]) -> tuple[list[str], bool]:
     return names, every
 
 
-def _make_explainers(methods: list[str], model: nn.Module, options: MethodOptions, every: bool) -> dict:
+def make_explainers(methods: list[str], model: nn.Module, options: MethodOptions, every: bool) -> dict:
     """The explainer of each method; with ``every`` (``--method all``) the methods that refuse the model
     (guided backprop and deconvnet need ReLUs, ...) are left out, each with a note on stderr."""
     explainers = {}

@@ -1,0 +1,298 @@
+r"""``relprop evaluate``: how fast does removing what each method calls relevant destroy the evidence?
+
+Region perturbation (Samek et al. 2017, :func:`relprop.evaluate.region_perturbation`): each method explains
+each photo's predicted class, the photo's ``patch_size`` x ``patch_size`` regions are replaced in the order
+of their relevance, most relevant first (MoRF) or least relevant first (LeRF), and the explained logit
+:math:`f` is recorded after each of the ``steps`` removals. The command prints per method the area over
+the perturbation curve,
+
+.. math::
+
+    \mathrm{AOPC} = \frac{1}{L+1} \sum_{k=0}^{L} \big(f(x) - f(x^{(k)})\big),
+
+as the mean and standard error over the photos (large is good for MoRF, small for LeRF), and writes the
+mean curves :math:`f(x) - f(x^{(k)})` as a PNG, one line per method. ``random`` removes the regions in a
+random order, the baseline every method should beat.
+
+With one ``seed``, every method's regions are replaced by the same values, so their curves differ only by
+the order of the regions (the random baseline draws its order from the seed first, and then replacement
+values of the same distribution).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from torch import Tensor, nn
+
+from relprop.cli.app import EXPECTED_ERRORS, app, fail
+from relprop.cli.explain import (
+    SAMPLE_PHOTOS,
+    classify,
+    collect_photos,
+    load_classifier,
+    make_explainers,
+    parse_methods,
+)
+from relprop.cli.presets import COMPOSITES, EXPLAINERS, Explainer, MethodOptions
+from relprop.evaluate import Constant, GaussianBlur, PerturbationCurve, UniformNoise, region_perturbation
+from relprop.evaluate.replacement import Replacement
+from relprop.graph import UnsupportedOperationError
+
+__all__ = ["METRICS", "RANDOM", "aopc_table", "parse_perturbation", "perturbation_curves", "plot_curves"]
+
+#: Removal orders by command-line name, with the name they have in tables and plots.
+METRICS = {"morf": "MoRF", "lerf": "LeRF"}
+
+#: The method name of the baseline that removes regions in a random order.
+RANDOM = "random"
+
+#: Default standard deviation (pixels) of ``--perturbation blur`` and value of ``--perturbation constant``.
+BLUR_SIGMA = 5.0
+CONSTANT_VALUE = 0.0
+
+
+def parse_perturbation(text: str, x: Tensor) -> Replacement:
+    """The replacement of removed pixels that ``text`` names, for the images ``x`` (B, C, H, W).
+
+    ``uniform``: per-pixel uniform noise within each image's value range (the paper's); ``mean``: the mean
+    of ``x`` per channel; ``blur`` or ``blur:SIGMA``: the image blurred by a Gaussian of ``SIGMA`` pixels
+    (default 5); ``constant`` or ``constant:VALUE``: one value in the model's input space (default 0).
+    """
+    kind, colon, value = text.strip().partition(":")
+    if kind in ("uniform", "mean") and not colon:
+        return UniformNoise() if kind == "uniform" else Constant(x.mean(dim=(0, 2, 3))[:, None, None].cpu())
+    if kind in ("blur", "constant"):
+        try:
+            number = float(value) if colon else BLUR_SIGMA if kind == "blur" else CONSTANT_VALUE
+        except ValueError:
+            raise ValueError(f"--perturbation {text}: {value!r} is not a number") from None
+        return GaussianBlur(number) if kind == "blur" else Constant(number)
+    raise ValueError(
+        f"unknown perturbation {text!r}; choose uniform, mean, blur, blur:SIGMA, constant or constant:VALUE"
+    )
+
+
+def perturbation_curves(
+    model: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    explainers: Mapping[str, Explainer | None],
+    orders: Sequence[str] = ("morf",),
+    *,
+    progress: Callable[[str], None] | None = None,
+    **settings,
+) -> dict[str, dict[str, PerturbationCurve]]:
+    """Region perturbation curves of every method, ``curves[order][method]``.
+
+    Parameters
+    ----------
+    model, x, target
+        The classifier, the images (B, C, H, W) and the explained class of each, a LongTensor (B,).
+    explainers
+        ``explainer(x, target)`` by method name; ``None`` removes the regions in a random order instead.
+    orders
+        ``"morf"`` and/or ``"lerf"``.
+    progress
+        Called with each method's name once its curves are computed.
+    settings
+        Keyword arguments of :func:`relprop.evaluate.region_perturbation` (``patch_size``, ``steps``,
+        ``perturbation``, ``seed``, ``batch_size``, ...), the same for every method.
+    """
+    curves: dict[str, dict[str, PerturbationCurve]] = {order: {} for order in orders}
+    for name, explainer in explainers.items():
+        attribution = torch.zeros_like(x) if explainer is None else explainer(x, target).detach()
+        for order in orders:
+            curves[order][name] = region_perturbation(
+                model, x, attribution, target, order="random" if explainer is None else order, **settings
+            )
+        if progress is not None:
+            progress(name)
+    return curves
+
+
+def aopc_table(columns: Mapping[str, Mapping[str, Tensor]]) -> str:
+    r"""A markdown table: a row per method, a column per entry of ``columns``, each cell the mean and the
+    standard error (:math:`s / \sqrt{n}`, left out for one image) of the per-image AOPC values.
+
+    ``columns`` maps a column title to ``{method: per-image AOPC (n,)}``; rows follow the methods' first
+    appearance, and a method missing from a column leaves its cell empty.
+    """
+    methods = list(dict.fromkeys(name for column in columns.values() for name in column))
+    rows = [["method", *columns]]
+    for name in methods:
+        rows.append(
+            [name, *(_mean_and_error(column[name]) if name in column else "" for column in columns.values())]
+        )
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    return "\n".join(lines)
+
+
+def _mean_and_error(values: Tensor) -> str:
+    values = values.double()
+    if values.numel() == 1:
+        return f"{values.item():.4g}"
+    error = values.std() / values.numel() ** 0.5
+    return f"{values.mean().item():.4g} ± {error.item():.2g}"
+
+
+#: Line colours of the methods: matplotlib's tab20 without its greys (kept for the random baseline),
+#: the strong shades first.
+_PALETTE = [
+    *(f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan")),
+    *("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5"),
+]
+
+
+def plot_curves(path: Path, panels: Mapping[str, Mapping[str, PerturbationCurve]]) -> None:
+    """Write the mean perturbation curves as an image (matplotlib's Agg backend): a panel per entry of
+    ``panels`` (its title: ``{method: curve}``), one line per method, labelled with its mean AOPC."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.5 * len(panels), 4.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, curves) in zip(axes, panels.items()):
+        ax.set_prop_cycle(color=_PALETTE)
+        for name, curve in curves.items():
+            mean = curve.curve.double().mean(dim=0).cpu()
+            style = {"color": "black", "linestyle": "--"} if name == RANDOM else {}
+            ax.plot(
+                range(len(mean)), mean, label=f"{name} ({curve.aopc.double().mean().item():.3g})", **style
+            )
+        ax.set_title(title)
+        ax.set_xlabel("perturbation step k")
+        ax.set_ylabel("f(x) - f(x^(k)), mean over images")
+        ax.grid(alpha=0.3)
+        ax.legend(title="method (AOPC)", fontsize="small")
+    figure.savefig(path, dpi=90)
+
+
+@app.command()
+def evaluate(
+    images: Annotated[
+        list[str] | None,
+        typer.Argument(help=f"Image files or folders; by default scikit-image's {', '.join(SAMPLE_PHOTOS)}."),
+    ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="efficientnet-lite0 (needs relprop's optional extra 'efficientnet'), a torchvision "
+            "architecture with a local state dict (resnet50:weights.pth), or a TorchScript file of an "
+            "nn.Sequential."
+        ),
+    ] = "efficientnet-lite0",
+    methods: Annotated[
+        list[str],
+        typer.Option(
+            help=f"Repeat or separate with commas; 'all' for every one: {', '.join(EXPLAINERS)}, "
+            f"and {RANDOM} (regions in random order, the baseline)."
+        ),
+    ] = ["lrp,gradient,random"],  # noqa: B006 - typer reads the default, it is never mutated
+    metric: Annotated[
+        str, typer.Option(help="morf (most relevant first), lerf (least relevant first), or morf,lerf.")
+    ] = "morf",
+    composite: Annotated[
+        str, typer.Option(help=f"LRP's composite: {', '.join(COMPOSITES)}.")
+    ] = "epsilon-gamma-box",
+    patch_size: Annotated[int, typer.Option(min=1, help="Side of the removed square regions (pixels).")] = 9,
+    steps: Annotated[int, typer.Option(min=1, help="Number of regions removed, one per step.")] = 100,
+    perturbation: Annotated[
+        str,
+        typer.Option(
+            help="What removed pixels become: uniform (noise in each image's range), mean (per channel), "
+            f"blur or blur:SIGMA (default {BLUR_SIGMA}), constant or constant:VALUE (default "
+            f"{CONSTANT_VALUE}, in the model's input space)."
+        ),
+    ] = "uniform",
+    seed: Annotated[int, typer.Option(help="Seed of the noise, the random order and smoothgrad.")] = 0,
+    out: Annotated[Path, typer.Option(help="PNG file of the mean perturbation curves.")] = Path("aopc.png"),
+    samples: Annotated[
+        int | None,
+        typer.Option(min=1, help="Samples of smoothgrad, kernel-shap, lime; steps of integrated-gradients."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    progress: Annotated[bool, typer.Option(help="A line on stderr as each method is done.")] = True,
+) -> None:
+    """Region perturbation: print each method's AOPC over the photos and plot the mean curves."""
+    try:
+        explained, every, with_random = _parse_method_names(methods)
+        orders = _parse_metrics(metric)
+        if out.suffix.lower() != ".png":
+            raise ValueError(f"--out must name a .png file, got {out}")
+        photos = collect_photos(images or [])
+        classifier = load_classifier(model)
+        classifier.model.to(device)
+        x = torch.stack([classifier.transform(photo.image) for photo in photos]).to(device)
+        replacement = parse_perturbation(perturbation, x)
+        target = classify(classifier, x, batch_size).argmax(dim=1)
+        bounds = (classifier.low.to(device), classifier.high.to(device))
+        options = MethodOptions(
+            composite=composite, bounds=bounds, samples=samples, seed=seed, batch_size=batch_size
+        )
+        explainers: dict[str, Explainer | None] = (
+            make_explainers(explained, classifier.model, options, every) if explained else {}
+        )
+        if with_random:
+            explainers[RANDOM] = None
+        names = list(explainers)
+        curves = perturbation_curves(
+            classifier.model,
+            x,
+            target,
+            explainers,
+            orders,
+            progress=_report_progress(names) if progress else None,
+            patch_size=patch_size,
+            steps=steps,
+            perturbation=replacement,
+            seed=seed,
+            batch_size=batch_size,
+        )
+        typer.echo(
+            f"AOPC over {len(photos)} image{'s' * (len(photos) > 1)}"
+            + (" (mean ± standard error)" if len(photos) > 1 else "")
+            + f": {patch_size}x{patch_size} regions, {steps} steps, {perturbation} perturbation"
+            + (f", lrp composite {composite}" if "lrp" in explainers else "")
+        )
+        typer.echo(
+            aopc_table({f"{METRICS[o]} AOPC": {n: c.aopc for n, c in curves[o].items()} for o in orders})
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        plot_curves(out, {f"{METRICS[o]}, {patch_size}x{patch_size} regions": curves[o] for o in orders})
+        typer.echo(f"curves in {out}")
+    except (*EXPECTED_ERRORS, UnsupportedOperationError) as error:
+        raise fail(error) from None
+
+
+def _parse_method_names(given: Sequence[str]) -> tuple[list[str], bool, bool]:
+    """The explanation methods in ``--methods``, whether ``all`` was given, and whether ``random`` (also
+    part of ``all``) was."""
+    names = [name.strip() for text in given for name in text.split(",") if name.strip()]
+    chosen = [name for name in names if name != RANDOM]
+    with_random = RANDOM in names or "all" in names
+    if not chosen and with_random:
+        return [], False, True
+    explained, every = parse_methods(chosen)
+    return explained, every, with_random
+
+
+def _report_progress(names: list[str]) -> Callable[[str], None]:
+    """Report ``[k/n] name`` on stderr when method ``name``, the k-th of ``names``, is done."""
+    return lambda name: typer.echo(f"[{names.index(name) + 1}/{len(names)}] {name}", err=True)
+
+
+def _parse_metrics(text: str) -> list[str]:
+    orders = list(dict.fromkeys(name.strip().lower() for name in text.split(",") if name.strip()))
+    unknown = [name for name in orders if name not in METRICS]
+    if unknown or not orders:
+        raise ValueError(f"unknown metric {', '.join(unknown) or '(none)'}; choose morf, lerf or morf,lerf")
+    return orders
