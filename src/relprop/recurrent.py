@@ -52,7 +52,20 @@ from relprop.operations import Call
 from relprop.rules import Rule, divide, stabilize
 
 
-class Recurrent(Rule):
+class _ModuleRule(Rule):
+    """Rules for a whole torch.nn module (a graph leaf): parameters shared, and the call's arguments kept."""
+
+    kinds = frozenset({Kind.UNKNOWN})
+
+    def __init__(self, epsilon: float = 1e-3, redistribute: bool = False) -> None:
+        self.epsilon = _epsilon(epsilon)
+        self.redistribute = redistribute
+
+    def forward(self, op: Call, inputs: Sequence[Tensor]) -> tuple[Any, Any]:
+        return _call_recording_arguments(op, inputs)
+
+
+class Recurrent(_ModuleRule):
     r"""LSTM-LRP (Arras et al. 2017) for ``nn.LSTM`` and ``nn.GRU``; see the module documentation.
 
     Parameters
@@ -81,15 +94,6 @@ class Recurrent(Rule):
     ...     (types.Dense, rules.Epsilon(redistribute=True)), ((nn.LSTM, nn.GRU), Recurrent(redistribute=True))
     ... ]))  # conserves relevance exactly, for checking
     """
-
-    kinds = frozenset({Kind.UNKNOWN})
-
-    def __init__(self, epsilon: float = 1e-3, redistribute: bool = False) -> None:
-        self.epsilon = _epsilon(epsilon)
-        self.redistribute = redistribute
-
-    def forward(self, op: Call, inputs: Sequence[Tensor]) -> tuple[Any, Any]:
-        return _call_recording_arguments(op, inputs)
 
     def backward(self, op, inputs, output, context, relevance):
         # checked here, not in forward, so that the engine's error names the layer
@@ -156,7 +160,7 @@ class Recurrent(Rule):
         return result
 
 
-class Embedding(Rule):
+class Embedding(_ModuleRule):
     r"""``nn.Embedding`` and ``nn.EmbeddingBag``: the relevance of each token.
 
     For ``nn.Embedding`` the relevance of a token is the sum of the relevance of its embedding vector,
@@ -175,15 +179,6 @@ class Embedding(Rule):
     redistribute:
         Spread the stabilizer share of each output evenly over the bag's (non-padding) tokens.
     """
-
-    kinds = frozenset({Kind.UNKNOWN})
-
-    def __init__(self, epsilon: float = 1e-3, redistribute: bool = False) -> None:
-        self.epsilon = _epsilon(epsilon)
-        self.redistribute = redistribute
-
-    def forward(self, op: Call, inputs: Sequence[Tensor]) -> tuple[Any, Any]:
-        return _call_recording_arguments(op, inputs)
 
     def backward(self, op, inputs, output, context, relevance):
         module = op.module

@@ -31,7 +31,8 @@ from torch import Tensor, nn
 
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 from relprop.cli.explain import (
-    SAMPLE_PHOTOS,
+    ImagesArgument,
+    ModelOption,
     classify,
     collect_photos,
     load_classifier,
@@ -177,18 +178,8 @@ def plot_curves(path: Path, panels: Mapping[str, Mapping[str, PerturbationCurve]
 
 @app.command()
 def evaluate(
-    images: Annotated[
-        list[str] | None,
-        typer.Argument(help=f"Image files or folders; by default scikit-image's {', '.join(SAMPLE_PHOTOS)}."),
-    ] = None,
-    model: Annotated[
-        str,
-        typer.Option(
-            help="efficientnet-lite0 (needs relprop's optional extra 'efficientnet'), a torchvision "
-            "architecture with a local state dict (resnet50:weights.pth), or a TorchScript file of an "
-            "nn.Sequential."
-        ),
-    ] = "efficientnet-lite0",
+    images: ImagesArgument = None,
+    model: ModelOption = "efficientnet-lite0",
     methods: Annotated[
         list[str],
         typer.Option(

@@ -36,6 +36,22 @@ from relprop.graph import UnsupportedOperationError
 
 #: scikit-image's bundled photos, explained when no image is given.
 SAMPLE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
+
+ImagesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help=f"Image files or folders; by default scikit-image's {', '.join(SAMPLE_PHOTOS)}."),
+]
+"""The photos a command explains (shared by the commands that take images)."""
+
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        help="efficientnet-lite0 (needs relprop's optional extra 'efficientnet'), a torchvision "
+        "architecture with a local state dict (resnet50:weights.pth), or a TorchScript file of an "
+        "nn.Sequential."
+    ),
+]
+"""The model a command explains."""
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -199,18 +215,8 @@ def _print_predictions(photo: Photo, probabilities: Tensor, top: int, classifier
 
 @app.command()
 def explain(
-    images: Annotated[
-        list[str] | None,
-        typer.Argument(help=f"Image files or folders; by default scikit-image's {', '.join(SAMPLE_PHOTOS)}."),
-    ] = None,
-    model: Annotated[
-        str,
-        typer.Option(
-            help="efficientnet-lite0 (needs relprop's optional extra 'efficientnet'), a torchvision "
-            "architecture with a local state dict (resnet50:weights.pth), or a TorchScript file of an "
-            "nn.Sequential."
-        ),
-    ] = "efficientnet-lite0",
+    images: ImagesArgument = None,
+    model: ModelOption = "efficientnet-lite0",
     method: Annotated[
         list[str],
         typer.Option(help=f"Repeat or separate with commas; 'all' for every one: {', '.join(EXPLAINERS)}."),
