@@ -49,7 +49,6 @@ class Node:
     type: type | None = None
     module: nn.Module | None = None
     scope: str = ""
-    first: bool = False
     folded: list[nn.Module] = field(default_factory=list)
     reason: str = ""
 
@@ -108,7 +107,7 @@ class Node:
     def _unary(self) -> bool:
         return not (isinstance(self.type, type) and issubclass(self.type, types.Add))
 
-    def operation(self, values: dict, operand_nodes: Sequence[fx.Node], graph: Graph):
+    def operation(self, values: dict, operand_nodes: Sequence[fx.Node], graph: Graph) -> operations.Operation:
         """View the node as an :mod:`~relprop.operations` object, given the values of the forward pass."""
         args, kwargs = fx.node.map_arg((self.fx.args, self.fx.kwargs), values.__getitem__)
         if self.kind == Kind.MAXPOOL:
@@ -173,9 +172,6 @@ class Graph:
             raise TypeError(
                 f"relprop explains models with one input tensor; {type(model).__name__} takes {len(inputs)}"
             )
-        first = next((n for n in self.nodes if n.kind == Kind.LINEAR and _is_weighted(n)), None)
-        if first is not None:
-            first.first = True
 
     def __getitem__(self, fx_node: fx.Node) -> Node:
         return self._by_fx[fx_node]
@@ -195,10 +191,6 @@ class _Tracer(fx.Tracer):
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
         return isinstance(module, self.leaf_types) or super().is_leaf_module(module, qualified_name)
-
-
-def _is_weighted(node: Node) -> bool:
-    return isinstance(node.type, type) and issubclass(node.type, types.Linear)
 
 
 _ACTIVATION_FUNCTIONS = {
