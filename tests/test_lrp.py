@@ -9,13 +9,7 @@ from torch import nn
 
 from relprop import LRP, UnsupportedOperationError, composites, rules, types
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # numbers are compared in float64
 
 
 class Block(nn.Module):

@@ -13,13 +13,7 @@ from relprop import LRP, UnsupportedOperationError, composites, operations, rule
 from relprop.methods import InputXGradient
 from relprop.recurrent import Embedding, Recurrent
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # numbers are compared in float64
 
 
 def conserving() -> composites.Composite:

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 
 @pytest.fixture
 def scripted(tmp_path) -> Path:
+    """A tiny TorchScript classifier of 3 x 6 x 6 images (overrides the shared 224 x 224 one)."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
     path = tmp_path / "model.pt"

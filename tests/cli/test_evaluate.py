@@ -1,13 +1,11 @@
 """``relprop evaluate``: its AOPC table equals relprop.evaluate.region_perturbation called directly."""
 
-import warnings
 from pathlib import Path
 
 import pytest
 import skimage.data
 import torch
 from PIL import Image
-from torch import nn
 from typer.testing import CliRunner
 
 from relprop.cli import app
@@ -41,20 +39,6 @@ def _cell(aopc: torch.Tensor) -> str:
     if len(values) == 1:
         return f"{values.item():.4g}"
     return f"{values.mean().item():.4g} ± {(values.std() / len(values) ** 0.5).item():.2g}"
-
-
-@pytest.fixture(scope="module")
-def scripted(tmp_path_factory) -> Path:
-    """A tiny TorchScript classifier of 224 x 224 images with 10 classes."""
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 4, 8, stride=8), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 10)
-    )
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.script(model.eval()).save(str(path))
-    return path
 
 
 def _inputs(spec: str, photos: list[Path]):
@@ -151,30 +135,22 @@ def test_sample_photos_by_default(tmp_path, scripted):
     assert list(_table(result.stdout)) == ["method", "random"]
 
 
-def _one_line_error(result, *fragments):
-    assert result.exit_code != 0
-    assert "Traceback" not in result.output
-    assert result.output.count("\n") == 1 and result.output.startswith("error: "), result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
-
-
-def test_bad_input_is_one_line_naming_the_problem(tmp_path, scripted):
+def test_bad_input_is_one_line_naming_the_problem(tmp_path, scripted, one_line_error):
     photo = _photo(tmp_path, "coffee")
     run = (photo, "--model", scripted, "--out", tmp_path / "c.png", "--no-progress")
-    _one_line_error(_evaluate(tmp_path / "missing.jpg", *run[1:]), "missing.jpg: no such file or folder")
-    _one_line_error(_evaluate(*run, "--methods", "lrp,magic"), "unknown method magic")
-    _one_line_error(_evaluate(*run, "--methods", ","), "unknown method (none)")
-    _one_line_error(_evaluate(*run, "--metric", "morf,best"), "unknown metric best")
-    _one_line_error(_evaluate(*run, "--perturbation", "zeros"), "unknown perturbation 'zeros'")
-    _one_line_error(_evaluate(*run, "--perturbation", "blur:wide"), "'wide' is not a number")
-    _one_line_error(_evaluate(*run, "--perturbation", "blur:-1"), "positive finite sigma")
-    _one_line_error(_evaluate(*run, "--perturbation", "constant:nan"), "NaN")
-    _one_line_error(_evaluate(*run, "--composite", "zigzag"), "unknown composite 'zigzag'")
-    _one_line_error(_evaluate(*run, "--steps", 626), "steps=626 exceeds the 625 regions")
-    _one_line_error(_evaluate(*run, "--patch-size", 225), "patch_size 225 exceeds the image size")
-    _one_line_error(_evaluate(*run[:-3], "--out", tmp_path / "c.pdf"), "--out must name a .png file")
-    _one_line_error(_evaluate(photo, "--model", "no-such-net"), "model 'no-such-net' is neither")
+    one_line_error(_evaluate(tmp_path / "missing.jpg", *run[1:]), "missing.jpg: no such file or folder")
+    one_line_error(_evaluate(*run, "--methods", "lrp,magic"), "unknown method magic")
+    one_line_error(_evaluate(*run, "--methods", ","), "unknown method (none)")
+    one_line_error(_evaluate(*run, "--metric", "morf,best"), "unknown metric best")
+    one_line_error(_evaluate(*run, "--perturbation", "zeros"), "unknown perturbation 'zeros'")
+    one_line_error(_evaluate(*run, "--perturbation", "blur:wide"), "'wide' is not a number")
+    one_line_error(_evaluate(*run, "--perturbation", "blur:-1"), "positive finite sigma")
+    one_line_error(_evaluate(*run, "--perturbation", "constant:nan"), "NaN")
+    one_line_error(_evaluate(*run, "--composite", "zigzag"), "unknown composite 'zigzag'")
+    one_line_error(_evaluate(*run, "--steps", 626), "steps=626 exceeds the 625 regions")
+    one_line_error(_evaluate(*run, "--patch-size", 225), "patch_size 225 exceeds the image size")
+    one_line_error(_evaluate(*run[:-3], "--out", tmp_path / "c.pdf"), "--out must name a .png file")
+    one_line_error(_evaluate(photo, "--model", "no-such-net"), "model 'no-such-net' is neither")
 
 
 def test_efficientnet_lite0_equals_a_direct_call(tmp_path):

@@ -1,0 +1,36 @@
+"""What every command's tests share."""
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+
+@pytest.fixture
+def one_line_error():
+    """Check that a command failed with one line that starts with ``error:`` and names each fragment."""
+
+    def check(result, *fragments):
+        assert result.exit_code != 0
+        assert "Traceback" not in result.output
+        assert result.output.count("\n") == 1 and result.output.startswith("error: "), result.output
+        for fragment in fragments:
+            assert fragment in result.output, result.output
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def scripted(tmp_path_factory) -> Path:
+    """A tiny TorchScript classifier of 224 x 224 images with 10 classes (no class names)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 8, stride=8), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 10)
+    )
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated but still writes files
+        torch.jit.script(model.eval()).save(str(path))
+    return path
