@@ -124,16 +124,21 @@ class LRP:
         """Whether an in-place operation would overwrite a value that is read again (then it gets a copy)."""
         if not node.inplace:
             return False
-        first = node.fx.args[0] if node.fx.args else None
-        if not isinstance(first, fx.Node):
+        overwritten = node.fx.args[0] if node.fx.args else None
+        if not isinstance(overwritten, fx.Node):
             return False
-        rule = self.rules.get(self.graph[first])
+        producer = overwritten  # a folded batch normalization passes its layer's tensor on unchanged
+        while self.graph[producer].kind == Kind.FOLDED:
+            if len(producer.users) > 1 or producer in self._kept:
+                return True
+            producer = producer.args[0]
+        rule = self.rules.get(self.graph[producer])
         return (
             rule is None
-            or getattr(rule, "records_forward", False)
+            or rule.records_forward
             or rule.needs_output
-            or len(first.users) > 1
-            or first in self._kept
+            or len(producer.users) > 1
+            or producer in self._kept
         )
 
     def _explain(self, x: Tensor, start: Callable[[Tensor], Tensor], audit: bool = False):

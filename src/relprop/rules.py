@@ -53,6 +53,8 @@ class Rule:
     kinds: frozenset[Kind] = frozenset()
     needs_output = False
     """Whether :meth:`backward` reads the operation's output; otherwise the engine frees it early."""
+    records_forward = False
+    """Whether :meth:`forward` keeps the output in its context (then nothing may overwrite it)."""
 
     def forward(self, op: Any, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
         """Compute the operation's output; returns ``(output, context for backward)``."""
@@ -85,14 +87,12 @@ class LinearRule(Rule):
 
     kinds = frozenset({Kind.LINEAR})
 
-    records_forward = False
-    """Whether :meth:`forward` keeps the autograd graph of the unmodified operation for :meth:`backward`."""
-
     def __init__(self, stabilizer: float = 1e-6, redistribute: bool = False) -> None:
         self.stabilizer = _non_negative("stabilizer", stabilizer)
         self.redistribute = redistribute
 
     def forward(self, op: LinearOperation, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
+        # rules that record keep the autograd graph of the unmodified operation (and its output) for backward
         if not self.records_forward:
             return op.forward(inputs), None
         z, leaves = _linearize(op, inputs, keep, keep)
