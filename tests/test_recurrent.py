@@ -1,13 +1,14 @@
 """LRP for LSTMs, GRUs and embeddings: an explicit per-unit reference of the equations, conservation,
 architectures (layers, directions, batch_first, initial states), a task with known ground truth, errors."""
 
+import functools
 import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from relprop import LRP, UnsupportedOperationError, composites, operations, rules, types
 from relprop.methods import InputXGradient
@@ -395,22 +396,26 @@ def test_float_input_to_an_embedding_model_is_refused():
 
 
 # ------------------------------------------------------------------------------ known ground truth
-def marked_sum_task(samples: int, steps: int, generator: torch.Generator):
-    """Random numbers with two positions flagged; the class is whether the flagged numbers sum to > 0."""
+def adding_problem(samples: int, steps: int, generator: torch.Generator):
+    """The adding problem (Hochreiter and Schmidhuber 1997) as Arras et al. (2019) check explanations on it:
+    per step a number in [-1, 1], a flag on the first marked number and one on the second; the target is the
+    sum of the two marked numbers, and the other numbers are distractors."""
     values = torch.rand(samples, steps, generator=generator) * 2 - 1
-    flags = torch.zeros(samples, steps)
-    for row in flags:
-        row[torch.randperm(steps, generator=generator)[:2]] = 1.0
-    x = torch.stack([values, flags], dim=-1)
-    y = ((values * flags).sum(1) > 0).long()
-    return x, y, flags.bool()
+    first, second = torch.zeros(samples, steps), torch.zeros(samples, steps)
+    for a, b in zip(first, second):
+        i, j = torch.randperm(steps, generator=generator)[:2].sort().values
+        a[i] = b[j] = 1.0
+    marked = (first + second).bool()
+    return torch.stack([values, first, second], dim=-1), (values * marked).sum(1, keepdim=True), marked
 
 
 class Reader(nn.Module):
-    def __init__(self, outputs: int) -> None:
+    """An LSTM and a linear read-out of its last hidden state."""
+
+    def __init__(self) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(2, 8, batch_first=True)
-        self.head = nn.Linear(8, outputs)
+        self.lstm = nn.LSTM(3, 8, batch_first=True)
+        self.head = nn.Linear(8, 1)
 
     def forward(self, x):
         _, (h, _) = self.lstm(x)
@@ -426,52 +431,90 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-def trained_reader(regression: bool):
-    """An LSTM trained (seed 0, seconds) to classify the sign of the marked sum, or to regress the sum."""
-    generator = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
-    model = Reader(1 if regression else 2)
-    x, y, marked = marked_sum_task(512, 8, generator)
-    total = (x[..., 0] * marked).sum(1, keepdim=True)
+@functools.cache  # two tests share the seed-0 reader; every test here runs in float64 on one thread
+def trained_reader(seed: int = 0, gates_see_the_value: bool = True):
+    """A reader trained (seconds) to regress the sum; optionally its gates i, f, o get no weight on the
+    number (held at zero while training), so that the number can enter the cell only through the cell
+    input g."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = Reader()
+    if not gates_see_the_value:
+        weight, hidden = model.lstm.weight_ih_l0, model.lstm.hidden_size  # gate rows i, f, g, o
+        keep = torch.ones_like(weight)
+        keep[: 2 * hidden, 0] = keep[3 * hidden :, 0] = 0.0
+        with torch.no_grad():
+            weight.mul_(keep)
+        weight.register_hook(lambda grad: grad * keep)
+    x, total, _ = adding_problem(512, 8, generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     for _ in range(300):
         optimizer.zero_grad()
-        loss = F.mse_loss(model(x), total) if regression else F.cross_entropy(model(x), y)
-        loss.backward()
+        F.mse_loss(model(x), total).backward()
         optimizer.step()
-    return model.eval(), marked_sum_task(200, 8, generator)
+    return model.eval(), adding_problem(200, 8, generator)
 
 
 ARRAS = composites.Uniform(rules.Epsilon(1e-3))  # epsilon 1e-3 for the read-out too, as Arras et al.
 
 
+def marked_share(relevance: Tensor, marked: Tensor) -> float:
+    """The mean share of absolute relevance on the marked positions, a position's relevance being the sum
+    over its features (the number and both flags)."""
+    per_position = relevance.sum(-1).abs()
+    return ((per_position * marked).sum(1) / per_position.sum(1)).mean().item()
+
+
 def test_relevance_concentrates_on_the_marked_positions(one_thread):
-    """A trained LSTM reads the two flagged numbers: most relevance lands on those 2 of 8 positions.
+    """LRP and gradient x input both put most relevance on the 2 of 8 marked positions (chance: 0.25).
 
-    Measured: LRP puts 0.775 of the absolute per-position relevance on them, gradient x input 0.783
-    (chance: 0.25; other seeds: 0.615 / 0.722, 0.723 / 0.721). LRP does *not* beat gradient x input on this
-    task: the trained network carries the value partly in its input gate (|W_i| > |W_g| for the value
-    feature), and signal-take-all gives gates no relevance.
+    Measured for seeds 0-4 (this test: seed 0; R^2 of the fit 0.993-0.999), the share of |relevance| on the
+    marked positions is, for LRP (Uniform Epsilon 1e-3) 0.737, 0.642, 0.623, 0.691, 0.712; for gradient x
+    input 0.962, 0.935, 0.949, 0.949, 0.954; for integrated gradients (baseline 0) 0.961, 0.957, 0.960,
+    0.966, 0.954. The two largest |relevances| are the marked ones in 80, 69, 68, 76, 72 % of the sequences
+    for LRP and 97, 95, 97, 97, 98 % for gradient x input. So LRP does *not* concentrate more than gradient x
+    input here: the trained reader computes almost exactly the sum, so the gradient on the distractors is
+    close to zero, while LRP spreads some relevance over them (the next test shows the main reason). In a
+    float32 variant of this set-up, counting the number's relevance alone, 20 steps, hidden size 32, 1000
+    training steps, a read-out without bias, one flag for both numbers or a larger epsilon change the
+    numbers but never put LRP ahead. Classifying the sign of the sum (20 runs: four variants, five seeds)
+    brings the two closer, LRP 0.46-0.76 and gradient x input 0.58-0.79, LRP ahead in 2 of the 20 runs.
     """
-    model, (x, y, marked) = trained_reader(regression=False)
-    accuracy = (model(x).argmax(1) == y).double().mean().item()
-    assert accuracy > 0.9, accuracy
+    model, (x, total, marked) = trained_reader()
+    explained = 1 - F.mse_loss(model(x), total).item() / total.var().item()
+    assert explained > 0.98, explained
 
-    def share(relevance):
-        per_position = relevance.sum(-1).abs()
-        return ((per_position * marked).sum(1) / per_position.sum(1)).mean().item()
-
-    lrp_share = share(LRP(model, ARRAS)(x))
-    gradient_share = share(InputXGradient(model)(x))
+    lrp_share = marked_share(LRP(model, ARRAS)(x, target=0), marked)
+    gradient_share = marked_share(InputXGradient(model)(x, target=0), marked)
     print(f"share of |relevance| on the 2 of 8 marked positions: LRP {lrp_share:.3f}, "
-          f"gradient x input {gradient_share:.3f}, accuracy {accuracy:.3f}")  # fmt: skip
-    assert lrp_share > 0.7
-    assert gradient_share > 0.7
+          f"gradient x input {gradient_share:.3f}; R^2 {explained:.4f}")  # fmt: skip
+    assert lrp_share > 0.6
+    assert gradient_share > 0.8
+
+
+def test_gates_that_cannot_see_the_numbers_let_lrp_find_them(one_thread):
+    """Signal-take-all gives gates no relevance, so what a gate reads from the input is invisible to LRP.
+
+    Trained freely, the reader lets the number into the cell partly through its input gate (for seeds 0-4
+    the mean |weight| on the number is larger for the input gate than for the cell input g: 0.66 / 0.46,
+    1.00 / 0.33, 0.55 / 0.45, 0.72 / 0.44, 0.60 / 0.34). Where the gates get no weight on the number, LRP's
+    share on the marked positions rises from 0.737, 0.642, 0.623, 0.691, 0.712 to 0.860, 0.927, 0.868,
+    0.883, 0.827 (seeds 0-4), near gradient x input's 0.960, 0.966, 0.971, 0.945, 0.973 for those readers.
+    """
+    model, (x, _, marked) = trained_reader()
+    blind, (x_blind, _, marked_blind) = trained_reader(gates_see_the_value=False)
+    free_share = marked_share(LRP(model, ARRAS)(x, target=0), marked)
+    blind_share = marked_share(LRP(blind, ARRAS)(x_blind, target=0), marked_blind)
+    print(f"LRP's share on the marked positions: gates see the number {free_share:.3f}, "
+          f"they do not {blind_share:.3f}")  # fmt: skip
+    assert blind_share > free_share + 0.05
+    assert blind_share > 0.8
 
 
 def test_relevance_of_the_marked_numbers_follows_their_values(one_thread):
-    """Regressing the sum, the relevance of each marked number correlates with it (measured 0.979)."""
-    model, (x, _, marked) = trained_reader(regression=True)
+    """The LRP relevance of each marked number correlates with the number (measured for seeds 0-4: 0.996,
+    0.979, 0.992, 0.995, 0.948; gradient x input 0.991, 0.997, 0.990, 0.994, 0.993)."""
+    model, (x, _, marked) = trained_reader()
     relevance = LRP(model, ARRAS)(x, target=0)
     correlation = torch.corrcoef(torch.stack([relevance[..., 0][marked], x[..., 0][marked]]))[0, 1].item()
     print(f"correlation of the marked numbers' relevance with their values: {correlation:.3f}")
