@@ -1,6 +1,7 @@
 """The engine: conservation, the audit's books, targets, architectures, errors, and an untouched model."""
 
 import copy
+import itertools
 
 import pytest
 import torch
@@ -207,6 +208,49 @@ def test_max_pooling_with_overlap_padding_and_ceil_mode():
     x = torch.randn(1, 2, 7, 6)
     out = pool(x)
     relevance_out = torch.rand_like(out)
+    relevance = LRP(nn.Sequential(pool)).propagate(x, relevance_out)
+    x_grad = x.clone().requires_grad_()  # without ties, winner-take-all is the gradient times the relevance
+    (expected,) = torch.autograd.grad(pool(x_grad), x_grad, relevance_out)
+    torch.testing.assert_close(relevance, expected)
+
+
+def winners_by_hand(x, relevance_out, kernel, stride, padding):
+    """Winner-take-all over 2-D windows, one window at a time: each maximum gets an even share."""
+    result = torch.zeros_like(x)
+    rows, cols = x.shape[-2:]
+    for b, c, i, j in itertools.product(*(range(n) for n in relevance_out.shape)):
+        window = [
+            (r, q)
+            for r in range(i * stride - padding, i * stride - padding + kernel)
+            for q in range(j * stride - padding, j * stride - padding + kernel)
+            if 0 <= r < rows and 0 <= q < cols
+        ]
+        top = max(x[b, c, r, q] for r, q in window)
+        winners = [(r, q) for r, q in window if x[b, c, r, q] == top]
+        for r, q in winners:
+            result[b, c, r, q] += relevance_out[b, c, i, j] / len(winners)
+    return result
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "shape"), [(2, 2, 0, (5, 7)), (3, 2, 1, (6, 5))])
+def test_max_pooling_ties_by_hand(kernel, stride, padding, shape):
+    """Small integers make many ties; windows that tile the input (with a remainder), and overlapping ones."""
+    torch.manual_seed(5)
+    x = torch.randint(0, 3, (2, 2, *shape)).double()
+    pool = nn.MaxPool2d(kernel, stride, padding)
+    relevance_out = torch.rand_like(pool(x))
+    relevance = LRP(nn.Sequential(pool)).propagate(x, relevance_out)
+    torch.testing.assert_close(relevance, winners_by_hand(x, relevance_out, kernel, stride, padding))
+
+
+@pytest.mark.parametrize(
+    ("pool", "shape"),
+    [(nn.MaxPool1d(3), (2, 3, 11)), (nn.MaxPool3d(2), (1, 2, 5, 4, 6)), (nn.MaxPool2d((2, 3)), (1, 1, 6, 7))],
+)
+def test_max_pooling_tiles_in_any_dimension(pool, shape):
+    torch.manual_seed(6)
+    x = torch.randn(*shape)
+    relevance_out = torch.rand_like(pool(x))
     relevance = LRP(nn.Sequential(pool)).propagate(x, relevance_out)
     x_grad = x.clone().requires_grad_()  # without ties, winner-take-all is the gradient times the relevance
     (expected,) = torch.autograd.grad(pool(x_grad), x_grad, relevance_out)

@@ -126,18 +126,21 @@ def layers():
 
 @pytest.mark.parametrize("rule", RULES, ids=repr)
 @pytest.mark.parametrize("index", range(7))
-@pytest.mark.parametrize("inputs", ["signed", "non-negative"])
+@pytest.mark.parametrize("inputs", ["signed", "non-negative", "between ReLUs"])
 def test_rule_matches_its_equation(rule, index, inputs):
-    """Signed inputs exercise every part of the rules; non-negative ones (after a ReLU) their shortcuts."""
+    """Signed inputs exercise every part of the rules; non-negative ones (after a ReLU) their shortcuts, and
+    those with relevance on positive outputs only (a ReLU follows, as in VGG) gamma's single backward pass."""
     layer, shape = layers()[index]
     torch.manual_seed(index)
     x = torch.randn(1, *shape)
-    if inputs == "non-negative":
+    if inputs != "signed":
         x = x.clamp(min=0)
     model = nn.Sequential(layer)
     with torch.no_grad():
         out = model(x)
     relevance_out = torch.randn_like(out)
+    if inputs == "between ReLUs":
+        relevance_out = relevance_out * (out > 0)
     composite = composites.Composite(layer_map=[(types.Linear, rule)])
     ours = LRP(model, composite).propagate(x, relevance_out)
     expected = reference(rule, layer, x, relevance_out)

@@ -30,11 +30,19 @@ from relprop.operations import Affine, Call, MaxPool, Modifier, Weightless, keep
 LinearOperation = Affine | Weightless
 
 
-def stabilize(denominator: Tensor, epsilon: float) -> Tensor:
-    r""":math:`d + \epsilon \operatorname{sgn}_+(d)` with :math:`\operatorname{sgn}_+(0) = +1`."""
+def stabilize(denominator: Tensor, epsilon: float, sign: int = 0) -> Tensor:
+    r""":math:`d + \epsilon \operatorname{sgn}_+(d)` with :math:`\operatorname{sgn}_+(0) = +1`.
+
+    ``sign`` is +1 or -1 when every element of ``d`` is known to have that sign (or be zero), which saves the
+    sign test. The sign is read from the sign bit, so an output of exactly :math:`-0` is pushed to
+    :math:`-\epsilon`; such an output has no non-zero contribution, so what it passes on is zero either way.
+    The result is a new tensor unless ``epsilon`` is zero.
+    """
     if epsilon == 0:
         return denominator
-    return denominator + torch.where(denominator >= 0, epsilon, -epsilon)
+    if sign:
+        return denominator + sign * epsilon
+    return denominator.abs().add_(epsilon).copysign_(denominator)
 
 
 def divide(numerator: Tensor, denominator: Tensor) -> Tensor:
@@ -106,32 +114,42 @@ class LinearRule(Rule):
         relevance: Tensor,
         epsilon: float,
         precomputed: tuple[Tensor, tuple[Tensor, ...]] | None = None,
+        sign: int = 0,
     ) -> list[Tensor]:
+        """The rule's shares for ``parts``; ``sign`` is the sign of the denominator if the rule fixes it."""
         terms = []
-        for index, (sign, xs, weight, bias) in enumerate(parts):
+        for index, (part_sign, xs, weight, bias) in enumerate(parts):
             z, leaves = (
                 precomputed if precomputed is not None and index == 0 else _linearize(op, xs, weight, bias)
             )
             if z is not None:
-                terms.append((sign, xs, z, leaves, bias))
+                terms.append((part_sign, xs, z, leaves, bias))
         if not terms:
             return [torch.zeros_like(x) for x in inputs]
-        total = sum(sign * z.detach() for sign, _, z, _, _ in terms)
-        denominator = stabilize(total, epsilon)
-        scaled = _scale(relevance, denominator, epsilon)
-        result: list[Tensor] = [None] * len(inputs)
-        for sign, xs, z, leaves, _ in terms:
-            for k, gradient in enumerate(_vjp(z, leaves, scaled)):
-                term = xs[k] * gradient
-                if result[k] is None:
-                    result[k] = term if sign == 1.0 else sign * term
-                else:
-                    result[k] = result[k].add_(term, alpha=sign)
+        total = terms[0][2].detach() if len(terms) == 1 and terms[0][0] == 1.0 else None
+        if total is None:
+            total = sum(part_sign * z.detach() for part_sign, _, z, _, _ in terms)
+        denominator = stabilize(total, epsilon, sign)
         if self.redistribute:
             biases = sum(
-                sign * op.bias_term(bias, total) for sign, _, _, _, bias in terms if bias is not None
+                part_sign * op.bias_term(bias, total)
+                for part_sign, _, _, _, bias in terms
+                if bias is not None
             )
             leak = divide(relevance * (denominator - (total - biases)), denominator)
+        # the denominator is a fresh tensor when epsilon > 0, and its memory can take the quotient
+        if epsilon > 0:
+            scaled = torch.div(relevance, denominator, out=denominator)
+        else:
+            scaled = divide(relevance, total)
+        result: list[Tensor] = [None] * len(inputs)
+        for part_sign, xs, z, leaves, _ in terms:
+            for k, term in enumerate(_times_inputs(xs, _vjp(z, leaves, scaled), scaled)):
+                if result[k] is None:
+                    result[k] = term if part_sign == 1.0 else term.mul_(part_sign)
+                else:
+                    result[k] = result[k].add_(term, alpha=part_sign)
+        if self.redistribute:
             result = [r + spread for r, spread in zip(result, _flat(op, inputs, leak))]
         return result
 
@@ -195,7 +213,12 @@ class ZPlus(LinearRule):
         parts = _excitatory(inputs, _has_negative(inputs))
         if not self.bias:
             parts = [(sign, xs, weight, None) for sign, xs, weight, _ in parts]
-        return self._share(op, inputs, parts, relevance, self.stabilizer)
+        return self._share(op, inputs, parts, relevance, self.stabilizer, sign=1)
+
+
+def _amplify(gamma: float, part: Modifier) -> Modifier:
+    """The modifier ``w -> w + gamma * part(w)``."""
+    return lambda w: part(w).mul_(gamma).add_(w)
 
 
 def _excitatory(inputs: Sequence[Tensor], negative: bool) -> list[Part]:
@@ -239,11 +262,13 @@ class AlphaBeta(LinearRule):
         # the inhibitory share is computed on its own (not as z minus the excitatory one): where an output has
         # no negative contributions its denominator is the stabilizer, and a difference would cancel badly
         negative = _has_negative(inputs)
-        result = self._share(op, inputs, _excitatory(inputs, negative), relevance, self.stabilizer)
-        result = [self.alpha * r for r in result]
+        excitatory = _excitatory(inputs, negative)
+        result = self._share(op, inputs, excitatory, relevance, self.stabilizer, sign=1)
+        result = [r.mul_(self.alpha) for r in result]
         if self.beta:
-            inhibitory = self._share(op, inputs, _inhibitory(inputs, negative), relevance, self.stabilizer)
-            result = [r - self.beta * n for r, n in zip(result, inhibitory)]
+            inhibitory = _inhibitory(inputs, negative)
+            shares = self._share(op, inputs, inhibitory, relevance, self.stabilizer, sign=-1)
+            result = [r.sub_(n, alpha=self.beta) for r, n in zip(result, shares)]
         return result
 
 
@@ -274,12 +299,7 @@ class Gamma(LinearRule):
         if not negative_inputs and not self.redistribute:
             return self._non_negative_inputs(op, inputs, output, context, relevance)
 
-        def more_positive(w):
-            return w + gamma * w.clamp(min=0)
-
-        def more_negative(w):
-            return w + gamma * w.clamp(max=0)
-
+        more_positive, more_negative = _amplify(gamma, _positive), _amplify(gamma, _negative)
         positive_inputs = [x.clamp(min=0) for x in inputs]
         negative_parts = [x.clamp(max=0) for x in inputs]
         result = [torch.zeros_like(x) for x in inputs]
@@ -297,24 +317,30 @@ class Gamma(LinearRule):
         return result
 
     def _non_negative_inputs(self, op, inputs, output, context, relevance):
-        # On non-negative inputs one modified forward pass suffices: with P = f(x; W+, b+), outputs z > 0 use
-        # W + gamma W+ (denominator z + gamma P), outputs z < 0 use W + gamma W- (denominator
-        # (1 + gamma) z - gamma P, as f(x; W-, b-) = z - P), and x (W'^T s) regroups as
-        # x (W^T u + gamma W+^T v).
-        # Both denominators are at least |z| away from zero, so nothing cancels.
+        # On non-negative inputs, with P = f(x; W+, b+), the denominators are z + gamma P for outputs z > 0
+        # and (1 + gamma) z - gamma P for outputs z < 0 (as f(x; W-, b-) = z - P). One modified forward
+        # pass, Q = f(x; W + gamma W+, b + gamma b+) = z + gamma P, gives both: the second is
+        # (2 + gamma) z - Q. With u and v the relevance of the outputs z > 0 and z < 0 over their
+        # denominators, x (W + gamma W+)^T u + x (W + gamma W-)^T v regroups as
+        # x (W + gamma W+)^T (u - v) + (2 + gamma) x W^T v, and v is zero where no relevance reaches a
+        # negative output (a layer followed by a ReLU): then one backward pass suffices.
+        # Neither denominator subtracts numbers of the same sign, so nothing cancels.
         gamma, stabilizer = self.gamma, self.stabilizer
-        plus, plus_leaves = _linearize(op, inputs, _positive, _positive)
-        p = torch.zeros_like(output) if plus is None else plus.detach()
-        up = _scale(relevance * (output > 0), stabilize(output + gamma * p, stabilizer), stabilizer)
-        down = _scale(
-            relevance * (output < 0), stabilize((1 + gamma) * output - gamma * p, stabilizer), stabilizer
-        )
+        up = output.sign().clamp_(min=0).mul_(relevance)  # the relevance of the outputs z > 0
+        amplified = _amplify(gamma, _positive)
+        q, q_leaves = _linearize(op, inputs, amplified, amplified)
+        q_value = q.detach()  # the backward pass of a linear operation does not read its output
+        if torch.equal(up, relevance):  # none on outputs z <= 0
+            # Q >= z > 0 wherever up is non-zero; elsewhere the clamp keeps the quotient finite
+            u = _divide_(up, q_value.clamp_(min=0).add_(stabilizer), stabilizer)
+            return _times_inputs(inputs, _vjp(q, q_leaves, u), u)
+        down = output.sign().clamp_(max=0).neg_().mul_(relevance)  # the relevance of the outputs z < 0
+        v = _divide_(down, stabilize(torch.mul(output, 2 + gamma).sub_(q_value), stabilizer), stabilizer)
+        u = _divide_(up, stabilize(q_value, stabilizer), stabilizer)
         z, leaves = context
-        plain = _vjp(z, leaves, up + (1 + gamma) * down)
-        if plus is None:
-            return [x * g for x, g in zip(inputs, plain)]
-        extra = _vjp(plus, plus_leaves, up - down)
-        return [x * (g + gamma * e) for x, g, e in zip(inputs, plain, extra)]
+        amplified_part = _vjp(q, q_leaves, u.sub_(v))
+        plain_part = _vjp(z, leaves, v.mul_(2 + gamma))
+        return [(a + b).mul_(x) for x, a, b in zip(inputs, amplified_part, plain_part)]
 
 
 class Flat(LinearRule):
@@ -328,7 +354,8 @@ class Flat(LinearRule):
 
     def backward(self, op, inputs, output, context, relevance):
         ones = [torch.ones_like(x) for x in inputs]
-        return self._share(op, inputs, [(1.0, ones, torch.ones_like, None)], relevance, self.stabilizer)
+        parts = [(1.0, ones, torch.ones_like, None)]
+        return self._share(op, inputs, parts, relevance, self.stabilizer, sign=1)
 
 
 class WSquare(LinearRule):
@@ -341,7 +368,8 @@ class WSquare(LinearRule):
 
     def backward(self, op, inputs, output, context, relevance):
         ones = [torch.ones_like(x) for x in inputs]
-        return self._share(op, inputs, [(1.0, ones, torch.square, None)], relevance, self.stabilizer)
+        parts = [(1.0, ones, torch.square, None)]
+        return self._share(op, inputs, parts, relevance, self.stabilizer, sign=1)
 
 
 class ZBox(LinearRule):
@@ -426,7 +454,7 @@ class WinnerTakeAll(Rule):
         padding = [v for pair in reversed(pads) for v in pair]
         padded = torch.nn.functional.pad(x, padding, value=-torch.inf) if any(padding) else x
         windows = []
-        count = torch.zeros_like(output)
+        count = None
         for offset in _offsets(op.kernel_size):
             index = (
                 ...,
@@ -435,13 +463,13 @@ class WinnerTakeAll(Rule):
                     for o, d, n, s in zip(offset, op.dilation, out_size, op.stride)
                 ),
             )
-            hit = padded[index] == output
+            hit = torch.sub(padded[index], output).sign_().add_(1)  # 1 at the maxima, else 0
             windows.append((index, hit))
-            count += hit
+            count = hit.clone() if count is None else count.add_(hit)
         share = relevance / count  # every window has at least one maximum
         result = torch.zeros_like(padded)
         for index, hit in windows:
-            result[index] += hit * share
+            result[index].addcmul_(hit, share)
         if not any(padding):
             return [result]
         crop = (..., *(slice(before, before + size) for (before, _), size in zip(pads, spatial)))
@@ -510,9 +538,10 @@ def _non_negative(name: str, value: float) -> float:
     return float(value)
 
 
-def _scale(relevance: Tensor, denominator: Tensor, epsilon: float) -> Tensor:
-    """``relevance / denominator`` for a denominator stabilized with ``epsilon`` (never zero if positive)."""
-    return relevance / denominator if epsilon > 0 else divide(relevance, denominator)
+def _divide_(numerator: Tensor, denominator: Tensor, epsilon: float) -> Tensor:
+    """``numerator / denominator`` in place, for a denominator stabilized with ``epsilon`` (never zero if
+    positive; with zero, a zero denominator gives zero)."""
+    return numerator.div_(denominator) if epsilon > 0 else divide(numerator, denominator)
 
 
 def _has_negative(inputs: Sequence[Tensor]) -> bool:
@@ -533,8 +562,27 @@ def _vjp(z: Tensor, leaves: Sequence[Tensor], cotangent: Tensor) -> list[Tensor]
     return [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, gradients)]
 
 
+def _times_inputs(xs: Sequence[Tensor], gradients: Sequence[Tensor], cotangent: Tensor) -> list[Tensor]:
+    """``x * gradient`` for each input, written into the gradient where it is a tensor of its own."""
+    products = []
+    for k, (x, gradient) in enumerate(zip(xs, gradients)):
+        own = (
+            gradient.shape == x.shape
+            and gradient.is_contiguous()
+            and gradient._base is None
+            and not _shares_memory(gradient, cotangent)
+            and not any(_shares_memory(gradient, other) for other in gradients[k + 1 :])
+        )
+        products.append(gradient.mul_(x) if own else x * gradient)
+    return products
+
+
+def _shares_memory(a: Tensor, b: Tensor) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
 def _flat(op: LinearOperation, inputs: Sequence[Tensor], relevance: Tensor) -> list[Tensor]:
     """Spread ``relevance`` evenly over each output's receptive field."""
     ones = [torch.ones_like(x) for x in inputs]
     z, leaves = _linearize(op, ones, torch.ones_like, None)
-    return _vjp(z, leaves, divide(relevance, z))
+    return _vjp(z, leaves, divide(relevance, z.detach()))
