@@ -37,30 +37,46 @@ class Affine:
     fn:
         ``fn(x, weight, bias)``; ``bias`` may be ``None``.
     weight, bias:
-        The parameters, detached from autograd. ``bias`` may be ``None``.
+        The parameters, detached from autograd, or functions without arguments that compute them at each
+        use (folded layers: an operation held from the forward to the backward pass then holds no copy of
+        its parameters). ``bias`` may be ``None``.
     channel_dim:
         The dimension of ``z`` along which ``bias`` is laid out (1 for convolutions, -1 for dense layers).
     """
 
     weighted = True
 
-    def __init__(self, fn: Callable, weight: Tensor, bias: Tensor | None, channel_dim: int) -> None:
+    def __init__(
+        self,
+        fn: Callable,
+        weight: Tensor | Callable[[], Tensor],
+        bias: Tensor | Callable[[], Tensor] | None,
+        channel_dim: int,
+    ) -> None:
         self.fn = fn
-        self.weight = weight
-        self.bias = bias
+        self._weight = weight
+        self._bias = bias
         self.channel_dim = channel_dim
+
+    @property
+    def weight(self) -> Tensor:
+        return self._weight() if callable(self._weight) else self._weight
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self._bias() if callable(self._bias) else self._bias
 
     def forward(
         self, inputs: Sequence[Tensor], weight: Modifier = keep, bias: Modifier | None = keep
     ) -> Tensor:
         """Evaluate with modified parameters; ``bias=None`` drops the bias."""
         (x,) = inputs
-        b = None if bias is None or self.bias is None else bias(self.bias)
+        b = None if bias is None or self._bias is None else bias(self.bias)
         return self.fn(x, weight(self.weight), b)
 
     def bias_term(self, bias: Modifier, like: Tensor) -> Tensor | float:
         """The (modified) bias as it is added to an output shaped like ``like``."""
-        if self.bias is None:
+        if self._bias is None:
             return 0.0
         shape = [1] * like.dim()
         shape[self.channel_dim] = -1
@@ -192,13 +208,24 @@ def batch_norm(module: nn.modules.batchnorm._BatchNorm) -> Affine:
 
 
 def fold_batch_norm(op: Affine, module: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> Affine:
-    """The operation ``bn(op(x))`` as one affine operation (canonization)."""
-    scale, shift = batch_norm_scale(bn)
+    """The operation ``bn(op(x))`` as one affine operation (canonization).
+
+    The folded parameters are computed at each use, from the parameters as they are then.
+    """
     out_dim = 1 if getattr(module, "transposed", False) else 0
-    shape = [1] * op.weight.dim()
-    shape[out_dim] = -1
-    weight = op.weight * scale.reshape(shape)
-    bias = shift if op.bias is None else op.bias * scale + shift
+
+    def weight() -> Tensor:
+        scale, _ = batch_norm_scale(bn)
+        base = op.weight
+        shape = [1] * base.dim()
+        shape[out_dim] = -1
+        return base * scale.reshape(shape)
+
+    def bias() -> Tensor:
+        scale, shift = batch_norm_scale(bn)
+        base = op.bias
+        return shift if base is None else base * scale + shift
+
     return Affine(op.fn, weight, bias, op.channel_dim)
 
 

@@ -290,7 +290,6 @@ class Gamma(LinearRule):
         super().__init__(stabilizer, redistribute)
         self.gamma = _non_negative("gamma", gamma)
 
-    records_forward = True
     needs_output = True
 
     def backward(self, op, inputs, output, context, relevance):
@@ -337,7 +336,7 @@ class Gamma(LinearRule):
         down = output.sign().clamp_(max=0).neg_().mul_(relevance)  # the relevance of the outputs z < 0
         v = _divide_(down, stabilize(torch.mul(output, 2 + gamma).sub_(q_value), stabilizer), stabilizer)
         u = _divide_(up, stabilize(q_value, stabilizer), stabilizer)
-        z, leaves = context
+        z, leaves = _linearize(op, inputs, keep, keep)  # not recorded in the forward pass: rarely needed
         amplified_part = _vjp(q, q_leaves, u.sub_(v))
         plain_part = _vjp(z, leaves, v.mul_(2 + gamma))
         return [(a + b).mul_(x) for x, a, b in zip(inputs, amplified_part, plain_part)]
