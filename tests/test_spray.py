@@ -21,6 +21,7 @@ from relprop.spray import (
     knn_affinity,
     laplacian_spectrum,
     normalize,
+    spectral,
     spectral_embedding,
     sum_pool,
 )
@@ -187,14 +188,53 @@ def test_laplacian_spectrum_dense_path_matches_scipy():
     assert spectrum.eigenvalues[0] == 0.0 and spectrum.trivial.tolist() == [True] + [False] * 7
 
 
-def test_laplacian_spectrum_sparse_path_matches_scipy():
-    features, _ = blob_heatmaps([(4, 4), (11, 11)], n_per_group=200)
+# the spectral transforms of the Lanczos path: shift-invert, and the polynomial filter taken when the
+# envelope is too large for a factorization or the factorization would exceed its fill limit
+SPECTRAL_TRANSFORMS = {
+    "shift-invert": {},
+    "polynomial, large envelope": {"_ENVELOPE_FRACTION": 0.0},
+    "polynomial, fill exceeded": {"_FILL_FACTOR": 1},
+}
+
+
+@pytest.fixture(params=list(SPECTRAL_TRANSFORMS))
+def spectral_transform(request, monkeypatch):
+    for name, value in SPECTRAL_TRANSFORMS[request.param].items():
+        monkeypatch.setattr(spectral, name, value)
+    used = []
+    original = spectral._spectral_transform
+    monkeypatch.setattr(
+        spectral, "_spectral_transform", lambda matrix: used.append(original(matrix)) or used[-1]
+    )
+    yield request.param
+    expected = "solve" if request.param == "shift-invert" else "filtered"
+    assert used and all(transform.__name__ == expected for transform in used)
+
+
+def test_laplacian_spectrum_sparse_path_matches_scipy(spectral_transform):
+    features, _ = blob_heatmaps([(4, 4), (11, 11)], n_per_group=300)
     affinity = knn_affinity(features.reshape(len(features), -1), n_neighbors=10)
-    spectrum = laplacian_spectrum(affinity, n_eigenvalues=6, random_state=0)  # 400 > 256: Lanczos
+    spectrum = laplacian_spectrum(affinity, n_eigenvalues=6, random_state=0)  # components > 256: Lanczos
     assert_matches_dense_laplacian(affinity, spectrum)
 
 
-def test_laplacian_spectrum_several_components():
+def test_spectral_transforms_agree_on_a_crowded_spectrum(monkeypatch):
+    # 3000 samples on a noisy 2-D sheet: small eigenvalues as close as 6e-5 (the case shift-invert is for)
+    rng = np.random.default_rng(6)
+    features = np.hstack([rng.uniform(0.0, 1.0, (3000, 2)), rng.normal(0.0, 0.01, (3000, 6))])
+    affinity = knn_affinity(features, n_neighbors=10)
+    shift_invert = laplacian_spectrum(affinity, n_eigenvalues=25, random_state=0)
+    monkeypatch.setattr(spectral, "_ENVELOPE_FRACTION", 0.0)
+    polynomial = laplacian_spectrum(affinity, n_eigenvalues=25, random_state=0)
+    assert np.diff(shift_invert.eigenvalues).min() < 1e-4
+    np.testing.assert_allclose(shift_invert.eigenvalues, polynomial.eigenvalues, atol=1e-12)
+    np.testing.assert_allclose(shift_invert.eigenvectors, polynomial.eigenvectors, atol=1e-8)  # signs fixed
+    lap = laplacian(affinity, normed=True)
+    residual = lap @ shift_invert.eigenvectors - shift_invert.eigenvectors * shift_invert.eigenvalues
+    assert np.abs(residual).max() < 1e-8
+
+
+def test_laplacian_spectrum_several_components(spectral_transform):
     # three disconnected cliques of 6 and a graph of 300 nodes: four exact zero eigenvalues
     cliques = sp.block_diag([np.ones((6, 6)) - np.eye(6)] * 3)
     ring = sp.diags([np.ones(299), np.ones(299)], [1, -1]) + sp.diags(
