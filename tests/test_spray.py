@@ -9,6 +9,7 @@ from scipy.sparse.csgraph import laplacian
 from scipy.spatial.distance import cdist
 from sklearn.cluster import SpectralClustering
 from sklearn.metrics import adjusted_rand_score
+from sklearn.neighbors import NearestNeighbors
 
 from relprop.spray import (
     SpRAy,
@@ -25,6 +26,7 @@ from relprop.spray import (
     spectral_embedding,
     sum_pool,
 )
+from relprop.spray.graph import _nearest_neighbours
 
 
 def blob_heatmaps(centres, n_per_group=40, size=16, seed=0):
@@ -162,11 +164,35 @@ def test_knn_affinity_matches_dense_reference():
     assert sp.issparse(binary) and binary.nnz <= 2 * 30 * 4
 
 
+@pytest.mark.parametrize("structure", ["clusters", "uniform", "duplicates"])
+def test_nearest_neighbours_are_exact(structure):
+    # the cell-pruned search against scikit-learn's brute force: clustered data (most cells pruned),
+    # data without structure (nearly none pruned) and every sample three times (zero distances)
+    rng = np.random.default_rng(7)
+    if structure == "clusters":
+        features = rng.normal(0.0, 4.0, (6, 8))[rng.integers(0, 6, 3000)] + rng.normal(size=(3000, 8))
+    elif structure == "uniform":
+        features = rng.uniform(size=(3000, 8))
+    else:
+        features = np.repeat(rng.normal(size=(400, 3)), 3, axis=0)
+    indices, distances = _nearest_neighbours(features, 7)
+    reference_distances, reference_indices = NearestNeighbors(n_neighbors=7).fit(features).kneighbors()
+    np.testing.assert_allclose(distances, np.linalg.norm(features[:, None] - features[indices], axis=-1))
+    np.testing.assert_allclose(np.sort(distances, axis=1), reference_distances, atol=1e-12)
+    assert (indices != np.arange(len(features))[:, None]).all()
+    if structure == "duplicates":
+        assert (np.sort(distances, axis=1)[:, :2] == 0.0).all()
+    else:  # no ties
+        np.testing.assert_array_equal(np.sort(indices, axis=1), np.sort(reference_indices, axis=1))
+
+
 def test_knn_affinity_needs_more_samples_than_neighbours():
     with pytest.raises(ValueError, match="n_neighbors=10 needs more than 10 samples, got 5"):
         knn_affinity(np.zeros((5, 3)), n_neighbors=10)
     with pytest.raises(ValueError, match="weights"):
         knn_affinity(np.random.default_rng(0).normal(size=(20, 2)), n_neighbors=3, weights="gauss")
+    with pytest.raises(ValueError, match="NaN"):
+        knn_affinity(np.full((20, 2), np.nan), n_neighbors=3)
 
 
 # ---------------------------------------------------------------- spectrum and eigengap
