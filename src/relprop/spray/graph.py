@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 Weights = Literal["binary", "heat"]
 
@@ -119,20 +120,23 @@ def _nearest_neighbours(features: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     sizes = np.array([len(cell_members) for cell_members in members])
     indices = np.empty((n_samples, k), dtype=np.int64)
     distances = np.empty((n_samples, k))
-    for cell in np.flatnonzero(sizes):
-        queries = members[cell]
-        nearest_cells = np.argsort(to_centres[queries].min(axis=0))
-        nearest_cells = nearest_cells[nearest_cells != cell]
-        enough = np.searchsorted(np.cumsum(sizes[nearest_cells]), k + 1 - sizes[cell]) + 1
-        first = [members[other] for other in nearest_cells[: max(2, enough)]]
-        kth = _search(features, squared_norms, queries, np.concatenate([queries, *first]), k)[:, -1]
-        reach = (np.sqrt(kth + slack)[:, None] + radius) ** 2 + slack
-        needed = (to_centres[queries] <= reach).any(axis=0)
-        needed[cell] = False
-        candidates = np.concatenate([queries, *(members[other] for other in np.flatnonzero(needed))])
-        found = _search(features, squared_norms, queries, candidates, k, indices=True)
-        indices[queries] = found
-        distances[queries] = np.linalg.norm(features[queries, None] - features[found], axis=-1)
+    # blocks of a few hundred rows: BLAS threads gain little and, on a busy machine, wait for each
+    # other (several times slower)
+    with threadpool_limits(1, user_api="blas"):
+        for cell in np.flatnonzero(sizes):
+            queries = members[cell]
+            nearest_cells = np.argsort(to_centres[queries].min(axis=0))
+            nearest_cells = nearest_cells[nearest_cells != cell]
+            enough = np.searchsorted(np.cumsum(sizes[nearest_cells]), k + 1 - sizes[cell]) + 1
+            first = [members[other] for other in nearest_cells[: max(2, enough)]]
+            kth = _search(features, squared_norms, queries, np.concatenate([queries, *first]), k)[:, -1]
+            reach = (np.sqrt(kth + slack)[:, None] + radius) ** 2 + slack
+            needed = (to_centres[queries] <= reach).any(axis=0)
+            needed[cell] = False
+            candidates = np.concatenate([queries, *(members[other] for other in np.flatnonzero(needed))])
+            found = _search(features, squared_norms, queries, candidates, k, indices=True)
+            indices[queries] = found
+            distances[queries] = np.linalg.norm(features[queries, None] - features[found], axis=-1)
     return indices, distances
 
 

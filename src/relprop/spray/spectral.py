@@ -10,6 +10,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 from scipy.sparse.linalg import LinearOperator, eigsh, spilu
+from threadpoolctl import threadpool_limits
 
 # components up to this size (or up to 4x the number of wanted eigenvalues) are solved densely
 _DENSE_LIMIT = 256
@@ -149,16 +150,20 @@ def _top_eigenpairs(
 
         return LinearOperator((size, size), matvec=apply, dtype=np.float64)
 
-    theta, basis = eigsh(restricted(None), k=k, which="LA", v0=rng.uniform(-1.0, 1.0, size), tol=_TOLERANCE)
-    while len(theta) < size - 1:
-        # a loose solve suffices to see whether anything is left above the smallest found value
-        complement = restricted(basis)
-        missed, vector = eigsh(complement, k=1, which="LA", v0=rng.uniform(-1.0, 1.0, size), tol=1e-6)
-        if missed[0] <= theta.min() * (1.0 - 1e-5):
-            break
-        missed, vector = eigsh(complement, k=1, which="LA", v0=vector.ravel(), tol=_TOLERANCE)
-        basis, _ = np.linalg.qr(np.hstack([basis, vector]))
-        theta = np.append(theta, missed)
+    # Lanczos works on single vectors: BLAS threads gain nothing and, on a busy machine, wait for
+    # each other (several times slower)
+    with threadpool_limits(1, user_api="blas"):
+        start = rng.uniform(-1.0, 1.0, size)
+        theta, basis = eigsh(restricted(None), k=k, which="LA", v0=start, tol=_TOLERANCE)
+        while len(theta) < size - 1:
+            # a loose solve suffices to see whether anything is left above the smallest found value
+            complement = restricted(basis)
+            missed, vector = eigsh(complement, k=1, which="LA", v0=rng.uniform(-1.0, 1.0, size), tol=1e-6)
+            if missed[0] <= theta.min() * (1.0 - 1e-5):
+                break
+            missed, vector = eigsh(complement, k=1, which="LA", v0=vector.ravel(), tol=_TOLERANCE)
+            basis, _ = np.linalg.qr(np.hstack([basis, vector]))
+            theta = np.append(theta, missed)
     mu, rotation = np.linalg.eigh(basis.T @ (normalized @ basis))
     return mu[::-1][:k], (basis @ rotation[:, ::-1])[:, :k]
 
