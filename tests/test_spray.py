@@ -9,6 +9,7 @@ from scipy.sparse.csgraph import laplacian
 from scipy.spatial.distance import cdist
 from sklearn.cluster import SpectralClustering
 from sklearn.metrics import adjusted_rand_score
+from sklearn.neighbors import NearestNeighbors
 
 from relprop.spray import (
     SpRAy,
@@ -21,9 +22,11 @@ from relprop.spray import (
     knn_affinity,
     laplacian_spectrum,
     normalize,
+    spectral,
     spectral_embedding,
     sum_pool,
 )
+from relprop.spray.graph import _nearest_neighbours
 
 
 def blob_heatmaps(centres, n_per_group=40, size=16, seed=0):
@@ -161,11 +164,35 @@ def test_knn_affinity_matches_dense_reference():
     assert sp.issparse(binary) and binary.nnz <= 2 * 30 * 4
 
 
+@pytest.mark.parametrize("structure", ["clusters", "uniform", "duplicates"])
+def test_nearest_neighbours_are_exact(structure):
+    # the cell-pruned search against scikit-learn's brute force: clustered data (most cells pruned),
+    # data without structure (nearly none pruned) and every sample three times (zero distances)
+    rng = np.random.default_rng(7)
+    if structure == "clusters":
+        features = rng.normal(0.0, 4.0, (6, 8))[rng.integers(0, 6, 3000)] + rng.normal(size=(3000, 8))
+    elif structure == "uniform":
+        features = rng.uniform(size=(3000, 8))
+    else:
+        features = np.repeat(rng.normal(size=(400, 3)), 3, axis=0)
+    indices, distances = _nearest_neighbours(features, 7)
+    reference_distances, reference_indices = NearestNeighbors(n_neighbors=7).fit(features).kneighbors()
+    np.testing.assert_allclose(distances, np.linalg.norm(features[:, None] - features[indices], axis=-1))
+    np.testing.assert_allclose(np.sort(distances, axis=1), reference_distances, atol=1e-12)
+    assert (indices != np.arange(len(features))[:, None]).all()
+    if structure == "duplicates":
+        assert (np.sort(distances, axis=1)[:, :2] == 0.0).all()
+    else:  # no ties
+        np.testing.assert_array_equal(np.sort(indices, axis=1), np.sort(reference_indices, axis=1))
+
+
 def test_knn_affinity_needs_more_samples_than_neighbours():
     with pytest.raises(ValueError, match="n_neighbors=10 needs more than 10 samples, got 5"):
         knn_affinity(np.zeros((5, 3)), n_neighbors=10)
     with pytest.raises(ValueError, match="weights"):
         knn_affinity(np.random.default_rng(0).normal(size=(20, 2)), n_neighbors=3, weights="gauss")
+    with pytest.raises(ValueError, match="NaN"):
+        knn_affinity(np.full((20, 2), np.nan), n_neighbors=3)
 
 
 # ---------------------------------------------------------------- spectrum and eigengap
@@ -187,14 +214,53 @@ def test_laplacian_spectrum_dense_path_matches_scipy():
     assert spectrum.eigenvalues[0] == 0.0 and spectrum.trivial.tolist() == [True] + [False] * 7
 
 
-def test_laplacian_spectrum_sparse_path_matches_scipy():
-    features, _ = blob_heatmaps([(4, 4), (11, 11)], n_per_group=200)
+# the spectral transforms of the Lanczos path: shift-invert, and the polynomial filter taken when the
+# envelope is too large for a factorization or the factorization would exceed its fill limit
+SPECTRAL_TRANSFORMS = {
+    "shift-invert": {},
+    "polynomial, large envelope": {"_ENVELOPE_FRACTION": 0.0},
+    "polynomial, fill exceeded": {"_FILL_FACTOR": 1},
+}
+
+
+@pytest.fixture(params=list(SPECTRAL_TRANSFORMS))
+def spectral_transform(request, monkeypatch):
+    for name, value in SPECTRAL_TRANSFORMS[request.param].items():
+        monkeypatch.setattr(spectral, name, value)
+    used = []
+    original = spectral._spectral_transform
+    monkeypatch.setattr(
+        spectral, "_spectral_transform", lambda matrix: used.append(original(matrix)) or used[-1]
+    )
+    yield request.param
+    expected = "solve" if request.param == "shift-invert" else "filtered"
+    assert used and all(transform.__name__ == expected for transform in used)
+
+
+def test_laplacian_spectrum_sparse_path_matches_scipy(spectral_transform):
+    features, _ = blob_heatmaps([(4, 4), (11, 11)], n_per_group=300)
     affinity = knn_affinity(features.reshape(len(features), -1), n_neighbors=10)
-    spectrum = laplacian_spectrum(affinity, n_eigenvalues=6, random_state=0)  # 400 > 256: Lanczos
+    spectrum = laplacian_spectrum(affinity, n_eigenvalues=6, random_state=0)  # components > 256: Lanczos
     assert_matches_dense_laplacian(affinity, spectrum)
 
 
-def test_laplacian_spectrum_several_components():
+def test_spectral_transforms_agree_on_a_crowded_spectrum(monkeypatch):
+    # 3000 samples on a noisy 2-D sheet: small eigenvalues as close as 6e-5 (the case shift-invert is for)
+    rng = np.random.default_rng(6)
+    features = np.hstack([rng.uniform(0.0, 1.0, (3000, 2)), rng.normal(0.0, 0.01, (3000, 6))])
+    affinity = knn_affinity(features, n_neighbors=10)
+    shift_invert = laplacian_spectrum(affinity, n_eigenvalues=25, random_state=0)
+    monkeypatch.setattr(spectral, "_ENVELOPE_FRACTION", 0.0)
+    polynomial = laplacian_spectrum(affinity, n_eigenvalues=25, random_state=0)
+    assert np.diff(shift_invert.eigenvalues).min() < 1e-4
+    np.testing.assert_allclose(shift_invert.eigenvalues, polynomial.eigenvalues, atol=1e-12)
+    np.testing.assert_allclose(shift_invert.eigenvectors, polynomial.eigenvectors, atol=1e-8)  # signs fixed
+    lap = laplacian(affinity, normed=True)
+    residual = lap @ shift_invert.eigenvectors - shift_invert.eigenvectors * shift_invert.eigenvalues
+    assert np.abs(residual).max() < 1e-8
+
+
+def test_laplacian_spectrum_several_components(spectral_transform):
     # three disconnected cliques of 6 and a graph of 300 nodes: four exact zero eigenvalues
     cliques = sp.block_diag([np.ones((6, 6)) - np.eye(6)] * 3)
     ring = sp.diags([np.ones(299), np.ones(299)], [1, -1]) + sp.diags(
