@@ -290,21 +290,25 @@ class Gamma(LinearRule):
         super().__init__(stabilizer, redistribute)
         self.gamma = _non_negative("gamma", gamma)
 
-    needs_output = True
+    def forward(self, op, inputs):
+        # which outputs are positive and which negative is all backward needs to know of the forward pass:
+        # kept as int8, a quarter of the output's memory
+        output = op.forward(inputs)
+        return output, output.sign().to(torch.int8)
 
     def backward(self, op, inputs, output, context, relevance):
-        gamma = self.gamma
+        gamma, sign = self.gamma, context
         negative_inputs = _has_negative(inputs)
         if not negative_inputs and not self.redistribute:
-            return self._non_negative_inputs(op, inputs, output, context, relevance)
+            return self._non_negative_inputs(op, inputs, sign, relevance)
 
         more_positive, more_negative = _amplify(gamma, _positive), _amplify(gamma, _negative)
         positive_inputs = [x.clamp(min=0) for x in inputs]
         negative_parts = [x.clamp(max=0) for x in inputs]
         result = [torch.zeros_like(x) for x in inputs]
         for mask, amplify, other in (
-            (output > 0, more_positive, more_negative),
-            (output < 0, more_negative, more_positive),
+            (sign > 0, more_positive, more_negative),
+            (sign < 0, more_negative, more_positive),
         ):
             if not mask.any():
                 continue
@@ -315,7 +319,7 @@ class Gamma(LinearRule):
             result = [r + s for r, s in zip(result, share)]
         return result
 
-    def _non_negative_inputs(self, op, inputs, output, context, relevance):
+    def _non_negative_inputs(self, op, inputs, sign, relevance):
         # On non-negative inputs, with P = f(x; W+, b+), the denominators are z + gamma P for outputs z > 0
         # and (1 + gamma) z - gamma P for outputs z < 0 (as f(x; W-, b-) = z - P). One modified forward
         # pass, Q = f(x; W + gamma W+, b + gamma b+) = z + gamma P, gives both: the second is
@@ -325,7 +329,7 @@ class Gamma(LinearRule):
         # negative output (a layer followed by a ReLU): then one backward pass suffices.
         # Neither denominator subtracts numbers of the same sign, so nothing cancels.
         gamma, stabilizer = self.gamma, self.stabilizer
-        up = output.sign().clamp_(min=0).mul_(relevance)  # the relevance of the outputs z > 0
+        up = sign.clamp(min=0).mul(relevance)  # the relevance of the outputs z > 0
         amplified = _amplify(gamma, _positive)
         q, q_leaves = _linearize(op, inputs, amplified, amplified)
         q_value = q.detach()  # the backward pass of a linear operation does not read its output
@@ -333,10 +337,10 @@ class Gamma(LinearRule):
             # Q >= z > 0 wherever up is non-zero; elsewhere the clamp keeps the quotient finite
             u = _divide_(up, q_value.clamp_(min=0).add_(stabilizer), stabilizer)
             return _times_inputs(inputs, _vjp(q, q_leaves, u), u)
-        down = output.sign().clamp_(max=0).neg_().mul_(relevance)  # the relevance of the outputs z < 0
-        v = _divide_(down, stabilize(torch.mul(output, 2 + gamma).sub_(q_value), stabilizer), stabilizer)
-        u = _divide_(up, stabilize(q_value, stabilizer), stabilizer)
+        down = sign.clamp(max=0).neg_().mul(relevance)  # the relevance of the outputs z < 0
         z, leaves = _linearize(op, inputs, keep, keep)  # not recorded in the forward pass: rarely needed
+        v = _divide_(down, stabilize(torch.mul(z.detach(), 2 + gamma).sub_(q_value), stabilizer), stabilizer)
+        u = _divide_(up, stabilize(q_value, stabilizer), stabilizer)
         amplified_part = _vjp(q, q_leaves, u.sub_(v))
         plain_part = _vjp(z, leaves, v.mul_(2 + gamma))
         return [(a + b).mul_(x) for x, a, b in zip(inputs, amplified_part, plain_part)]
