@@ -31,6 +31,8 @@ def structure(layer: nn.Module, sample_shape) -> torch.Tensor:
     probe._parameters = {
         k: (None if v is None else nn.Parameter(torch.ones_like(v))) for k, v in layer._parameters.items()
     }
+    if isinstance(layer, nn.BatchNorm2d):  # unit running variance: the scale is the (unit) weight
+        probe._buffers = dict(layer._buffers, running_var=torch.full_like(layer.running_var, 1 - layer.eps))
     return dense_matrix(probe, sample_shape)
 
 
@@ -121,11 +123,23 @@ def layers():
         (nn.Conv1d(2, 3, 3, stride=2, dilation=2), (2, 9)),
         (nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1), (2, 3, 3)),
         (nn.Conv3d(1, 2, 2), (1, 3, 3, 3)),
+        (batch_norm(3), (3, 2, 2)),
     ]
 
 
+def batch_norm(channels: int) -> nn.BatchNorm2d:
+    """A lone batch normalization in evaluation mode: a per-channel affine map with signed scales."""
+    layer = nn.BatchNorm2d(channels).eval()
+    with torch.no_grad():
+        layer.running_mean.normal_()
+        layer.running_var.uniform_(0.5, 2.0)
+        layer.weight.normal_()
+        layer.bias.normal_()
+    return layer
+
+
 @pytest.mark.parametrize("rule", RULES, ids=repr)
-@pytest.mark.parametrize("index", range(7))
+@pytest.mark.parametrize("index", range(8))
 @pytest.mark.parametrize("inputs", ["signed", "non-negative", "between ReLUs"])
 def test_rule_matches_its_equation(rule, index, inputs):
     """Signed inputs exercise every part of the rules; non-negative ones (after a ReLU) their shortcuts, and
@@ -141,7 +155,7 @@ def test_rule_matches_its_equation(rule, index, inputs):
     relevance_out = torch.randn_like(out)
     if inputs == "between ReLUs":
         relevance_out = relevance_out * (out > 0)
-    composite = composites.Composite(layer_map=[(types.Linear, rule)])
+    composite = composites.Composite(layer_map=[(types.Linear + types.BatchNorm, rule)])
     ours = LRP(model, composite).propagate(x, relevance_out)
     expected = reference(rule, layer, x, relevance_out)
     torch.testing.assert_close(ours, expected, rtol=1e-9, atol=1e-11)

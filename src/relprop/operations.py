@@ -42,6 +42,10 @@ class Affine:
         its parameters). ``bias`` may be ``None``.
     channel_dim:
         The dimension of ``z`` along which ``bias`` is laid out (1 for convolutions, -1 for dense layers).
+    transpose:
+        ``transpose(cotangent, weight, input_shape)``: the transpose of the linear map ``x -> fn(x, weight,
+        None)`` applied to ``cotangent``, i.e. its vector-Jacobian product, computed without a forward pass.
+        ``None`` if unknown (then rules differentiate ``fn``).
     """
 
     weighted = True
@@ -52,11 +56,13 @@ class Affine:
         weight: Tensor | Callable[[], Tensor],
         bias: Tensor | Callable[[], Tensor] | None,
         channel_dim: int,
+        transpose: Callable[[Tensor, Tensor, torch.Size], Tensor] | None = None,
     ) -> None:
         self.fn = fn
         self._weight = weight
         self._bias = bias
         self.channel_dim = channel_dim
+        self.transpose = transpose
 
     @property
     def weight(self) -> Tensor:
@@ -71,8 +77,13 @@ class Affine:
     ) -> Tensor:
         """Evaluate with modified parameters; ``bias=None`` drops the bias."""
         (x,) = inputs
-        b = None if bias is None or self._bias is None else bias(self.bias)
-        return self.fn(x, weight(self.weight), b)
+        return self.fn(x, *self.parameters(weight, bias))
+
+    def parameters(
+        self, weight: Modifier = keep, bias: Modifier | None = keep
+    ) -> tuple[Tensor, Tensor | None]:
+        """The modified weight and bias; ``bias=None`` drops the bias."""
+        return weight(self.weight), None if bias is None or self._bias is None else bias(self.bias)
 
     def bias_term(self, bias: Modifier, like: Tensor) -> Tensor | float:
         """The (modified) bias as it is added to an output shaped like ``like``."""
@@ -158,7 +169,13 @@ Operation = Affine | Weightless | MaxPool | Call
 
 def linear(module: nn.Linear) -> Affine:
     """``nn.Linear`` as an affine operation."""
-    return Affine(F.linear, module.weight.detach(), _detach(module.bias), channel_dim=-1)
+    return Affine(
+        F.linear, module.weight.detach(), _detach(module.bias), channel_dim=-1, transpose=_linear_transpose
+    )
+
+
+def _linear_transpose(cotangent: Tensor, weight: Tensor, input_shape: torch.Size) -> Tensor:
+    return cotangent @ weight
 
 
 def convolution(module: nn.modules.conv._ConvNd) -> Affine:
@@ -181,7 +198,28 @@ def convolution(module: nn.modules.conv._ConvNd) -> Affine:
             )
     else:
         fn = module._conv_forward
-    return Affine(fn, module.weight.detach(), _detach(module.bias), channel_dim=1)
+    return Affine(
+        fn, module.weight.detach(), _detach(module.bias), channel_dim=1, transpose=_conv_transpose(module)
+    )
+
+
+def _conv_transpose(module: nn.modules.conv._ConvNd) -> Callable[[Tensor, Tensor, torch.Size], Tensor] | None:
+    """The transpose of a convolution (a transposed convolution) or of a transposed one (a convolution)."""
+    dims = module.weight.dim() - 2
+    stride, padding, dilation, groups = module.stride, module.padding, module.dilation, module.groups
+    if module.transposed:
+        conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
+        return lambda cotangent, weight, shape: conv(
+            cotangent, weight, None, stride, padding, dilation, groups
+        )
+    if module.padding_mode != "zeros" or isinstance(padding, str):
+        return None
+    input_gradient = (torch.nn.grad.conv1d_input, torch.nn.grad.conv2d_input, torch.nn.grad.conv3d_input)[
+        dims - 1
+    ]
+    return lambda cotangent, weight, shape: input_gradient(
+        shape, weight, cotangent, stride, padding, dilation, groups
+    )
 
 
 def batch_norm_scale(module: nn.modules.batchnorm._BatchNorm) -> tuple[Tensor, Tensor]:
@@ -199,34 +237,38 @@ def batch_norm(module: nn.modules.batchnorm._BatchNorm) -> Affine:
     scale, shift = batch_norm_scale(module)
 
     def fn(x, weight, bias):
-        shape = [1] * x.dim()
-        shape[1] = -1
-        out = x * weight.reshape(shape)
-        return out if bias is None else out + bias.reshape(shape)
+        out = x * _per_channel(weight, x)
+        return out if bias is None else out + _per_channel(bias, x)
 
-    return Affine(fn, scale, shift, channel_dim=1)
+    def transpose(cotangent, weight, shape):
+        return cotangent * _per_channel(weight, cotangent)
+
+    return Affine(fn, scale, shift, channel_dim=1, transpose=transpose)
+
+
+def _per_channel(values: Tensor, like: Tensor) -> Tensor:
+    shape = [1] * like.dim()
+    shape[1] = -1
+    return values.reshape(shape)
 
 
 def fold_batch_norm(op: Affine, module: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> Affine:
     """The operation ``bn(op(x))`` as one affine operation (canonization).
 
-    The folded parameters are computed at each use, from the parameters as they are then.
+    The folded weight is computed at each use, so that an operation held from the forward to the backward pass
+    holds no copy of it.
     """
+    scale, shift = batch_norm_scale(bn)
     out_dim = 1 if getattr(module, "transposed", False) else 0
 
     def weight() -> Tensor:
-        scale, _ = batch_norm_scale(bn)
         base = op.weight
         shape = [1] * base.dim()
         shape[out_dim] = -1
         return base * scale.reshape(shape)
 
-    def bias() -> Tensor:
-        scale, shift = batch_norm_scale(bn)
-        base = op.bias
-        return shift if base is None else base * scale + shift
-
-    return Affine(op.fn, weight, bias, op.channel_dim)
+    bias = shift if op.bias is None else op.bias * scale + shift
+    return Affine(op.fn, weight, bias, op.channel_dim, op.transpose)
 
 
 def _is_zero(value: Tensor | float) -> bool:

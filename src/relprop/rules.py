@@ -18,7 +18,7 @@ definitions where zennit has the rule, so that the composites of the same name g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -103,8 +103,8 @@ class LinearRule(Rule):
         # rules that record keep the autograd graph of the unmodified operation (and its output) for backward
         if not self.records_forward:
             return op.forward(inputs), None
-        z, leaves = _linearize(op, inputs, keep, keep)
-        return z.detach(), (z, leaves)
+        z, transpose = _linearize(op, inputs, keep, keep)
+        return z, (z, transpose)
 
     def _share(
         self,
@@ -113,22 +113,22 @@ class LinearRule(Rule):
         parts: Sequence[Part],
         relevance: Tensor,
         epsilon: float,
-        precomputed: tuple[Tensor, tuple[Tensor, ...]] | None = None,
+        precomputed: Linearization | None = None,
         sign: int = 0,
     ) -> list[Tensor]:
         """The rule's shares for ``parts``; ``sign`` is the sign of the denominator if the rule fixes it."""
         terms = []
         for index, (part_sign, xs, weight, bias) in enumerate(parts):
-            z, leaves = (
+            z, transpose = (
                 precomputed if precomputed is not None and index == 0 else _linearize(op, xs, weight, bias)
             )
             if z is not None:
-                terms.append((part_sign, xs, z, leaves, bias))
+                terms.append((part_sign, xs, z, transpose, bias))
         if not terms:
             return [torch.zeros_like(x) for x in inputs]
-        total = terms[0][2].detach() if len(terms) == 1 and terms[0][0] == 1.0 else None
+        total = terms[0][2] if len(terms) == 1 and terms[0][0] == 1.0 else None
         if total is None:
-            total = sum(part_sign * z.detach() for part_sign, _, z, _, _ in terms)
+            total = sum(part_sign * z for part_sign, _, z, _, _ in terms)
         denominator = stabilize(total, epsilon, sign)
         if self.redistribute:
             biases = sum(
@@ -137,14 +137,15 @@ class LinearRule(Rule):
                 if bias is not None
             )
             leak = divide(relevance * (denominator - (total - biases)), denominator)
-        # the denominator is a fresh tensor when epsilon > 0, and its memory can take the quotient
+        # the denominator is a fresh tensor when epsilon > 0, and its memory can take the quotient (transposes
+        # do not read the output)
         if epsilon > 0:
             scaled = torch.div(relevance, denominator, out=denominator)
         else:
             scaled = divide(relevance, total)
         result: list[Tensor] = [None] * len(inputs)
-        for part_sign, xs, z, leaves, _ in terms:
-            for k, term in enumerate(_times_inputs(xs, _vjp(z, leaves, scaled), scaled)):
+        for part_sign, xs, _, transpose, _ in terms:
+            for k, term in enumerate(_times_inputs(xs, transpose(scaled), scaled)):
                 if result[k] is None:
                     result[k] = term if part_sign == 1.0 else term.mul_(part_sign)
                 else:
@@ -331,18 +332,17 @@ class Gamma(LinearRule):
         gamma, stabilizer = self.gamma, self.stabilizer
         up = sign.clamp(min=0).mul(relevance)  # the relevance of the outputs z > 0
         amplified = _amplify(gamma, _positive)
-        q, q_leaves = _linearize(op, inputs, amplified, amplified)
-        q_value = q.detach()  # the backward pass of a linear operation does not read its output
+        q, q_transpose = _linearize(op, inputs, amplified, amplified)
         if torch.equal(up, relevance):  # none on outputs z <= 0
             # Q >= z > 0 wherever up is non-zero; elsewhere the clamp keeps the quotient finite
-            u = _divide_(up, q_value.clamp_(min=0).add_(stabilizer), stabilizer)
-            return _times_inputs(inputs, _vjp(q, q_leaves, u), u)
+            u = _divide_(up, q.clamp_(min=0).add_(stabilizer), stabilizer)
+            return _times_inputs(inputs, q_transpose(u), u)
         down = sign.clamp(max=0).neg_().mul(relevance)  # the relevance of the outputs z < 0
-        z, leaves = _linearize(op, inputs, keep, keep)  # not recorded in the forward pass: rarely needed
-        v = _divide_(down, stabilize(torch.mul(z.detach(), 2 + gamma).sub_(q_value), stabilizer), stabilizer)
-        u = _divide_(up, stabilize(q_value, stabilizer), stabilizer)
-        amplified_part = _vjp(q, q_leaves, u.sub_(v))
-        plain_part = _vjp(z, leaves, v.mul_(2 + gamma))
+        z, transpose = _linearize(op, inputs, keep, keep)  # not recorded in the forward pass: rarely needed
+        v = _divide_(down, stabilize(z.mul_(2 + gamma).sub_(q), stabilizer), stabilizer)
+        u = _divide_(up, stabilize(q, stabilizer), stabilizer)
+        amplified_part = q_transpose(u.sub_(v))
+        plain_part = transpose(v.mul_(2 + gamma))
         return [(a + b).mul_(x) for x, a, b in zip(inputs, amplified_part, plain_part)]
 
 
@@ -551,18 +551,33 @@ def _has_negative(inputs: Sequence[Tensor]) -> bool:
     return any(x.numel() > 0 and bool(x.amin() < 0) for x in inputs)
 
 
+Linearization = tuple[Tensor | None, Callable[[Tensor], list[Tensor]]]
+"""A linear operation evaluated with modified parameters, ``z``, and its transpose: a function from a
+cotangent shaped like ``z`` to one tensor per input (``z`` is ``None`` if every modified weight is zero)."""
+
+
 def _linearize(
     op: LinearOperation, inputs: Sequence[Tensor], weight: Modifier, bias: Modifier | None
-) -> tuple[Tensor | None, tuple[Tensor, ...]]:
+) -> Linearization:
+    """Evaluate ``op`` with modified parameters; the transpose applies the modified weights, without a
+    forward pass where the operation knows its transpose, else by differentiating the forward pass."""
+    if isinstance(op, Affine) and op.transpose is not None:
+        (x,) = inputs
+        w, b = op.parameters(weight, bias)
+        with torch.no_grad():
+            z = op.fn(x, w, b)
+        return z, lambda cotangent: [op.transpose(cotangent, w, x.shape)]
     leaves = tuple(x.detach().requires_grad_() for x in inputs)
     with torch.enable_grad():
         z = op.forward(leaves, weight, bias)
-    return z, leaves
+    if z is None:
+        return None, lambda cotangent: [torch.zeros_like(x) for x in inputs]
 
+    def transpose(cotangent: Tensor) -> list[Tensor]:
+        gradients = torch.autograd.grad(z, leaves, cotangent, allow_unused=True)
+        return [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, gradients)]
 
-def _vjp(z: Tensor, leaves: Sequence[Tensor], cotangent: Tensor) -> list[Tensor]:
-    gradients = torch.autograd.grad(z, leaves, cotangent, allow_unused=True)
-    return [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, gradients)]
+    return z.detach(), transpose
 
 
 def _times_inputs(xs: Sequence[Tensor], gradients: Sequence[Tensor], cotangent: Tensor) -> list[Tensor]:
@@ -587,5 +602,5 @@ def _shares_memory(a: Tensor, b: Tensor) -> bool:
 def _flat(op: LinearOperation, inputs: Sequence[Tensor], relevance: Tensor) -> list[Tensor]:
     """Spread ``relevance`` evenly over each output's receptive field."""
     ones = [torch.ones_like(x) for x in inputs]
-    z, leaves = _linearize(op, ones, torch.ones_like, None)
-    return _vjp(z, leaves, divide(relevance, z.detach()))
+    z, transpose = _linearize(op, ones, torch.ones_like, None)
+    return transpose(divide(relevance, z))
