@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -97,7 +98,13 @@ def peak_memory(model_name, batch, preset_name, method, size, device) -> float:
     """Peak memory of one method in MiB above the model and input, in a fresh process."""
     arguments = f"{model_name!r}, {batch}, {preset_name!r}, {method!r}, {size}, {str(device)!r}"
     code = f"import json, benchmarks.lrp_speed as b; print(json.dumps(b._measure({arguments})))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # glibc's malloc keeps freed blocks in its heap and reuses them by chance, which made the resident peak of
+    # one configuration vary by up to 2x between runs; with every block above 64 KiB mapped and unmapped on
+    # its own, the peak follows the tensors alive at once
+    environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
