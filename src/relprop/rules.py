@@ -100,7 +100,7 @@ class LinearRule(Rule):
         self.redistribute = redistribute
 
     def forward(self, op: LinearOperation, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
-        # rules that record keep the autograd graph of the unmodified operation (and its output) for backward
+        # rules that record keep the linearization of the unmodified operation (its output and transpose)
         if not self.records_forward:
             return op.forward(inputs), None
         z, transpose = _linearize(op, inputs, keep, keep)
