@@ -36,10 +36,11 @@ class Affine:
     ----------
     fn:
         ``fn(x, weight, bias)``; ``bias`` may be ``None``.
-    weight, bias:
-        The parameters, detached from autograd, or functions without arguments that compute them at each
-        use (folded layers: an operation held from the forward to the backward pass then holds no copy of
-        its parameters). ``bias`` may be ``None``.
+    weight:
+        The weight, detached from autograd, or a function without arguments that computes it at each use
+        (folded layers: an operation held from the forward to the backward pass then holds no copy of it).
+    bias:
+        The bias, detached from autograd, or ``None``.
     channel_dim:
         The dimension of ``z`` along which ``bias`` is laid out (1 for convolutions, -1 for dense layers).
     transpose:
@@ -54,23 +55,19 @@ class Affine:
         self,
         fn: Callable,
         weight: Tensor | Callable[[], Tensor],
-        bias: Tensor | Callable[[], Tensor] | None,
+        bias: Tensor | None,
         channel_dim: int,
         transpose: Callable[[Tensor, Tensor, torch.Size], Tensor] | None = None,
     ) -> None:
         self.fn = fn
         self._weight = weight
-        self._bias = bias
+        self.bias = bias
         self.channel_dim = channel_dim
         self.transpose = transpose
 
     @property
     def weight(self) -> Tensor:
         return self._weight() if callable(self._weight) else self._weight
-
-    @property
-    def bias(self) -> Tensor | None:
-        return self._bias() if callable(self._bias) else self._bias
 
     def forward(
         self, inputs: Sequence[Tensor], weight: Modifier = keep, bias: Modifier | None = keep
@@ -83,11 +80,11 @@ class Affine:
         self, weight: Modifier = keep, bias: Modifier | None = keep
     ) -> tuple[Tensor, Tensor | None]:
         """The modified weight and bias; ``bias=None`` drops the bias."""
-        return weight(self.weight), None if bias is None or self._bias is None else bias(self.bias)
+        return weight(self.weight), None if bias is None or self.bias is None else bias(self.bias)
 
     def bias_term(self, bias: Modifier, like: Tensor) -> Tensor | float:
         """The (modified) bias as it is added to an output shaped like ``like``."""
-        if self._bias is None:
+        if self.bias is None:
             return 0.0
         shape = [1] * like.dim()
         shape[self.channel_dim] = -1
