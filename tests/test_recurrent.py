@@ -422,15 +422,6 @@ class Reader(nn.Module):
         return self.head(h[-1])
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny recurrent models train many times faster on one thread than on a busy machine's several."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @functools.cache  # two tests share the seed-0 reader; every test here runs in float64 on one thread
 def trained_reader(seed: int = 0, gates_see_the_value: bool = True):
     """A reader trained (seconds) to regress the sum; optionally its gates i, f, o get no weight on the

@@ -30,15 +30,6 @@ def data():
     return make_tagged_digits(seed=0)
 
 
-@pytest.fixture
-def one_thread():
-    """Two threads on a loaded machine are slower than one; keep the test's runtime predictable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_tag_only_on_a_fraction_of_the_tagged_class(data):
     c = data.tagged_class
     for split, fraction in ((data.train, 0.9), (~data.train, 0.5)):
