@@ -223,20 +223,25 @@ def _amplify(gamma: float, part: Modifier) -> Modifier:
 
 
 def _excitatory(inputs: Sequence[Tensor], negative: bool) -> list[Part]:
-    if not negative:
-        return [(1.0, inputs, _positive, _positive)]
-    return [
-        (1.0, [x.clamp(min=0) for x in inputs], _positive, _positive),
-        (1.0, [x.clamp(max=0) for x in inputs], _negative, None),
-    ]
+    """The positive contributions: :math:`x^+ w^+` (and bias :math:`b^+`) and :math:`x^- w^-`."""
+    return _contributions(inputs, negative, _positive, _negative)
 
 
 def _inhibitory(inputs: Sequence[Tensor], negative: bool) -> list[Part]:
+    """The negative contributions: :math:`x^+ w^-` (and bias :math:`b^-`) and :math:`x^- w^+`."""
+    return _contributions(inputs, negative, _negative, _positive)
+
+
+def _contributions(
+    inputs: Sequence[Tensor], negative: bool, same: Modifier, opposite: Modifier
+) -> list[Part]:
+    """Parts pairing non-negative inputs with ``same`` weights and (if any input is ``negative``)
+    non-positive inputs with ``opposite`` weights; only the first part takes the bias."""
     if not negative:
-        return [(1.0, inputs, _negative, _negative)]
+        return [(1.0, inputs, same, same)]
     return [
-        (1.0, [x.clamp(min=0) for x in inputs], _negative, _negative),
-        (1.0, [x.clamp(max=0) for x in inputs], _positive, None),
+        (1.0, [x.clamp(min=0) for x in inputs], same, same),
+        (1.0, [x.clamp(max=0) for x in inputs], opposite, None),
     ]
 
 
