@@ -1,5 +1,6 @@
 """Folding batch normalization: the explained function stays the model's, the model stays untouched."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -45,9 +46,32 @@ def test_folded_graph_computes_the_models_output():
     torch.testing.assert_close(books.output, model(x).sum(1))
 
 
-def test_folding_equals_explaining_the_merged_layers():
-    """LRP through conv+BN folded equals LRP-epsilon on a conv with the merged weights."""
+def test_folded_layers_compute_exactly_the_models_output():
+    """Unmodified, a folded layer runs as the model does (layer, then normalization): the same floats."""
+    model = model_with_batch_norms().float()
+    x = torch.randn(2, 3, 8, 8)
+    seen = []
+    LRP(model, composites.EpsilonPlusFlat()).propagate(x, lambda output: seen.append(output) or output)
+    assert torch.equal(seen[0], model(x))
+
+
+RULES = [
+    rules.Epsilon(0.01),
+    rules.ZPlus(),
+    rules.Gamma(0.25),
+    rules.AlphaBeta(2.0, 1.0),
+    rules.Flat(),
+    rules.WSquare(),
+    rules.ZBox(-2.0, 2.0),
+]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: type(rule).__name__)
+def test_folding_equals_explaining_the_merged_layers(rule):
+    """LRP through conv+BN folded equals LRP on a conv with the merged weights, for every rule (the modified
+    folded weights are computed in place), and leaves the model's parameters as they were."""
     model = model_with_batch_norms()[:3]
+    before = {name: value.clone() for name, value in model.state_dict().items()}
     conv, bn = model[0], model[1]
     scale = bn.weight / (bn.running_var + bn.eps).sqrt()
     merged = nn.Conv2d(3, 4, 3).double()
@@ -56,10 +80,12 @@ def test_folding_equals_explaining_the_merged_layers():
         merged.bias.copy_((conv.bias - bn.running_mean) * scale + bn.bias)
     x = torch.randn(1, 3, 6, 6, dtype=torch.float64)
     relevance_out = torch.rand(1, 4, 4, 4, dtype=torch.float64)
-    composite = composites.Uniform(rules.Epsilon(0.01))
+    composite = composites.Uniform(rule)
     ours = LRP(model, composite).propagate(x, relevance_out)
     expected = LRP(nn.Sequential(merged, nn.ReLU()).eval(), composite).propagate(x, relevance_out)
     torch.testing.assert_close(ours, expected)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
 
 
 def test_without_canonizers_a_lone_batch_norm_passes_relevance():

@@ -9,8 +9,9 @@ Every rule for a linear operation sees it through :class:`Affine` or :class:`Wei
   ``f`` (average pooling, sum and mean reductions, residual additions and subtractions).
 
 A rule modifies the weights with a function (``w -> w.clamp(min=0)``, ``w -> w + gamma * w.clamp(min=0)``,
-...); on a weightless operation that function acts on the scalar weights ``s_k``, so that the positive part of
-an average pooling is the pooling itself and its negative part is zero, as the equations say.
+...), which may carry a variant that works in place (:func:`with_in_place`); on a weightless operation that
+function acts on the scalar weights ``s_k``, so that the positive part of an average pooling is the pooling
+itself and its negative part is zero, as the equations say.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ Modifier = Callable[[Tensor], Tensor]
 def keep(tensor: Tensor) -> Tensor:
     """The identity modifier: leaves weights or biases as they are."""
     return tensor
+
+
+def with_in_place(modifier: Modifier, in_place: Modifier) -> Modifier:
+    """``modifier``, with ``in_place`` as its variant that overwrites its argument: used on weights computed
+    at each use (folded layers), which saves allocating a second weight-sized tensor."""
+    modifier.in_place = in_place  # type: ignore[attr-defined]
+    return modifier
 
 
 class Affine:
@@ -47,6 +55,11 @@ class Affine:
         ``transpose(cotangent, weight, input_shape)``: the transpose of the linear map ``x -> fn(x, weight,
         None)`` applied to ``cotangent``, i.e. its vector-Jacobian product, computed without a forward pass.
         ``None`` if unknown (then rules differentiate ``fn``).
+    plain:
+        ``plain(x)``: the operation with its parameters unmodified, computed as the model computes it (a
+        layer with a folded batch normalization: the layer, then the normalization). It equals
+        ``fn(x, weight, bias)`` up to rounding, needs no folded weight, and gives the model's own outputs.
+        ``None``: ``fn(x, weight, bias)``.
     """
 
     weighted = True
@@ -58,12 +71,14 @@ class Affine:
         bias: Tensor | None,
         channel_dim: int,
         transpose: Callable[[Tensor, Tensor, torch.Size], Tensor] | None = None,
+        plain: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         self.fn = fn
         self._weight = weight
         self.bias = bias
         self.channel_dim = channel_dim
         self.transpose = transpose
+        self.plain = plain
 
     @property
     def weight(self) -> Tensor:
@@ -74,13 +89,23 @@ class Affine:
     ) -> Tensor:
         """Evaluate with modified parameters; ``bias=None`` drops the bias."""
         (x,) = inputs
+        if weight is keep and bias is keep:
+            return self.evaluate(x)
         return self.fn(x, *self.parameters(weight, bias))
+
+    def evaluate(self, x: Tensor) -> Tensor:
+        """The operation with its parameters unmodified."""
+        return self.plain(x) if self.plain is not None else self.fn(x, self.weight, self.bias)
 
     def parameters(
         self, weight: Modifier = keep, bias: Modifier | None = keep
     ) -> tuple[Tensor, Tensor | None]:
         """The modified weight and bias; ``bias=None`` drops the bias."""
-        return weight(self.weight), None if bias is None or self.bias is None else bias(self.bias)
+        if callable(self._weight):  # computed now, so no one else holds it: modified in place if possible
+            modified = getattr(weight, "in_place", weight)(self._weight())
+        else:
+            modified = weight(self._weight)
+        return modified, None if bias is None or self.bias is None else bias(self.bias)
 
     def bias_term(self, bias: Modifier, like: Tensor) -> Tensor | float:
         """The (modified) bias as it is added to an output shaped like ``like``."""
@@ -253,7 +278,7 @@ def fold_batch_norm(op: Affine, module: nn.Module, bn: nn.modules.batchnorm._Bat
     """The operation ``bn(op(x))`` as one affine operation (canonization).
 
     The folded weight is computed at each use, so that an operation held from the forward to the backward pass
-    holds no copy of it.
+    holds no copy of it; with unmodified parameters the operation is evaluated unfolded, as the model does.
     """
     scale, shift = batch_norm_scale(bn)
     out_dim = 1 if getattr(module, "transposed", False) else 0
@@ -264,8 +289,12 @@ def fold_batch_norm(op: Affine, module: nn.Module, bn: nn.modules.batchnorm._Bat
         shape[out_dim] = -1
         return base * scale.reshape(shape)
 
+    def plain(x: Tensor) -> Tensor:
+        statistics = (bn.running_mean, bn.running_var, _detach(bn.weight), _detach(bn.bias))
+        return F.batch_norm(op.evaluate(x), *statistics, False, 0.0, bn.eps)
+
     bias = shift if op.bias is None else op.bias * scale + shift
-    return Affine(op.fn, weight, bias, op.channel_dim, op.transpose)
+    return Affine(op.fn, weight, bias, op.channel_dim, op.transpose, plain)
 
 
 def _is_zero(value: Tensor | float) -> bool:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from relprop.graph import Kind, UnsupportedOperationError
-from relprop.operations import Affine, Call, MaxPool, Modifier, Weightless, keep
+from relprop.operations import Affine, Call, MaxPool, Modifier, Weightless, keep, with_in_place
 
 LinearOperation = Affine | Weightless
 
@@ -188,12 +188,8 @@ class LRP0(Epsilon):
     epsilon = 0.0
 
 
-def _positive(w: Tensor) -> Tensor:
-    return w.clamp(min=0)
-
-
-def _negative(w: Tensor) -> Tensor:
-    return w.clamp(max=0)
+_positive = with_in_place(lambda w: w.clamp(min=0), lambda w: w.clamp_(min=0))
+_negative = with_in_place(lambda w: w.clamp(max=0), lambda w: w.clamp_(max=0))
 
 
 class ZPlus(LinearRule):
@@ -219,7 +215,7 @@ class ZPlus(LinearRule):
 
 def _amplify(gamma: float, part: Modifier) -> Modifier:
     """The modifier ``w -> w + gamma * part(w)``."""
-    return lambda w: part(w).mul_(gamma).add_(w)
+    return with_in_place(lambda w: part(w).mul_(gamma).add_(w), lambda w: w.add_(part(w), alpha=gamma))
 
 
 def _excitatory(inputs: Sequence[Tensor], negative: bool) -> list[Part]:
@@ -568,6 +564,10 @@ def _linearize(
     forward pass where the operation knows its transpose, else by differentiating the forward pass."""
     if isinstance(op, Affine) and op.transpose is not None:
         (x,) = inputs
+        if weight is keep and bias is keep:  # as the model computes it; the weight only when transposing
+            with torch.no_grad():
+                z = op.evaluate(x)
+            return z, lambda cotangent: [op.transpose(cotangent, op.weight, x.shape)]
         w, b = op.parameters(weight, bias)
         with torch.no_grad():
             z = op.fn(x, w, b)
