@@ -65,6 +65,14 @@ class Node:
         where = f" in '{self.scope}'" if self.scope else ""
         return f"{what} (node '{self.fx.name}'){where}"
 
+    @property
+    def weighted(self) -> bool:
+        """Whether the node is a linear operation with weights (an :class:`~relprop.operations.Affine`)."""
+        return self.kind == Kind.LINEAR and (
+            (self.module is not None and isinstance(self.module, types.Linear + types.BatchNorm))
+            or self.fx.target in _FUNCTIONAL_AFFINE
+        )
+
     def run(self, args: tuple, kwargs: dict) -> Any:
         """Compute the node's value from its argument values."""
         op, target = self.fx.op, self.fx.target
@@ -120,13 +128,13 @@ class Node:
                 return self.run(a, k)
 
             return operations.Call(call, self.module)
-        if self.module is not None and isinstance(self.module, types.Linear + types.BatchNorm):
+        if self.weighted:
+            if self.fx.target in _FUNCTIONAL_AFFINE:
+                return _functional_affine(self.fx.target, args, kwargs)
             op = _module_affine(self.module)
             for bn in self.folded:
                 op = operations.fold_batch_norm(op, self.module, bn)
             return op
-        if self.fx.target in _FUNCTIONAL_AFFINE:
-            return _functional_affine(self.fx.target, args, kwargs)
         if issubclass(self.type, types.Add):
             return _add_operation(self, args, kwargs, operand_nodes)
         rest = args[1:]

@@ -135,7 +135,7 @@ class LRP:
         rule = self.rules.get(self.graph[producer])
         return (
             rule is None
-            or rule.records_forward
+            or (rule.records_forward and self.graph[producer].weighted)
             or rule.needs_output
             or len(producer.users) > 1
             or producer in self._kept

@@ -62,7 +62,8 @@ class Rule:
     needs_output = False
     """Whether :meth:`backward` reads the operation's output; otherwise the engine frees it early."""
     records_forward = False
-    """Whether :meth:`forward` keeps the output in its context (then nothing may overwrite it)."""
+    """Whether :meth:`forward` keeps the output of weighted operations (:class:`~relprop.operations.Affine`)
+    in its context (then nothing may overwrite it). Weightless ones are cheaper to recompute than to keep."""
 
     def forward(self, op: Any, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
         """Compute the operation's output; returns ``(output, context for backward)``."""
@@ -101,7 +102,7 @@ class LinearRule(Rule):
 
     def forward(self, op: LinearOperation, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
         # rules that record keep the linearization of the unmodified operation (its output and transpose)
-        if not self.records_forward:
+        if not (self.records_forward and op.weighted):
             return op.forward(inputs), None
         z, transpose = _linearize(op, inputs, keep, keep)
         return z, (z, transpose)
