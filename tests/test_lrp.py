@@ -186,6 +186,25 @@ def test_residual_addition_is_not_doubled():
     torch.testing.assert_close(relevance.sum(), model(x).sum())
 
 
+@pytest.mark.parametrize(
+    "composite", [composites.Uniform(rules.Gamma(0.5)), composites.EpsilonGammaBox(0, 1)]
+)
+def test_an_output_overwritten_in_place_is_not_used(composite):
+    """Gamma reuses its output where relevance reaches negative outputs, unless an in-place operation
+    overwrote it: a leaky ReLU in place must give the relevance that the same model without in-place gives."""
+
+    def model(inplace):
+        torch.manual_seed(3)
+        layers = [nn.Conv2d(3, 6, 3), nn.BatchNorm2d(6), nn.LeakyReLU(0.1, inplace=inplace)]
+        layers += [nn.Conv2d(6, 6, 3), nn.LeakyReLU(0.1, inplace=inplace), nn.Flatten(), nn.Linear(96, 3)]
+        return nn.Sequential(*layers).double().eval()
+
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    expected = LRP(model(False), composite)(x, target=1)
+    assert expected.abs().sum() > 0
+    torch.testing.assert_close(LRP(model(True), composite)(x, target=1), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_gate_gives_all_relevance_to_the_signal():
     model = make(bias=False)
     books = LRP(model, composites.Uniform(rules.LRP0(), stabilizer=0)).audit(torch.rand(1, 3, 8, 8))

@@ -174,8 +174,13 @@ class LRP:
                 operands = node.operands(values, self.graph)
                 inputs = [values[n].clone() if fx_node in self._copied else values[n] for n in operands]
                 op = node.operation(values, operands, self.graph)
-                values[fx_node], context = self.rules[node].forward(op, inputs)
-                saved[fx_node] = (op, operands, inputs, context)
+                rule = self.rules[node]
+                values[fx_node], context = rule.forward(op, inputs)
+                # an output the rule can use is held (not copied) along with its version, which tells whether
+                # an in-place operation overwrote it by the time the backward pass gets to it
+                output = values[fx_node]
+                produced = (output, output._version) if rule.uses_output else None
+                saved[fx_node] = (op, operands, inputs, context, produced)
             else:
                 args, kwargs = fx.node.map_arg((fx_node.args, fx_node.kwargs), values.__getitem__)
                 if fx_node in self._copied:
@@ -220,7 +225,9 @@ class LRP:
         if node.kind in (Kind.OUTPUT, Kind.FOLDED):
             return [(fx_node.args[0], relevance)]
         if saved is not None:
-            op, operands, inputs, context = saved
+            op, operands, inputs, context, produced = saved
+            if value is None and produced is not None and produced[0]._version == produced[1]:
+                value = produced[0]
             try:
                 shares = self.rules[node].backward(op, inputs, value, context, relevance)
             except UnsupportedOperationError as error:

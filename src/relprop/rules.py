@@ -61,6 +61,9 @@ class Rule:
     kinds: frozenset[Kind] = frozenset()
     needs_output = False
     """Whether :meth:`backward` reads the operation's output; otherwise the engine frees it early."""
+    uses_output = False
+    """Whether :meth:`backward` uses the operation's output where it is still as computed (not overwritten by
+    an in-place operation); the engine then holds it, without copying, until the operation's backward pass."""
     records_forward = False
     """Whether :meth:`forward` keeps the output of weighted operations (:class:`~relprop.operations.Affine`)
     in its context (then nothing may overwrite it). Weightless ones are cheaper to recompute than to keep."""
@@ -73,7 +76,7 @@ class Rule:
         self, op: Any, inputs: Sequence[Tensor], output: Tensor, context: Any, relevance: Tensor
     ) -> list[Tensor | None]:
         """Redistribute ``relevance`` (shaped like the output) to the inputs; ``output`` is the operation's
-        output if the rule ``needs_output``, else ``None``."""
+        output if the rule ``needs_output``, or ``uses_output`` and it is unchanged, else ``None``."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -303,7 +306,7 @@ class Gamma(LinearRule):
         gamma, sign = self.gamma, context
         negative_inputs = _has_negative(inputs)
         if not negative_inputs and not self.redistribute:
-            return self._non_negative_inputs(op, inputs, sign, relevance)
+            return self._non_negative_inputs(op, inputs, output, sign, relevance)
 
         more_positive, more_negative = _amplify(gamma, _positive), _amplify(gamma, _negative)
         positive_inputs = [x.clamp(min=0) for x in inputs]
@@ -322,7 +325,9 @@ class Gamma(LinearRule):
             result = [r + s for r, s in zip(result, share)]
         return result
 
-    def _non_negative_inputs(self, op, inputs, sign, relevance):
+    uses_output = True  # z, where relevance reaches negative outputs
+
+    def _non_negative_inputs(self, op, inputs, output, sign, relevance):
         # On non-negative inputs, with P = f(x; W+, b+), the denominators are z + gamma P for outputs z > 0
         # and (1 + gamma) z - gamma P for outputs z < 0 (as f(x; W-, b-) = z - P). One modified forward
         # pass, Q = f(x; W + gamma W+, b + gamma b+) = z + gamma P, gives both: the second is
@@ -340,8 +345,8 @@ class Gamma(LinearRule):
             u = _divide_(up, q.clamp_(min=0).add_(stabilizer), stabilizer)
             return _times_inputs(inputs, q_transpose(u), u)
         down = sign.clamp(max=0).neg_().mul(relevance)  # the relevance of the outputs z < 0
-        z, transpose = _linearize(op, inputs, keep, keep)  # not recorded in the forward pass: rarely needed
-        v = _divide_(down, stabilize(z.mul_(2 + gamma).sub_(q), stabilizer), stabilizer)
+        z, transpose = _linearize(op, inputs, keep, keep, output)
+        v = _divide_(down, stabilize(torch.mul(z, 2 + gamma).sub_(q), stabilizer), stabilizer)
         u = _divide_(up, stabilize(q, stabilizer), stabilizer)
         amplified_part = q_transpose(u.sub_(v))
         plain_part = transpose(v.mul_(2 + gamma))
@@ -559,16 +564,25 @@ cotangent shaped like ``z`` to one tensor per input (``z`` is ``None`` if every 
 
 
 def _linearize(
-    op: LinearOperation, inputs: Sequence[Tensor], weight: Modifier, bias: Modifier | None
+    op: LinearOperation,
+    inputs: Sequence[Tensor],
+    weight: Modifier,
+    bias: Modifier | None,
+    output: Tensor | None = None,
 ) -> Linearization:
     """Evaluate ``op`` with modified parameters; the transpose applies the modified weights, without a
-    forward pass where the operation knows its transpose, else by differentiating the forward pass."""
+    forward pass where the operation knows its transpose, else by differentiating the forward pass.
+
+    ``output`` is the operation's output with unmodified parameters, if known: then it is not recomputed
+    where the operation knows its transpose. The returned ``z`` may be ``output`` itself.
+    """
     if isinstance(op, Affine) and op.transpose is not None:
         (x,) = inputs
         if weight is keep and bias is keep:  # as the model computes it; the weight only when transposing
-            with torch.no_grad():
-                z = op.evaluate(x)
-            return z, lambda cotangent: [op.transpose(cotangent, op.weight, x.shape)]
+            if output is None:
+                with torch.no_grad():
+                    output = op.evaluate(x)
+            return output, lambda cotangent: [op.transpose(cotangent, op.weight, x.shape)]
         w, b = op.parameters(weight, bias)
         with torch.no_grad():
             z = op.fn(x, w, b)
