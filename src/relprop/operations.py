@@ -55,6 +55,11 @@ class Affine:
         ``transpose(cotangent, weight, input_shape)``: the transpose of the linear map ``x -> fn(x, weight,
         None)`` applied to ``cotangent``, i.e. its vector-Jacobian product, computed without a forward pass.
         ``None`` if unknown (then rules differentiate ``fn``).
+    input_dims:
+        ``(dimension of x, dimension of the weight)`` that hold the input features, such that stacking
+        inputs along the first and weights along the second sums the operations:
+        ``fn(cat([x1, x2]), cat([w1, w2]), None) = fn(x1, w1, None) + fn(x2, w2, None)``. A rule can so
+        apply several weights in one pass. ``None`` where this does not hold (grouped convolutions).
     plain:
         ``plain(x)``: the operation with its parameters unmodified, computed as the model computes it (a
         layer with a folded batch normalization: the layer, then the normalization). It equals
@@ -71,6 +76,7 @@ class Affine:
         bias: Tensor | None,
         channel_dim: int,
         transpose: Callable[[Tensor, Tensor, torch.Size], Tensor] | None = None,
+        input_dims: tuple[int, int] | None = None,
         plain: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         self.fn = fn
@@ -78,6 +84,7 @@ class Affine:
         self.bias = bias
         self.channel_dim = channel_dim
         self.transpose = transpose
+        self.input_dims = input_dims
         self.plain = plain
 
     @property
@@ -192,7 +199,12 @@ Operation = Affine | Weightless | MaxPool | Call
 def linear(module: nn.Linear) -> Affine:
     """``nn.Linear`` as an affine operation."""
     return Affine(
-        F.linear, module.weight.detach(), _detach(module.bias), channel_dim=-1, transpose=_linear_transpose
+        F.linear,
+        module.weight.detach(),
+        _detach(module.bias),
+        channel_dim=-1,
+        transpose=_linear_transpose,
+        input_dims=(-1, 1),
     )
 
 
@@ -221,7 +233,13 @@ def convolution(module: nn.modules.conv._ConvNd) -> Affine:
     else:
         fn = module._conv_forward
     return Affine(
-        fn, module.weight.detach(), _detach(module.bias), channel_dim=1, transpose=_conv_transpose(module)
+        fn,
+        module.weight.detach(),
+        _detach(module.bias),
+        channel_dim=1,
+        transpose=_conv_transpose(module),
+        # the weight's input channels: dimension 1, or 0 for a transposed convolution
+        input_dims=(1, 0 if module.transposed else 1) if module.groups == 1 else None,
     )
 
 
@@ -294,7 +312,7 @@ def fold_batch_norm(op: Affine, module: nn.Module, bn: nn.modules.batchnorm._Bat
         return F.batch_norm(op.evaluate(x), *statistics, False, 0.0, bn.eps)
 
     bias = shift if op.bias is None else op.bias * scale + shift
-    return Affine(op.fn, weight, bias, op.channel_dim, op.transpose, plain)
+    return Affine(op.fn, weight, bias, op.channel_dim, op.transpose, op.input_dims, plain)
 
 
 def _is_zero(value: Tensor | float) -> bool:

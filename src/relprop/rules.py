@@ -407,12 +407,30 @@ class ZBox(LinearRule):
             raise UnsupportedOperationError("ZBox explains operations with one input")
         (x,) = inputs
         low, high = (_bound(bound, x, name) for bound, name in ((self.low, "low"), (self.high, "high")))
+        if isinstance(op, Affine) and op.transpose is not None and op.input_dims and not self.redistribute:
+            return [self._stacked(op, x, low, high, relevance)]
         parts = [
             (1.0, [x], keep, keep),
             (-1.0, [low], _positive, _positive),
             (-1.0, [high], _negative, _negative),
         ]
         return self._share(op, inputs, parts, relevance, self.stabilizer)
+
+    def _stacked(self, op: Affine, x: Tensor, low: Tensor, high: Tensor, relevance: Tensor) -> Tensor:
+        # the three parts in one forward and one transposed pass: the inputs [x, l, h] stacked along their
+        # features against the weights [W, -W+, -W-] (the biases b - b+ - b- cancel)
+        input_dim, weight_dim = op.input_dims
+        w = op.weight
+        weight = torch.cat([w, _positive(w).neg_(), _negative(w).neg_()], dim=weight_dim)
+        stacked = torch.cat([x, low, high], dim=input_dim)
+        with torch.no_grad():
+            z = op.fn(stacked, weight, None)
+        if self.stabilizer > 0:
+            scaled = torch.div(relevance, stabilize(z, self.stabilizer), out=z)
+        else:
+            scaled = divide(relevance, z)
+        shares = op.transpose(scaled, weight, stacked.shape).mul_(stacked).chunk(3, dim=input_dim)
+        return shares[0] + shares[1] + shares[2]
 
 
 def _bound(bound: float | Tensor, x: Tensor, name: str) -> Tensor:
