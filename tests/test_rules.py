@@ -262,3 +262,22 @@ def test_zbox_per_channel_bounds():
     s = relevance_out.flatten() / stab(z, 1e-6)
     expected = a * (M.T @ s) - lo * (M.clamp(min=0).T @ s) - hi * (M.clamp(max=0).T @ s)
     torch.testing.assert_close(ours.flatten(), expected)
+
+
+def test_zbox_is_accurate_in_float32_near_the_bounds():
+    """With positive weights and inputs near the lower bound the denominator is small, while x W and l W+ are
+    not: ZBox sums the non-negative terms (x - l) W+ and (x - h) W- instead of cancelling large ones, so
+    float32 agrees with float64."""
+    torch.manual_seed(4)
+    layer = nn.Conv2d(3, 8, 5, padding=2).double()
+    with torch.no_grad():
+        layer.weight.abs_()
+    low, high = -30.0, 30.0
+    # within 2^-8 of the bound, and exact in float32 too
+    x = low + torch.randint(1, 5, (2, 3, 12, 12), dtype=torch.float64) / 1024
+    relevance_out = torch.rand(2, 8, 12, 12, dtype=torch.float64)
+    composite = composites.Uniform(rules.ZBox(low, high))
+    exact = LRP(nn.Sequential(layer), composite).propagate(x, relevance_out)
+    single = LRP(nn.Sequential(layer).float(), composite).propagate(x.float(), relevance_out.float())
+    error = ((single.double() - exact).norm() / exact.norm()).item()
+    assert error < 1e-5, error

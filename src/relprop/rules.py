@@ -148,8 +148,9 @@ class LinearRule(Rule):
         else:
             scaled = divide(relevance, total)
         result: list[Tensor] = [None] * len(inputs)
-        for part_sign, xs, _, transpose, _ in terms:
-            for k, term in enumerate(_times_inputs(xs, transpose(scaled), scaled)):
+        for index, (part_sign, xs, _, transpose, _) in enumerate(terms):
+            last = index == len(terms) - 1
+            for k, term in enumerate(_times_inputs(xs, transpose(scaled), scaled, last_use=last)):
                 if result[k] is None:
                     result[k] = term if part_sign == 1.0 else term.mul_(part_sign)
                 else:
@@ -346,8 +347,11 @@ class Gamma(LinearRule):
             return _times_inputs(inputs, q_transpose(u), u)
         down = sign.clamp(max=0).neg_().mul(relevance)  # the relevance of the outputs z < 0
         z, transpose = _linearize(op, inputs, keep, keep, output)
-        v = _divide_(down, stabilize(torch.mul(z, 2 + gamma).sub_(q), stabilizer), stabilizer)
-        u = _divide_(up, stabilize(q, stabilizer), stabilizer)
+        # as above, each denominator has a known sign where its relevance is non-zero; the clamps keep the
+        # quotients finite elsewhere
+        negative = torch.mul(z, 2 + gamma).sub_(q).clamp_(max=0).sub_(stabilizer)
+        v = _divide_(down, negative, stabilizer)
+        u = _divide_(up, q.clamp_(min=0).add_(stabilizer), stabilizer)
         amplified_part = q_transpose(u.sub_(v))
         plain_part = transpose(v.mul_(2 + gamma))
         return [(a + b).mul_(x) for x, a, b in zip(inputs, amplified_part, plain_part)]
@@ -388,6 +392,10 @@ class ZBox(LinearRule):
     .. math:: R_i = \sum_j \frac{x_i w_{ij} - l_i w_{ij}^+ - h_i w_{ij}^-}
               {\sum_{i'} (x_{i'} w_{i'j} - l_{i'} w_{i'j}^+ - h_{i'} w_{i'j}^-)} R_j
 
+    computed as :math:`(x_i - l_i) w_{ij}^+ + (x_i - h_i) w_{ij}^-`, the same numerator: within the bounds
+    a sum of non-negative terms, which cancels nowhere. Biases take no share (in the
+    denominator they cancel: :math:`b - b^+ - b^- = 0`).
+
     Parameters
     ----------
     low, high:
@@ -407,30 +415,27 @@ class ZBox(LinearRule):
             raise UnsupportedOperationError("ZBox explains operations with one input")
         (x,) = inputs
         low, high = (_bound(bound, x, name) for bound, name in ((self.low, "low"), (self.high, "high")))
+        below, above = x - low, x - high
         if isinstance(op, Affine) and op.transpose is not None and op.input_dims and not self.redistribute:
-            return [self._stacked(op, x, low, high, relevance)]
-        parts = [
-            (1.0, [x], keep, keep),
-            (-1.0, [low], _positive, _positive),
-            (-1.0, [high], _negative, _negative),
-        ]
+            return [self._stacked(op, below, above, relevance)]
+        parts = [(1.0, [below], _positive, None), (1.0, [above], _negative, None)]
         return self._share(op, inputs, parts, relevance, self.stabilizer)
 
-    def _stacked(self, op: Affine, x: Tensor, low: Tensor, high: Tensor, relevance: Tensor) -> Tensor:
-        # the three parts in one forward and one transposed pass: the inputs [x, l, h] stacked along their
-        # features against the weights [W, -W+, -W-] (the biases b - b+ - b- cancel)
+    def _stacked(self, op: Affine, below: Tensor, above: Tensor, relevance: Tensor) -> Tensor:
+        # both parts in one forward and one transposed pass: [x - l, x - h] stacked along the input features
+        # against the weights [W+, W-]
         input_dim, weight_dim = op.input_dims
         w = op.weight
-        weight = torch.cat([w, _positive(w).neg_(), _negative(w).neg_()], dim=weight_dim)
-        stacked = torch.cat([x, low, high], dim=input_dim)
+        weight = torch.cat([_positive(w), _negative(w)], dim=weight_dim)
+        stacked = torch.cat([below, above], dim=input_dim)
         with torch.no_grad():
             z = op.fn(stacked, weight, None)
         if self.stabilizer > 0:
             scaled = torch.div(relevance, stabilize(z, self.stabilizer), out=z)
         else:
             scaled = divide(relevance, z)
-        shares = op.transpose(scaled, weight, stacked.shape).mul_(stacked).chunk(3, dim=input_dim)
-        return shares[0] + shares[1] + shares[2]
+        shares = op.transpose(scaled, weight, stacked.shape).mul_(stacked).chunk(2, dim=input_dim)
+        return shares[0] + shares[1]
 
 
 def _bound(bound: float | Tensor, x: Tensor, name: str) -> Tensor:
@@ -618,15 +623,21 @@ def _linearize(
     return z.detach(), transpose
 
 
-def _times_inputs(xs: Sequence[Tensor], gradients: Sequence[Tensor], cotangent: Tensor) -> list[Tensor]:
-    """``x * gradient`` for each input, written into the gradient where it is a tensor of its own."""
+def _times_inputs(
+    xs: Sequence[Tensor], gradients: Sequence[Tensor], cotangent: Tensor, last_use: bool = False
+) -> list[Tensor]:
+    """``x * gradient`` for each input, written into the gradient where it is a tensor of its own.
+
+    With ``last_use`` the cotangent is not read afterwards: a gradient that is the cotangent itself (the
+    transpose of an addition) may then take the product too.
+    """
     products = []
     for k, (x, gradient) in enumerate(zip(xs, gradients)):
         own = (
             gradient.shape == x.shape
             and gradient.is_contiguous()
             and gradient._base is None
-            and not _shares_memory(gradient, cotangent)
+            and (last_use or not _shares_memory(gradient, cotangent))
             and not any(_shares_memory(gradient, other) for other in gradients[k + 1 :])
         )
         products.append(gradient.mul_(x) if own else x * gradient)
