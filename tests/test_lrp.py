@@ -1,6 +1,7 @@
 """The engine: conservation, the audit's books, targets, architectures, errors, and an untouched model."""
 
 import copy
+import gc
 import itertools
 
 import pytest
@@ -203,6 +204,57 @@ def test_an_output_overwritten_in_place_is_not_used(composite):
     expected = LRP(model(False), composite)(x, target=1)
     assert expected.abs().sum() > 0
     torch.testing.assert_close(LRP(model(True), composite)(x, target=1), expected, rtol=1e-12, atol=1e-12)
+
+
+def _peak_bytes_held(explainer, x, monkeypatch) -> int:
+    """The most bytes of tensor storage that are alive, beyond those alive before the call, at the start of
+    any operation's backward pass."""
+
+    def alive() -> dict[int, int]:
+        gc.collect()
+        tensors = [t for t in gc.get_objects() if issubclass(type(t), torch.Tensor) and not t.is_meta]
+        return {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+
+    before = alive()
+    peak = 0
+    propagate = LRP._propagate
+
+    def measured(self, *args):
+        nonlocal peak
+        peak = max(peak, sum(n for ptr, n in alive().items() if ptr not in before))
+        return propagate(self, *args)
+
+    monkeypatch.setattr(LRP, "_propagate", measured)
+    explainer(x, target=0)
+    monkeypatch.undo()
+    return peak
+
+
+def _vgg_like(inplace: bool) -> nn.Module:
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace), nn.Conv2d(8, 8, 3, padding=1)]
+    layers += [nn.ReLU(inplace), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1), nn.Tanh()]
+    layers += [nn.Flatten(), nn.Linear(8 * 8 * 8, 3)]
+    return nn.Sequential(*layers).eval()
+
+
+def test_activations_keep_no_values_alive(monkeypatch):
+    """Element-wise activations read only the shapes of their inputs: the engine holds no more memory for a
+    model whose activations make new tensors than for the same model with activations in place."""
+    x = torch.rand(2, 3, 16, 16)
+    composite = composites.EpsilonGammaBox(low=0.0, high=1.0)
+    in_place = _peak_bytes_held(LRP(_vgg_like(True), composite), x, monkeypatch)
+    assert _peak_bytes_held(LRP(_vgg_like(False), composite), x, monkeypatch) == in_place
+
+
+def test_an_output_a_rule_only_uses_is_not_kept_alive(monkeypatch):
+    """Gamma uses its output where it is still alive and unchanged, but the engine must not keep it alive:
+    here an in-place ReLU overwrites it, and max pooling frees it before the backward pass reaches Gamma."""
+    x = torch.rand(2, 3, 16, 16)
+    explainer = LRP(_vgg_like(True), composites.Uniform(rules.Gamma()))
+    peak = _peak_bytes_held(explainer, x, monkeypatch)
+    monkeypatch.setattr(rules.Gamma, "uses_output", False)
+    assert peak == _peak_bytes_held(explainer, x, monkeypatch)
 
 
 def test_gate_gives_all_relevance_to_the_signal():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -176,10 +177,12 @@ class LRP:
                 op = node.operation(values, operands, self.graph)
                 rule = self.rules[node]
                 values[fx_node], context = rule.forward(op, inputs)
-                # an output the rule can use is held (not copied) along with its version, which tells whether
-                # an in-place operation overwrote it by the time the backward pass gets to it
+                # an output the rule can use is referenced weakly, so that it lives no longer than its
+                # consumers need it, with its version, which tells whether an in-place operation overwrote it
                 output = values[fx_node]
-                produced = (output, output._version) if rule.uses_output else None
+                produced = (weakref.ref(output), output._version) if rule.uses_output else None
+                if not rule.reads_inputs:
+                    inputs = [x.to("meta") if isinstance(x, Tensor) else x for x in inputs]
                 saved[fx_node] = (op, operands, inputs, context, produced)
             else:
                 args, kwargs = fx.node.map_arg((fx_node.args, fx_node.kwargs), values.__getitem__)
@@ -226,8 +229,10 @@ class LRP:
             return [(fx_node.args[0], relevance)]
         if saved is not None:
             op, operands, inputs, context, produced = saved
-            if value is None and produced is not None and produced[0]._version == produced[1]:
-                value = produced[0]
+            if value is None and produced is not None:
+                output = produced[0]()
+                if output is not None and output._version == produced[1]:
+                    value = output
             try:
                 shares = self.rules[node].backward(op, inputs, value, context, relevance)
             except UnsupportedOperationError as error:

@@ -61,9 +61,12 @@ class Rule:
     kinds: frozenset[Kind] = frozenset()
     needs_output = False
     """Whether :meth:`backward` reads the operation's output; otherwise the engine frees it early."""
+    reads_inputs = True
+    """Whether :meth:`backward` reads the values of the inputs; otherwise it gets stand-ins that carry only
+    their shapes and dtypes (meta tensors), and the engine frees the inputs once their consumers ran."""
     uses_output = False
-    """Whether :meth:`backward` uses the operation's output where it is still as computed (not overwritten by
-    an in-place operation); the engine then holds it, without copying, until the operation's backward pass."""
+    """Whether :meth:`backward` uses the operation's output where it is still alive and as computed (kept by
+    its consumers, not overwritten by an in-place operation); the engine never keeps it alive for the rule."""
     records_forward = False
     """Whether :meth:`forward` keeps the output of weighted operations (:class:`~relprop.operations.Affine`)
     in its context (then nothing may overwrite it). Weightless ones are cheaper to recompute than to keep."""
@@ -456,6 +459,7 @@ class Pass(Rule):
     """Pass relevance through unchanged: :math:`R_i = R_i` (element-wise operations such as activations)."""
 
     kinds = frozenset({Kind.ELEMENTWISE, Kind.LINEAR, Kind.UNKNOWN})
+    reads_inputs = False
 
     def backward(self, op, inputs, output, context, relevance):
         if len(inputs) != 1 or inputs[0].shape != relevance.shape:
@@ -527,6 +531,7 @@ class Gate(Rule):
     """
 
     kinds = frozenset({Kind.GATE})
+    reads_inputs = False
 
     def __init__(self, signal: int | None = None) -> None:
         self.signal = signal

@@ -58,8 +58,9 @@ class LeftHalf(nn.Module):
 
 def test_occluding_an_irrelevant_region_gives_zero(make_model, images):
     result = Occlusion(LeftHalf(make_model()), 3)(images, 0)
-    assert torch.equal(result[..., 6:], torch.zeros_like(result[..., 6:]))
-    assert (result[..., :6] != 0).any()
+    # zero up to rounding: on some CPUs a sample's output depends on the batch size (by 2.8e-17 here)
+    torch.testing.assert_close(result[..., 6:], torch.zeros_like(result[..., 6:]), rtol=0, atol=1e-14)
+    assert result[..., :6].abs().max() > 1e-3
 
 
 def test_batch_size_does_not_change_the_result(make_model, images):
