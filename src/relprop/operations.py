@@ -52,9 +52,10 @@ class Affine:
     channel_dim:
         The dimension of ``z`` along which ``bias`` is laid out (1 for convolutions, -1 for dense layers).
     transpose:
-        ``transpose(cotangent, weight, input_shape)``: the transpose of the linear map ``x -> fn(x, weight,
-        None)`` applied to ``cotangent``, i.e. its vector-Jacobian product, computed without a forward pass.
-        ``None`` if unknown (then rules differentiate ``fn``).
+        ``transpose(cotangent, weight, x)``: the transpose of the linear map ``x -> fn(x, weight, None)``
+        applied to ``cotangent``, i.e. its vector-Jacobian product, computed without a forward pass; of
+        ``x`` only the shape and memory layout are read. ``None`` if unknown (then rules differentiate
+        ``fn``).
     input_dims:
         ``(dimension of x, dimension of the weight)`` that hold the input features, such that stacking
         inputs along the first and weights along the second sums the operations:
@@ -75,7 +76,7 @@ class Affine:
         weight: Tensor | Callable[[], Tensor],
         bias: Tensor | None,
         channel_dim: int,
-        transpose: Callable[[Tensor, Tensor, torch.Size], Tensor] | None = None,
+        transpose: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None,
         input_dims: tuple[int, int] | None = None,
         plain: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
@@ -208,7 +209,7 @@ def linear(module: nn.Linear) -> Affine:
     )
 
 
-def _linear_transpose(cotangent: Tensor, weight: Tensor, input_shape: torch.Size) -> Tensor:
+def _linear_transpose(cotangent: Tensor, weight: Tensor, x: Tensor) -> Tensor:
     return cotangent @ weight
 
 
@@ -243,23 +244,24 @@ def convolution(module: nn.modules.conv._ConvNd) -> Affine:
     )
 
 
-def _conv_transpose(module: nn.modules.conv._ConvNd) -> Callable[[Tensor, Tensor, torch.Size], Tensor] | None:
+def _conv_transpose(module: nn.modules.conv._ConvNd) -> Callable[[Tensor, Tensor, Tensor], Tensor] | None:
     """The transpose of a convolution (a transposed convolution) or of a transposed one (a convolution)."""
     dims = module.weight.dim() - 2
     stride, padding, dilation, groups = module.stride, module.padding, module.dilation, module.groups
     if module.transposed:
         conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
-        return lambda cotangent, weight, shape: conv(
-            cotangent, weight, None, stride, padding, dilation, groups
-        )
+        return lambda cotangent, weight, x: conv(cotangent, weight, None, stride, padding, dilation, groups)
     if module.padding_mode != "zeros" or isinstance(padding, str):
         return None
-    input_gradient = (torch.nn.grad.conv1d_input, torch.nn.grad.conv2d_input, torch.nn.grad.conv3d_input)[
-        dims - 1
-    ]
-    return lambda cotangent, weight, shape: input_gradient(
-        shape, weight, cotangent, stride, padding, dilation, groups
-    )
+    output_padding, input_only = [0] * dims, (True, False, False)
+
+    # the input's gradient alone, given the input: torch.nn.grad's conv*d_input pass a stand-in with
+    # zero strides instead, whose ambiguous layout makes oneDNN copy the cotangent into another layout
+    def transpose(cotangent: Tensor, weight: Tensor, x: Tensor) -> Tensor:
+        arguments = (stride, padding, dilation, False, output_padding, groups, input_only)
+        return torch.ops.aten.convolution_backward(cotangent, x, weight, None, *arguments)[0]
+
+    return transpose
 
 
 def batch_norm_scale(module: nn.modules.batchnorm._BatchNorm) -> tuple[Tensor, Tensor]:
@@ -280,7 +282,7 @@ def batch_norm(module: nn.modules.batchnorm._BatchNorm) -> Affine:
         out = x * _per_channel(weight, x)
         return out if bias is None else out + _per_channel(bias, x)
 
-    def transpose(cotangent, weight, shape):
+    def transpose(cotangent, weight, x):
         return cotangent * _per_channel(weight, cotangent)
 
     return Affine(fn, scale, shift, channel_dim=1, transpose=transpose)
