@@ -1,9 +1,10 @@
 """Speed and memory of relprop's LRP against the plain gradient and zennit, measured side by side.
 
 For each model, batch size and composite, the methods run interleaved in one process (forward, gradient,
-relprop, zennit, again and again), and the medians are compared, so that a busy machine slows all of them
-alike. Peak memory is measured in a fresh subprocess per method (``--memory``; the peak resident set size
-above what the model and the input take, on Linux, or ``torch.cuda.max_memory_allocated`` on a GPU).
+relprop, zennit, again and again). Each ratio is the median over the rounds of the ratio within a round, so
+that a machine whose speed drifts slows both sides of a ratio alike. Peak memory is measured in a fresh
+subprocess per method (``--memory``; the peak resident set size above what the model and the input take, on
+Linux, or ``torch.cuda.max_memory_allocated`` on a GPU).
 
     python benchmarks/lrp_speed.py                          # vgg16 and resnet50, batch 1 and 8, 224x224
     python benchmarks/lrp_speed.py --models resnet50 --batches 1 --repeats 3 --memory
@@ -91,7 +92,12 @@ def time_methods(model_name, batch, preset_name, repeats, size, device):
             call()
             synchronize(device)
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def median_ratio(times: dict[str, list[float]], numerator: str, denominator: str) -> float:
+    """The median over the rounds of ``numerator``'s time over ``denominator``'s in the same round."""
+    return statistics.median(a / b for a, b in zip(times[numerator], times[denominator]))
 
 
 def peak_memory(model_name, batch, preset_name, method, size, device) -> float:
@@ -147,7 +153,7 @@ def main() -> None:
     device = torch.device(args.device)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
-        f"{args.size}x{args.size}, median of {args.repeats}"
+        f"{args.size}x{args.size}, median of {args.repeats} rounds"
     )
     header = (
         f"{'model':<9} {'batch':>5} {'composite':<19} {'gradient s':>10} {'relprop s':>10} {'zennit s':>9} "
@@ -159,11 +165,14 @@ def main() -> None:
     for model_name in args.models:
         for batch in args.batches:
             for preset_name in args.presets:
-                t = time_methods(model_name, batch, preset_name, args.repeats, args.size, device)
+                times = time_methods(model_name, batch, preset_name, args.repeats, args.size, device)
+                t = {name: statistics.median(values) for name, values in times.items()}
                 line = (
                     f"{model_name:<9} {batch:>5} {preset_name:<19} {t['gradient']:>10.3f} "
-                    f"{t['relprop']:>10.3f} {t['zennit']:>9.3f} {t['relprop'] / t['gradient']:>12.2f} "
-                    f"{t['zennit'] / t['gradient']:>11.2f} {t['zennit'] / t['relprop']:>14.2f}"
+                    f"{t['relprop']:>10.3f} {t['zennit']:>9.3f} "
+                    f"{median_ratio(times, 'relprop', 'gradient'):>12.2f} "
+                    f"{median_ratio(times, 'zennit', 'gradient'):>11.2f} "
+                    f"{median_ratio(times, 'zennit', 'relprop'):>14.2f}"
                 )
                 if args.memory:
                     grad = peak_memory(model_name, batch, preset_name, "gradient", args.size, device)
