@@ -44,3 +44,21 @@ def test_pretrained_efficientnet_lite0_explains_the_cat():
     assert 281 <= int(model(x).argmax()) <= 285
     assert books.relevance.sum() > 0
     torch.testing.assert_close(books.residual, torch.zeros(1), atol=1e-3 * float(books.output.abs()), rtol=0)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize(
+    "composite",
+    [composites.EpsilonPlusFlat(), composites.EpsilonGammaBox(-3.0, 3.0), composites.EpsilonAlpha2Beta1()],
+    ids=["EpsilonPlusFlat", "EpsilonGammaBox", "EpsilonAlpha2Beta1"],
+)
+def test_in_place_operations_copy_no_feature_map(name, composite):
+    """The in-place activations of torchvision's models (after folded layers, after residual sums) overwrite
+    no feature map that a rule reads, so the engine copies none; a copy per activation would cost as much
+    memory as the gradient's saved tensors. (Epsilon keeps the outputs of the dense layers at the top, which
+    an in-place ReLU there overwrites: those few thousand numbers are copied.)"""
+    model = getattr(torchvision.models, name)(num_classes=10).eval()
+    explainer = LRP(model, composite)
+    copied = [node for node in explainer.graph if node.fx in explainer._copied]
+    overwritten = [explainer.graph[node.fx.args[0]] for node in copied]
+    assert all(node.module is None or isinstance(node.module, torch.nn.Linear) for node in overwritten)

@@ -206,6 +206,24 @@ def test_an_output_overwritten_in_place_is_not_used(composite):
     torch.testing.assert_close(LRP(model(True), composite)(x, target=1), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("inplace", [False, True])
+def test_dropout_is_the_identity(inplace):
+    """In evaluation mode dropout changes nothing, also ``inplace=True``, which must not make the engine copy
+    what it follows (it overwrites nothing): the relevance is that of the same model without dropout."""
+    torch.manual_seed(0)
+    conv, flatten, dense, head = nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(144, 8), nn.Linear(8, 3)
+    model = nn.Sequential(conv, nn.ReLU(), flatten, dense, nn.ReLU(), head).eval()
+    dropouts = [nn.Dropout2d(inplace=inplace), nn.Dropout(0.5, inplace), nn.Dropout(0.5, inplace)]
+    with_dropout = nn.Sequential(conv, dropouts[0], nn.ReLU(), flatten, dropouts[1], dense, dropouts[2])
+    with_dropout.extend([nn.ReLU(), head]).eval()
+    x = torch.rand(2, 3, 8, 8)
+    explainer = LRP(with_dropout, composites.EpsilonPlusFlat())
+    assert not explainer._copied
+    torch.testing.assert_close(
+        explainer(x, 1), LRP(model, composites.EpsilonPlusFlat())(x, 1), rtol=0, atol=0
+    )
+
+
 def _peak_bytes_held(explainer, x, monkeypatch) -> int:
     """The most bytes of tensor storage that are alive, beyond those alive before the call, at the start of
     any operation's backward pass."""

@@ -102,7 +102,10 @@ class Node:
 
     @property
     def inplace(self) -> bool:
-        """Whether the operation overwrites one of its arguments."""
+        """Whether the operation overwrites one of its arguments. A dropout module does not, even with
+        ``inplace=True``: relprop explains models in evaluation mode, where dropout is the identity."""
+        if isinstance(self.module, nn.modules.dropout._DropoutNd):
+            return False
         name = getattr(self.fx.target, "__name__", self.fx.target)
         return bool(
             getattr(self.module, "inplace", False)
