@@ -243,9 +243,9 @@ def _peak_bytes_held(explainer, x, monkeypatch) -> int:
         peak = max(peak, sum(n for ptr, n in alive().items() if ptr not in before))
         return propagate(self, *args)
 
-    monkeypatch.setattr(LRP, "_propagate", measured)
-    explainer(x, target=0)
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:  # undoes only this patch, not the caller's
+        patch.setattr(LRP, "_propagate", measured)
+        explainer(x, target=0)
     return peak
 
 
