@@ -51,3 +51,18 @@ def check_input(x: Tensor, model: nn.Module, tokens: bool = False) -> None:
             f"input is {x.dtype} on {x.device} but the model's parameters are {parameter.dtype} on "
             f"{parameter.device}: convert one to match the other (e.g. model.to(x))"
         )
+
+
+def check_token_ids(where: str, module: nn.Module | None, args: tuple) -> None:
+    """Refuse token ids outside an embedding's vocabulary (``args``: the embedding call's arguments)."""
+    ids = next((a for a in args if isinstance(a, Tensor) and not a.is_floating_point()), None)
+    if module is not None:
+        vocabulary = module.num_embeddings
+    else:
+        vocabulary = next((a.shape[0] for a in args if isinstance(a, Tensor) and a.is_floating_point()), None)
+    if ids is None or vocabulary is None or ids.numel() == 0:
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocabulary:
+        bad = low if low < 0 else high
+        raise ValueError(f"token id {bad} is outside the vocabulary of {where} ({vocabulary} entries)")

@@ -14,7 +14,23 @@ from torch import Tensor, nn
 from relprop import types
 from relprop.graph import Graph, Kind, Node
 from relprop.recurrent import Embedding, Recurrent
-from relprop.rules import AlphaBeta, Epsilon, Flat, Gamma, Gate, Pass, Rule, WinnerTakeAll, ZBox, ZPlus
+from relprop.rules import (
+    AlphaBeta,
+    Attention,
+    Detach,
+    Epsilon,
+    Flat,
+    Gamma,
+    Gate,
+    Norm,
+    Pass,
+    Product,
+    Rule,
+    Softmax,
+    WinnerTakeAll,
+    ZBox,
+    ZPlus,
+)
 
 TypeKey = type | tuple[type, ...]
 LayerMap = Sequence[tuple[TypeKey, Rule]]
@@ -27,6 +43,7 @@ def base_map(stabilizer: float = 1e-6) -> list[tuple[TypeKey, Rule]]:
     additions, average pooling and reductions split it in proportion to the contributions; max pooling
     gives it to the maximum; gates give it to the signal. LSTMs and GRUs take LSTM-LRP
     (:class:`~relprop.recurrent.Recurrent`), embeddings give each token the relevance of its vector.
+    Normalizations, softmax, products of tensors and attention take AttnLRP's rules (:class:`AttnLRP`).
     """
     return [
         (types.Activation, Pass()),
@@ -37,6 +54,10 @@ def base_map(stabilizer: float = 1e-6) -> list[tuple[TypeKey, Rule]]:
         (types.Multiply, Gate()),
         ((nn.LSTM, nn.GRU), Recurrent()),
         ((nn.Embedding, nn.EmbeddingBag), Embedding()),
+        (types.Norm, Norm(stabilizer)),
+        (types.Softmax, Softmax()),
+        (types.MatMul, Product(stabilizer)),
+        (types.Attention, Attention(stabilizer)),
     ]
 
 
@@ -180,3 +201,49 @@ class EpsilonGammaBox(Composite):
         layer_map = [(types.Convolution, Gamma(gamma)), (types.Dense, Epsilon(epsilon))]
         first_map = [(types.Convolution, ZBox(low, high))]
         super().__init__(layer_map=layer_map, first_map=first_map, stabilizer=stabilizer)
+
+
+class AttnLRP(Composite):
+    r"""AttnLRP (Achtibat et al., ICML 2024): LRP for transformers.
+
+    :class:`~relprop.rules.Epsilon` for dense and convolutional layers, additions and means;
+    :class:`~relprop.rules.Softmax` (the Taylor rule, with its bias) for softmax;
+    :class:`~relprop.rules.Product` (the uniform rule: an equal share to each input-dependent factor) for
+    ``matmul``, ``bmm``, ``einsum`` and element-wise products of two input-dependent tensors;
+    :class:`~relprop.rules.Attention` for ``F.scaled_dot_product_attention``, through the same parts;
+    :class:`~relprop.rules.Norm` (the scale ``1 / std`` held constant) for layer, group and RMS norms;
+    element-wise non-linearities (GELU, SiLU, ...) pass relevance through.
+    """
+
+    def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
+        super().__init__(layer_map=_attention_map(Epsilon(epsilon), epsilon, False), stabilizer=stabilizer)
+
+
+class CPLRP(Composite):
+    r"""CP-LRP (Ali et al., ICML 2022, "XAI for transformers: better explanations through conservative
+    propagation"): as :class:`AttnLRP`, but the attention matrix is a constant, so relevance flows through the
+    values only (softmax :class:`~relprop.rules.Detach`\ ed; :class:`~relprop.rules.Attention` with
+    ``conservative=True``); the norms hold their scale constant."""
+
+    def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
+        super().__init__(layer_map=_attention_map(Epsilon(epsilon), epsilon, True), stabilizer=stabilizer)
+
+
+class CPLRPGamma(Composite):
+    r""":class:`CPLRP` with :class:`~relprop.rules.Gamma` on the dense and convolutional layers: the variant
+    for vision transformers that LXT uses against noisy heatmaps, whose :math:`\gamma` is tuned per model."""
+
+    def __init__(self, gamma: float = 0.25, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
+        super().__init__(layer_map=_attention_map(Gamma(gamma), epsilon, True), stabilizer=stabilizer)
+        self.gamma = gamma
+
+
+def _attention_map(linear: Rule, epsilon: float, conservative: bool) -> list[tuple[TypeKey, Rule]]:
+    return [
+        (types.Linear, linear),
+        (types.Norm, Norm(epsilon)),
+        (types.Softmax, Detach() if conservative else Softmax()),
+        ((types.MatMul, types.Multiply), Product(epsilon)),
+        (types.Attention, Attention(epsilon, conservative=conservative)),
+        ((types.Add, *types.AvgPool), Epsilon(epsilon)),
+    ]

@@ -8,9 +8,13 @@ map rules to, where it sits in the model, and how to view it as an :mod:`~relpro
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import enum
+import functools
+import inspect
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
-from relprop import operations, types
+from relprop import capture, operations, types
 
 
 class Kind(enum.Enum):
@@ -30,6 +34,10 @@ class Kind(enum.Enum):
     MAXPOOL = "maxpool"
     ELEMENTWISE = "elementwise"
     GATE = "gate"  # multiplication or division: signal and gate
+    PRODUCT = "product"  # a product of tensors: matmul, bmm, einsum
+    ATTENTION = "attention"  # scaled dot-product attention in one call
+    SOFTMAX = "softmax"
+    NORM = "normalization"  # layer, group and RMS norms: statistics of the sample
     ROUTE = "route"  # moves values without arithmetic: reshape, cat, slicing, dropout, identity
     FOLDED = "folded"  # folded into the operation before it by a canonizer: passes value and relevance
     OUTPUT = "output"
@@ -61,17 +69,26 @@ class Node:
         """Human-readable name and place, for tables and error messages."""
         if self.fx.op == "call_module":
             return f"{type(self.module).__name__} '{self.fx.target}'"
-        what = getattr(self.fx.target, "__name__", str(self.fx.target))
         where = f" in '{self.scope}'" if self.scope else ""
-        return f"{what} (node '{self.fx.name}'){where}"
+        return f"{_function_name(self.fx.target)} (node '{self.fx.name}'){where}"
 
     @property
     def weighted(self) -> bool:
         """Whether the node is a linear operation with weights (an :class:`~relprop.operations.Affine`)."""
         return self.kind == Kind.LINEAR and (
             (self.module is not None and isinstance(self.module, types.Linear + types.BatchNorm))
-            or self.fx.target in _FUNCTIONAL_AFFINE
+            or self.function in _FUNCTIONAL_AFFINE
+            or self.function in (F.batch_norm, torch.addmm)
         )
+
+    @property
+    def function(self) -> Any:
+        """The ``torch`` function the node computes: its target, or the equivalent of an ATen operation."""
+        if self.fx.target is capture.aten.batch_norm.default:
+            return F.batch_norm
+        if self.fx.target is capture.aten.addmm.default:
+            return torch.addmm
+        return capture.EQUIVALENTS.get(self.fx.target, self.fx.target)
 
     def run(self, args: tuple, kwargs: dict) -> Any:
         """Compute the node's value from its argument values."""
@@ -90,7 +107,8 @@ class Node:
         Other tensors (parameters, buffers, constants) are part of the operation, like a bias.
         """
         if self.kind in (Kind.LINEAR, Kind.MAXPOOL) and self._unary():
-            candidates = list(self.fx.args[:1])
+            first = 1 if self.function is torch.addmm else 0  # addmm(bias, x, weight)
+            candidates = list(self.fx.args[first : first + 1])
         else:
             candidates = []
             fx.node.map_arg((self.fx.args, self.fx.kwargs), candidates.append)
@@ -115,6 +133,11 @@ class Node:
             )
         )
 
+    def _elementwise_product(self) -> str:
+        if self.kind != Kind.GATE:
+            return ""
+        return "divide" if self.function in _DIVIDE or self.function in ("div", "div_") else "multiply"
+
     def _unary(self) -> bool:
         return not (isinstance(self.type, type) and issubclass(self.type, types.Add))
 
@@ -123,17 +146,26 @@ class Node:
         args, kwargs = fx.node.map_arg((self.fx.args, self.fx.kwargs), values.__getitem__)
         if self.kind == Kind.MAXPOOL:
             return _maxpool_operation(self, args, kwargs)
+        if self.kind == Kind.NORM:
+            return _normalization(self, args, kwargs)
+        if self.kind == Kind.ATTENTION:
+            return _attention(self, args, kwargs, operand_nodes)
         if self.kind != Kind.LINEAR:
+            # the other arguments as they are now: the engine frees values once their consumers ran
+            fixed = {n: values[n] for n in self.fx.all_input_nodes if n not in operand_nodes}
 
             def call(*inputs):
-                substitute = dict(zip(operand_nodes, inputs))
-                a, k = fx.node.map_arg((self.fx.args, self.fx.kwargs), lambda n: substitute.get(n, values[n]))
-                return self.run(a, k)
+                substitute = fixed | dict(zip(operand_nodes, inputs))
+                return self.run(*fx.node.map_arg((self.fx.args, self.fx.kwargs), substitute.__getitem__))
 
-            return operations.Call(call, self.module)
+            return operations.Call(call, self.module, self._elementwise_product())
         if self.weighted:
-            if self.fx.target in _FUNCTIONAL_AFFINE:
-                return _functional_affine(self.fx.target, args, kwargs)
+            if self.function in _FUNCTIONAL_AFFINE:
+                return _functional_affine(self.function, args, kwargs)
+            if self.function is F.batch_norm:
+                return _functional_batch_norm(self.fx.target, args, kwargs)
+            if self.function is torch.addmm:
+                return _addmm(args, kwargs)
             op = _module_affine(self.module)
             for bn in self.folded:
                 op = operations.fold_batch_norm(op, self.module, bn)
@@ -149,40 +181,129 @@ class Node:
 
 
 class Graph:
-    """A traced model: its nodes in execution order, with their classification.
+    """A model's graph: its nodes in execution order, with their classification.
+
+    ``Graph(model)`` traces the model with ``torch.fx``; :meth:`exported` captures one call with
+    ``torch.export`` instead (:mod:`relprop.capture`). The model is not modified.
 
     Parameters
     ----------
     model:
-        The model; it is not modified.
+        The model.
     leaf_types:
         Module types to keep whole (not traced into), in addition to ``torch.nn``'s own modules.
+    output:
+        Which of the model's outputs is explained, for models that return a tuple, a dict or a Hugging Face
+        ``ModelOutput``: see :func:`select_output`.
+
+    Attributes
+    ----------
+    inputs:
+        The graph's inputs (placeholders), in the order of the model's arguments.
+    sources:
+        The inputs that relevance flows to; the others (masks, ids of positions and segments) are constants.
+    output:
+        The node of the explained output.
     """
 
-    def __init__(self, model: nn.Module, leaf_types: tuple[type, ...] = ()) -> None:
-        self.model = model
+    def __init__(self, model: nn.Module, leaf_types: tuple[type, ...] = (), output: OutputChoice = None) -> None:
         try:
-            graph = _Tracer(leaf_types).trace(model)
+            with _state_kept(model):
+                graph = _Tracer(leaf_types).trace(model)
         except Exception as error:  # torch.fx raises many kinds of errors on untraceable code
             raise TypeError(
-                f"relprop could not trace {type(model).__name__} with torch.fx: {error}. The model's forward "
-                "on tensor values; keep such parts as leaf modules and map a rule to them."
+                f"relprop could not trace {type(model).__name__} with torch.fx: {error}. A forward that "
+                "branches on tensor values cannot be traced: keep such parts as leaf modules and map a rule "
+                "to them."
             ) from error
+        self._build(model, model, graph)
+        self.output = _selected_node(select_output(self.nodes[-1].fx.args[0], output))
+
+    @classmethod
+    def exported(
+        cls,
+        model: nn.Module,
+        args: tuple,
+        kwargs: dict,
+        output: OutputChoice = None,
+        sources: Sequence[str] | None = None,
+    ) -> Graph:
+        """The graph of the call ``model(*args, **kwargs)``, captured with ``torch.export``.
+
+        ``sources`` names the inputs that relevance flows to; by default the first input that carries
+        features: a floating-point tensor not named as a mask, or integer ids that go into an embedding.
+        """
+        with _state_kept(model):
+            module = capture.export(model, args, kwargs)
+        graph = cls.__new__(cls)
+        graph._build(model, module, module.graph)
+        leaves = capture.flatten_inputs(args, kwargs)
+        if len(leaves) != len(graph.inputs):
+            raise TypeError(f"the exported graph takes {len(graph.inputs)} inputs, the call gave {len(leaves)}")
+        graph.examples = dict(zip(graph.inputs, leaves))
+        graph.sources = graph._sources(sources)
+        graph.detach(())
+        positions = list(range(len(graph.nodes[-1].fx.args[0])))
+        index = select_output(capture.output_structure(module, positions), output)
+        if not isinstance(index, int):
+            raise TypeError(f"the selected output is a {type(index).__name__}, not a tensor")
+        graph.output = graph.nodes[-1].fx.args[0][index]
+        return graph
+
+    def _build(self, model: nn.Module, root: nn.Module, graph: fx.Graph) -> None:
+        self.model = model
+        self.root = root
         self.fx_graph = graph
         self.nodes: list[Node] = []
         self._by_fx: dict[fx.Node, Node] = {}
-        self._dependent: set[fx.Node] = set()
         for fx_node in graph.nodes:
-            node = _classify(fx_node, model)
+            node = _classify(fx_node, root)
             self.nodes.append(node)
             self._by_fx[fx_node] = node
-            if fx_node.op == "placeholder" or any(n in self._dependent for n in fx_node.all_input_nodes):
-                self._dependent.add(fx_node)
-        inputs = [n for n in self.nodes if n.kind == Kind.INPUT]
-        if len(inputs) != 1:
-            raise TypeError(
-                f"relprop explains models with one input tensor; {type(model).__name__} takes {len(inputs)}"
-            )
+        self.inputs = [node.fx for node in self.nodes if node.kind == Kind.INPUT]
+        self.sources = list(self.inputs)
+        self.detach(())
+
+    def _sources(self, names: Sequence[str] | None) -> list[fx.Node]:
+        by_name = {n.target: n for n in self.inputs}
+        if names is not None:
+            unknown = [name for name in names if name not in by_name]
+            if unknown:
+                raise ValueError(f"the model has no input {unknown[0]!r}; its inputs are {list(by_name)}")
+            return [by_name[name] for name in names]
+        for fx_node in self.inputs:
+            value = self.examples[fx_node]
+            if not isinstance(value, Tensor):
+                continue
+            if value.is_floating_point() and "mask" not in str(fx_node.target):
+                return [fx_node]
+            if not value.is_floating_point() and self._embedded(fx_node):
+                return [fx_node]
+        raise ValueError(
+            f"none of the inputs {list(by_name)} carries features (a floating-point tensor or ids that go into "
+            "an embedding): name the inputs to explain"
+        )
+
+    def _embedded(self, fx_node: fx.Node) -> bool:
+        """Whether the node's value goes into an embedding, directly or through reshapes and the like."""
+        users = list(fx_node.users)
+        while users:
+            node = self[users.pop()]
+            if node.type is nn.Embedding:
+                return True
+            if node.kind == Kind.ROUTE:
+                users.extend(node.fx.users)
+        return False
+
+    def constant(self, fx_node: fx.Node) -> Any:
+        """The value of a parameter, buffer or constant of the model: read from the model itself, so that
+        changes to its parameters are seen; constants that only the captured graph holds from there."""
+        for owner in (self.model, self.root):
+            try:
+                return _attribute(owner, fx_node.target)
+            except AttributeError:
+                continue
+        raise AttributeError(f"the model has no attribute {fx_node.target!r}")
 
     def __getitem__(self, fx_node: fx.Node) -> Node:
         return self._by_fx[fx_node]
@@ -191,17 +312,179 @@ class Graph:
         return iter(self.nodes)
 
     def depends_on_input(self, fx_node: fx.Node) -> bool:
-        """Whether the node's value depends on the model's input."""
+        """Whether the node's value depends on the inputs that relevance flows to (through no detached node)."""
         return fx_node in self._dependent
+
+    def detach(self, nodes: Iterable[Node]) -> None:
+        """Treat the outputs of ``nodes`` as constants: what depends on the input only through them does not."""
+        cut = {node.fx for node in nodes}
+        sources = set(self.sources)
+        self._dependent: set[fx.Node] = set()
+        for fx_node in self.fx_graph.nodes:
+            if fx_node in sources or (
+                fx_node.op != "placeholder"
+                and fx_node not in cut
+                and any(n in self._dependent for n in fx_node.all_input_nodes)
+            ):
+                self._dependent.add(fx_node)
+
+    def opaque(self) -> list[Node]:
+        """Calls of Python functions that the trace kept whole (``torch.fx.wrap``) on the input's path."""
+        return [
+            node
+            for node in self.nodes
+            if node.kind == Kind.UNKNOWN
+            and node.fx.op == "call_function"
+            and self.depends_on_input(node.fx)
+            and inspect.isfunction(node.fx.target)
+            and node.fx.target.__module__.split(".")[0] not in ("torch", "_operator", "builtins", "math")
+        ]
+
+
+OutputChoice = str | int | Callable[[Any], Any] | None
+
+
+def select_output(structure: Any, output: OutputChoice = None) -> Any:
+    """The explained output of a model that returns ``structure``.
+
+    ``output`` is ``None`` (a tensor as it is; of a dict or a Hugging Face ``ModelOutput``, its ``"logits"``; of
+    a tuple or list, the first element), a key or attribute name, an index, or a function of the output.
+    """
+    if callable(output):
+        return output(structure)
+    if output is None:
+        if isinstance(structure, Mapping):
+            if "logits" not in structure:
+                raise ValueError(f"the model's output has no 'logits' among {list(structure)}: pass output=")
+            return structure["logits"]
+        return structure[0] if isinstance(structure, (tuple, list)) else structure
+    try:
+        if isinstance(output, str) and not isinstance(structure, Mapping):
+            return getattr(structure, output)
+        return structure[output]
+    except (KeyError, IndexError, AttributeError, TypeError):
+        raise ValueError(f"the model's output has no {output!r}") from None
+
+
+def _selected_node(selected: Any) -> fx.Node:
+    if not isinstance(selected, fx.Node):
+        raise TypeError(f"the selected output is a {type(selected).__name__}, not a tensor")
+    return selected
+
+
+def _attribute(owner: nn.Module, target: str) -> Any:
+    value: Any = owner
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value.detach() if isinstance(value, Tensor) else value
 
 
 class _Tracer(fx.Tracer):
+    """``torch.fx``'s tracer, keeping ``leaf_types`` whole and tracing ``nn.MultiheadAttention`` as its parts
+    (projections, scores, softmax, weighted sum), which the rules explain one by one."""
+
     def __init__(self, leaf_types: tuple[type, ...]) -> None:
         super().__init__()
         self.leaf_types = leaf_types
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return isinstance(module, self.leaf_types) or super().is_leaf_module(module, qualified_name)
+        if isinstance(module, self.leaf_types):
+            return True
+        if isinstance(module, nn.MultiheadAttention):
+            return False
+        return super().is_leaf_module(module, qualified_name)
+
+    def call_module(self, module: nn.Module, forward: Callable, args: tuple, kwargs: dict) -> Any:
+        if isinstance(module, nn.MultiheadAttention) and not isinstance(module, self.leaf_types):
+            forward = functools.partial(_multihead_attention, module)
+        return super().call_module(module, forward, args, kwargs)
+
+
+def _multihead_attention(
+    module: nn.MultiheadAttention,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    key_padding_mask: Tensor | None = None,
+    need_weights: bool = True,
+    attn_mask: Tensor | None = None,
+    average_attn_weights: bool = True,
+    is_causal: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """``nn.MultiheadAttention`` (evaluation mode, batched inputs) written as the operations it computes."""
+    if module.bias_k is not None or module.add_zero_attn:
+        raise TypeError("relprop explains nn.MultiheadAttention without add_bias_kv and add_zero_attn")
+    if is_causal and attn_mask is None:
+        raise TypeError("nn.MultiheadAttention with is_causal=True needs its attn_mask")
+    if not module.batch_first:
+        query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+    thirds = [slice(k * module.embed_dim, (k + 1) * module.embed_dim) for k in range(3)]
+    if module._qkv_same_embed_dim:
+        weights = [module.in_proj_weight[third] for third in thirds]
+    else:
+        weights = [module.q_proj_weight, module.k_proj_weight, module.v_proj_weight]
+    biases = [None] * 3 if module.in_proj_bias is None else [module.in_proj_bias[third] for third in thirds]
+    heads, size = module.num_heads, module.head_dim
+    q, k, v = (
+        F.linear(t, w, b).unflatten(-1, (heads, size)).transpose(1, 2)
+        for t, w, b in zip((query, key, value), weights, biases)
+    )
+    scores = torch.matmul(q, k.transpose(-2, -1)) * size**-0.5
+    if attn_mask is not None or key_padding_mask is not None:
+        scores = scores + _attention_bias(attn_mask, key_padding_mask, scores)
+    attention = F.softmax(scores, dim=-1)
+    out = module.out_proj(torch.matmul(attention, v).transpose(1, 2).flatten(-2))
+    if not module.batch_first:
+        out = out.transpose(0, 1)
+    if not need_weights:
+        return out, None
+    return out, attention.mean(dim=1) if average_attn_weights else attention
+
+
+def _attention_bias(attn_mask: Tensor | None, key_padding_mask: Tensor | None, scores: Tensor) -> Tensor:
+    """The additive mask of ``nn.MultiheadAttention``'s masks (``True`` or ``-inf``: not attended), shaped to
+    broadcast over scores ``(B, H, L, S)``."""
+    bias = torch.zeros((), dtype=scores.dtype, device=scores.device)
+    for mask, shape in ((attn_mask, None), (key_padding_mask, (scores.shape[0], 1, 1, scores.shape[-1]))):
+        if mask is None:
+            continue
+        if mask.dtype == torch.bool:
+            mask = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill(mask, -torch.inf)
+        mask = mask.to(scores.dtype)
+        if shape is not None:
+            mask = mask.reshape(shape)
+        elif mask.dim() == 3:  # (B * H, L, S)
+            mask = mask.reshape(scores.shape[0], -1, *mask.shape[-2:])
+        bias = bias + mask
+    return bias
+
+
+fx.wrap("_attention_bias")
+
+
+@contextlib.contextmanager
+def _state_kept(model: nn.Module):
+    """Restore every attribute of every module after tracing: some models cache tensors as they run (e.g. timm's
+    LeViT its attention biases), and a trace would leave proxies there. Containers keep their identity."""
+    saved = []
+    for module in model.modules():
+        attributes = {k: v for k, v in vars(module).items() if not k.startswith("_")}
+        contents = {k: copy.copy(v) for k, v in attributes.items() if isinstance(v, (dict, list, set))}
+        saved.append((module, attributes, contents))
+    try:
+        yield
+    finally:
+        for module, attributes, contents in saved:
+            for name in [k for k in vars(module) if not k.startswith("_") and k not in attributes]:
+                delattr(module, name)
+            for name, value in attributes.items():
+                if name in contents:
+                    value.clear()
+                    if isinstance(value, list):
+                        value.extend(contents[name])
+                    else:
+                        value.update(contents[name])
+                setattr(module, name, value)
 
 
 _ACTIVATION_FUNCTIONS = {
@@ -249,11 +532,21 @@ _POOL_FUNCTIONS = {
     torch.sum: types.Reduce,
 }
 _REDUCE_METHODS = {"mean", "sum"}
+_NORM_FUNCTIONS = {
+    F.layer_norm: nn.LayerNorm,
+    F.group_norm: nn.GroupNorm,
+    F.rms_norm: nn.RMSNorm,
+    F.normalize: types.Normalize,
+}
+_SOFTMAX_FUNCTIONS = {F.softmax, torch.softmax}
+_PRODUCT_FUNCTIONS = {torch.matmul, operator.matmul, torch.bmm, torch.mm, torch.einsum, torch.baddbmm}
+_PRODUCT_METHODS = {"matmul", "bmm", "mm", "__matmul__"}
 _MAXPOOL_FUNCTIONS = {F.max_pool1d: nn.MaxPool1d, F.max_pool2d: nn.MaxPool2d, F.max_pool3d: nn.MaxPool3d}
 _FUNCTIONAL_AFFINE = {F.linear: nn.Linear, F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.conv3d: nn.Conv3d}
-_ADD = {operator.add, operator.iadd, torch.add, operator.sub, operator.isub, torch.sub}
-_ADD_METHODS = {"add", "add_", "sub", "sub_"}
-_GATE = {operator.mul, operator.imul, torch.mul, operator.truediv, operator.itruediv, torch.div}
+_ADD = {operator.add, operator.iadd, torch.add, operator.sub, operator.isub, torch.sub, operator.neg, torch.neg}
+_ADD_METHODS = {"add", "add_", "sub", "sub_", "neg"}
+_DIVIDE = {operator.truediv, operator.itruediv, torch.div}
+_GATE = {operator.mul, operator.imul, torch.mul} | _DIVIDE
 _GATE_METHODS = {"mul", "mul_", "div", "div_"}
 _ROUTE_FUNCTIONS = {
     torch.flatten,
@@ -272,6 +565,15 @@ _ROUTE_FUNCTIONS = {
     torch.select,
     operator.getitem,
     F.pad,
+    torch.swapaxes,
+    torch.movedim,
+    torch.roll,
+    torch.flip,
+    torch.unflatten,
+    torch.t,
+    torch.clone,
+    torch.broadcast_to,
+    torch.tile,
 }
 _ROUTE_METHODS = {
     "flatten",
@@ -298,6 +600,11 @@ _ROUTE_METHODS = {
     "view_as",
     "reshape_as",
     "t",
+    "unflatten",
+    "swapaxes",
+    "movedim",
+    "roll",
+    "flip",
 }
 _ROUTE_MODULES = (
     nn.Identity,
@@ -314,7 +621,7 @@ _ROUTE_MODULES = (
 )
 
 
-def _classify(fx_node: fx.Node, model: nn.Module) -> Node:
+def _classify(fx_node: fx.Node, root: nn.Module) -> Node:
     op, target = fx_node.op, fx_node.target
     scope = _scope(fx_node)
     if op == "placeholder":
@@ -324,10 +631,11 @@ def _classify(fx_node: fx.Node, model: nn.Module) -> Node:
     if op == "output":
         return Node(fx_node, Kind.OUTPUT)
     if op == "call_module":
-        module = model.get_submodule(target)
-        return _classify_module(fx_node, module)
+        return _classify_module(fx_node, root.get_submodule(target))
     if op == "call_function":
-        return _classify_function(fx_node, target, scope)
+        if target in _ATEN_SPECIAL:
+            return _ATEN_SPECIAL[target](fx_node, scope)
+        return _classify_function(fx_node, capture.EQUIVALENTS.get(target, target), scope)
     return _classify_method(fx_node, target, scope)
 
 
@@ -349,6 +657,10 @@ def _classify_module(fx_node: fx.Node, module: nn.Module) -> Node:
         reason = "max pooling that returns indices" if module.return_indices else ""
     elif isinstance(module, types.Activation):
         kind = Kind.ELEMENTWISE
+    elif isinstance(module, types.Norm):
+        kind = Kind.NORM
+    elif isinstance(module, types.Softmax):
+        kind = Kind.SOFTMAX
     elif isinstance(module, _ROUTE_MODULES):
         kind = Kind.ROUTE
     return Node(fx_node, kind, type(module), module, scope=fx_node.target, reason=reason)
@@ -367,6 +679,23 @@ def _classify_function(fx_node: fx.Node, target: Callable, scope: str) -> Node:
         return Node(fx_node, Kind.LINEAR, types.Add, scope=scope)
     if target in _GATE:
         return Node(fx_node, Kind.GATE, types.Multiply, scope=scope)
+    if target in _NORM_FUNCTIONS:
+        return Node(fx_node, Kind.NORM, _NORM_FUNCTIONS[target], scope=scope)
+    if target in _SOFTMAX_FUNCTIONS:
+        return Node(fx_node, Kind.SOFTMAX, nn.Softmax, scope=scope)
+    if target in _PRODUCT_FUNCTIONS:
+        return Node(fx_node, Kind.PRODUCT, types.MatMul, scope=scope)
+    if target is F.scaled_dot_product_attention:
+        return Node(fx_node, Kind.ATTENTION, types.Attention, scope=scope)
+    if target is F.batch_norm:
+        training = fx_node.kwargs.get("training", fx_node.args[5] if len(fx_node.args) > 5 else False)
+        if training is False:
+            return Node(fx_node, Kind.LINEAR, nn.BatchNorm2d, scope=scope)
+        return Node(fx_node, Kind.UNKNOWN, scope=scope, reason="batch normalization in training mode")
+    if target is F.embedding:
+        return Node(fx_node, Kind.UNKNOWN, nn.Embedding, scope=scope)
+    if target is getattr:  # a field of a named tuple (torch.sort(x).values) or of a tensor (x.T)
+        return Node(fx_node, Kind.ROUTE, scope=scope)
     if target in _ROUTE_FUNCTIONS:
         return Node(fx_node, Kind.ROUTE, scope=scope)
     if target is F.dropout or getattr(target, "__name__", "") == "stochastic_depth":
@@ -386,14 +715,21 @@ def _classify_method(fx_node: fx.Node, name: str, scope: str) -> Node:
         return Node(fx_node, Kind.LINEAR, types.Add, scope=scope)
     if name in _GATE_METHODS:
         return Node(fx_node, Kind.GATE, types.Multiply, scope=scope)
+    if name == "softmax":
+        return Node(fx_node, Kind.SOFTMAX, nn.Softmax, scope=scope)
+    if name in _PRODUCT_METHODS:
+        return Node(fx_node, Kind.PRODUCT, types.MatMul, scope=scope)
     if name in _ROUTE_METHODS:
         return Node(fx_node, Kind.ROUTE, scope=scope)
     return Node(fx_node, Kind.UNKNOWN, scope=scope)
 
 
 def _scope(fx_node: fx.Node) -> str:
-    stack = fx_node.meta.get("nn_module_stack")
-    return next(reversed(stack)) if stack else ""
+    stack = fx_node.meta.get("nn_module_stack")  # {key: (qualified name, type)}, innermost last
+    if not stack:
+        return ""
+    innermost = next(reversed(stack.values()))
+    return innermost[0] if isinstance(innermost, tuple) else str(innermost)
 
 
 def _module_affine(module: nn.Module) -> operations.Affine:
@@ -419,7 +755,9 @@ def _functional_affine(target: Callable, args: tuple, kwargs: dict) -> operation
 
 
 def _add_operation(node: Node, args: tuple, kwargs: dict, operand_nodes) -> operations.Weightless:
-    target = node.fx.target
+    target = node.function
+    if target in (torch.neg, operator.neg, "neg"):
+        return operations.Weightless(_identity, [-1.0])
     subtract = target in (operator.sub, operator.isub, torch.sub) or target in ("sub", "sub_")
     alpha = kwargs.get("alpha", 1.0)
     signs = [1.0, -alpha if subtract else alpha]
@@ -430,10 +768,11 @@ def _add_operation(node: Node, args: tuple, kwargs: dict, operand_nodes) -> oper
         else:
             constant = constant + sign * value
 
-    def identity(x):
-        return x
+    return operations.Weightless(_identity, scalars, constant)
 
-    return operations.Weightless(identity, scalars, constant)
+
+def _identity(x: Tensor) -> Tensor:
+    return x
 
 
 def _maxpool_operation(node: Node, args: tuple, kwargs: dict) -> operations.MaxPool:
@@ -448,7 +787,163 @@ def _maxpool_operation(node: Node, args: tuple, kwargs: dict) -> operations.MaxP
     bound |= dict(zip(names, args)) | kwargs
     if bound["return_indices"]:
         raise UnsupportedOperationError(f"{node.describe()}: max pooling that returns indices has no rule")
-    dims = 1 + list(_MAXPOOL_FUNCTIONS).index(node.fx.target)
+    dims = 1 + list(_MAXPOOL_FUNCTIONS).index(node.function)
     return operations.MaxPool(
         bound["kernel_size"], bound["stride"], bound["padding"], bound["dilation"], bound["ceil_mode"], dims
     )
+
+
+def _function_name(target: Any) -> str:
+    """The name of a graph node's operation: a method's name, a function's, an ATen operator's."""
+    if isinstance(target, str):
+        return target
+    if isinstance(target, torch._ops.OpOverload):
+        return target.name()
+    return getattr(target, "__name__", str(target))
+
+
+def _bind(names: Sequence[str], defaults: dict, args: tuple, kwargs: dict) -> dict:
+    """Arguments by name, positional ones first, then keywords, over the defaults."""
+    return {**defaults, **dict(zip(names, args)), **kwargs}
+
+
+def _functional_batch_norm(target: Any, args: tuple, kwargs: dict) -> operations.Affine:
+    names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+    if target is capture.aten.batch_norm.default:
+        names = ("input", "weight", "bias", "running_mean", "running_var", "training", "momentum", "eps")
+    bound = _bind(names, {"weight": None, "bias": None, "eps": 1e-5}, args, kwargs)
+    std = (bound["running_var"].detach() + bound["eps"]).sqrt()
+    scale = 1.0 / std if bound["weight"] is None else bound["weight"].detach() / std
+    shift = -bound["running_mean"].detach() * scale
+    if bound["bias"] is not None:
+        shift = shift + bound["bias"].detach()
+    return operations.per_channel(scale, shift)
+
+
+def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normalization:
+    """A layer, group or RMS norm, or ``F.normalize``, with its statistic held fixed in ``frozen``."""
+    module, family = node.module, node.type
+    if module is not None:
+        x = args[0]
+        if isinstance(module, nn.GroupNorm):
+            bound = {"num_groups": module.num_groups}
+        elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+            bound = {"normalized_shape": module.normalized_shape}
+        bound |= {"weight": module.weight, "bias": getattr(module, "bias", None), "eps": module.eps}
+    elif family is types.Normalize:
+        bound = _bind(("input", "p", "dim", "eps"), {"p": 2.0, "dim": 1, "eps": 1e-12}, args, kwargs)
+    else:
+        first = "num_groups" if family is nn.GroupNorm else "normalized_shape"
+        names = ("input", first, "weight", "eps") if family is nn.RMSNorm else ("input", first, "weight", "bias", "eps")
+        bound = _bind(names, {"weight": None, "bias": None, "eps": 1e-5 if family is not nn.RMSNorm else None}, args, kwargs)
+    weight = None if bound.get("weight") is None else bound["weight"].detach()
+    bias = None if bound.get("bias") is None else bound["bias"].detach()
+
+    def affine(y: Tensor, channel_dim: int | None = None) -> Tensor:
+        if channel_dim is not None:  # group norm: one weight per channel
+            shape = [1] * y.dim()
+            shape[channel_dim] = -1
+            return y * (1 if weight is None else weight.reshape(shape)) + (0 if bias is None else bias.reshape(shape))
+        y = y if weight is None else y * weight
+        return y if bias is None else y + bias
+
+    if family is types.Normalize:
+        p, dim, eps = bound["p"], bound["dim"], bound["eps"]
+
+        def frozen(x: Tensor, reference: Tensor) -> Tensor:
+            return x / reference.detach().norm(p, dim, keepdim=True).clamp_min(eps)
+
+    elif family is nn.GroupNorm:
+        groups, eps = bound["num_groups"], bound["eps"]
+
+        def frozen(x: Tensor, reference: Tensor) -> Tensor:
+            grouped = x.reshape(x.shape[0], groups, -1)
+            variance = reference.detach().reshape(grouped.shape).var(-1, unbiased=False, keepdim=True)
+            normed = (grouped - grouped.mean(-1, keepdim=True)) / (variance + eps).sqrt()
+            return affine(normed.reshape(x.shape), channel_dim=1)
+
+    else:
+        shape = bound["normalized_shape"]
+        dims = tuple(range(-(1 if isinstance(shape, int) else len(shape)), 0))
+        eps = bound["eps"]
+
+        def frozen(x: Tensor, reference: Tensor) -> Tensor:
+            reference = reference.detach()
+            if family is nn.RMSNorm:
+                epsilon = torch.finfo(x.dtype).eps if eps is None else eps
+                return affine(x / (reference.square().mean(dims, keepdim=True) + epsilon).sqrt())
+            variance = reference.var(dims, unbiased=False, keepdim=True)
+            return affine((x - x.mean(dims, keepdim=True)) / (variance + eps).sqrt())
+
+    rest = args[1:]
+
+    def fn(x: Tensor) -> Tensor:
+        return node.run((x, *rest), kwargs)
+
+    return operations.Normalization(fn, frozen)
+
+
+def _attention(node: Node, args: tuple, kwargs: dict, operand_nodes: Sequence[fx.Node]) -> operations.Attention:
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal")
+    defaults = {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None, "enable_gqa": False}
+    bound = _bind(names, defaults, args, kwargs)
+    if bound["dropout_p"]:
+        raise UnsupportedOperationError(f"{node.describe()}: attention with dropout (call model.eval())")
+    by_node = _bind(names, {}, node.fx.args, node.fx.kwargs)
+    roles: list[str | None] = []
+    for n in operand_nodes:  # in argument order; the same tensor may be query, key and value
+        free = [r for r in ("query", "key", "value") if by_node.get(r) is n and r not in roles]
+        roles.append(free[0] if free else None)
+    return operations.Attention(
+        bound["query"], bound["key"], bound["value"], bound["attn_mask"], bool(bound["is_causal"]),
+        bound["scale"], bool(bound["enable_gqa"]), roles,
+    )
+
+
+def _addmm(args: tuple, kwargs: dict) -> operations.Affine:
+    """``addmm(bias, x, weight) = bias + x @ weight`` (GPT-2's ``Conv1D``) as an affine operation."""
+    bias, _, weight = args[:3]
+    if kwargs.get("beta", 1) != 1 or kwargs.get("alpha", 1) != 1:
+        raise UnsupportedOperationError("addmm with beta or alpha other than 1")
+
+    def fn(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+        return x @ w if b is None else torch.addmm(b, x, w)
+
+    return operations.Affine(
+        fn, weight.detach(), bias.detach(), channel_dim=-1, transpose=lambda c, w, x: c @ w.T, input_dims=(-1, 0)
+    )
+
+
+def _aten_dropout(fx_node: fx.Node, scope: str) -> Node:
+    train = fx_node.kwargs.get("train", fx_node.args[2] if len(fx_node.args) > 2 else True)
+    if train is False:
+        return Node(fx_node, Kind.ROUTE, scope=scope)
+    return Node(fx_node, Kind.UNKNOWN, scope=scope, reason="dropout in training mode (call model.eval())")
+
+
+def _aten_batch_norm(fx_node: fx.Node, scope: str) -> Node:
+    training = fx_node.kwargs.get("training", fx_node.args[5] if len(fx_node.args) > 5 else True)
+    if training is False:
+        return Node(fx_node, Kind.LINEAR, nn.BatchNorm2d, scope=scope)
+    return Node(fx_node, Kind.UNKNOWN, scope=scope, reason="batch normalization in training mode")
+
+
+def _aten_linear(fx_node: fx.Node, scope: str) -> Node:
+    return Node(fx_node, Kind.LINEAR, nn.Linear, scope=scope)
+
+
+def _aten_neg(fx_node: fx.Node, scope: str) -> Node:
+    return Node(fx_node, Kind.LINEAR, types.Add, scope=scope)
+
+
+def _aten_embedding(fx_node: fx.Node, scope: str) -> Node:
+    return Node(fx_node, Kind.UNKNOWN, nn.Embedding, scope=scope)
+
+
+_ATEN_SPECIAL = {
+    capture.aten.dropout.default: _aten_dropout,
+    capture.aten.batch_norm.default: _aten_batch_norm,
+    capture.aten.addmm.default: _aten_linear,
+    capture.aten.neg.default: _aten_neg,
+    capture.aten.embedding.default: _aten_embedding,
+}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -11,9 +12,10 @@ from torch import Tensor, fx, nn
 
 from relprop.audit import Audit, AuditRow
 from relprop.canonizers import Canonizer, MergeBatchNorm
-from relprop.checks import check_eval_mode, check_input
+from relprop import capture
+from relprop.checks import check_eval_mode, check_input, check_token_ids
 from relprop.composites import Composite, EpsilonPlusFlat
-from relprop.graph import Graph, Kind, Node, UnsupportedOperationError
+from relprop.graph import Graph, Kind, Node, OutputChoice, UnsupportedOperationError
 from relprop.rules import Rule
 from relprop.targets import Target, target_weights
 
@@ -48,22 +50,73 @@ class LRP:
         model: nn.Module,
         composite: Composite | None = None,
         canonizers: Iterable[Canonizer] | None = None,
+        *,
+        output: OutputChoice = None,
+        inputs: str | Sequence[str] | None = None,
     ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"LRP explains a torch.nn.Module, got {type(model).__name__}")
+        if composite is not None and not isinstance(composite, Composite):
+            raise TypeError(f"composite must be a relprop Composite, got {type(composite).__name__}")
         check_eval_mode(model)
         self.model = model
         self.composite = EpsilonPlusFlat() if composite is None else composite
         self.canonizers = (MergeBatchNorm(),) if canonizers is None else tuple(canonizers)
-        self.graph = Graph(model, leaf_types=self.composite.leaf_types())
-        for canonizer in self.canonizers:
-            canonizer.apply(self.graph)
-        self.rules: dict[Node, Rule] = self.composite.assign(self.graph)
-        self._check_rules()
-        self._kept = self._values_kept()
-        self._copied = {node.fx for node in self.graph if self._overwrites_needed_value(node)}
-        self._tokens = _takes_tokens(self.graph)
+        self.output = output
+        self.inputs = (inputs,) if isinstance(inputs, str) else None if inputs is None else tuple(inputs)
+        self.graph: Graph | None = None
+        self._traced: _Plan | None = None
+        self._exported: dict[tuple, _Plan] = {}
+        self._trace_error: Exception | None = None
+        try:
+            graph = Graph(model, leaf_types=self.composite.leaf_types(), output=output)
+        except TypeError as error:  # torch.fx cannot trace it: torch.export captures it at the first call
+            self._trace_error = error
+            return
+        opaque = graph.opaque()
+        if len(graph.inputs) == 1 and not opaque and self.inputs is None:
+            self._traced = self._plan(graph)
+            self._use(self._traced)
+        elif opaque:
+            self._trace_error = TypeError(f"torch.fx keeps {opaque[0].describe()} whole")
 
-    def __call__(self, x: Tensor, target: Target = None) -> Tensor:
+    def _plan(self, graph: Graph) -> _Plan:
+        for canonizer in self.canonizers:
+            canonizer.apply(graph)
+        rules = self.composite.assign(graph)
+        graph.detach(node for node, rule in rules.items() if rule.detaches)
+        plan = _Plan(graph, rules)
+        _check_rules(plan, self.composite)
+        plan.kept = _values_kept(plan)
+        plan.copied = {node.fx for node in graph if _overwrites_needed_value(plan, node)}
+        return plan
+
+    def _use(self, plan: _Plan) -> None:
+        self.graph, self.rules, self._kept, self._copied = plan.graph, plan.rules, plan.kept, plan.copied
+
+    def _prepare(self, args: tuple, kwargs: dict) -> None:
+        """Choose the graph for this call: the traced one for a tensor, else the one exported for calls like it."""
+        if self._traced is not None and not kwargs and len(args) == 1 and isinstance(args[0], Tensor):
+            self._use(self._traced)
+            return
+        key = _signature(args, kwargs)
+        if key not in self._exported:
+            try:
+                graph = Graph.exported(self.model, args, kwargs, self.output, self.inputs)
+            except TypeError as error:
+                if self._trace_error is not None:
+                    raise TypeError(f"{error} ({self._trace_error})") from None
+                raise
+            self._exported[key] = self._plan(graph)
+        self._use(self._exported[key])
+
+    def __call__(self, x: Inputs, target: Target = None) -> Tensor | dict[str, Tensor]:
         """Relevance of each input element for ``target``; shaped like ``x``, same dtype and device.
+
+        ``x`` is the model's input: a tensor, a tuple of positional arguments, or a dict of keyword arguments
+        (e.g. a tokenizer's output). For a tuple or dict, relevance goes to the inputs named by ``inputs`` (by
+        default the first that carries features: pixels, or token ids through their embedding, one value per
+        token); masks and other ids are constants. With several such inputs the result is a dict by name.
 
         ``target`` is ``None`` (the predicted class of each sample), an ``int``, a ``LongTensor`` of shape
         ``(B,)``, or a float tensor shaped like the model's output that weights the outputs to explain. The
@@ -96,83 +149,43 @@ class LRP:
         return self._explain(x, start, audit=True)[1]
 
     # ------------------------------------------------------------------------------------------ internals
-    def _check_rules(self) -> None:
-        missing = [n for n in self.graph if n.kind == Kind.LINEAR and n not in self.rules]
-        if missing:
-            names = ", ".join(n.describe() for n in missing[:5])
-            raise ValueError(
-                f"{type(self.composite).__name__} has no rule for {names}"
-                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-                + ": add their types to its layer_map or their names to its name_map"
-            )
-        for node, rule in self.rules.items():
-            if node.kind not in rule.kinds:
-                raise ValueError(f"{rule!r} cannot explain {node.describe()} (a {node.kind.value} operation)")
-
-    def _values_kept(self) -> set[fx.Node]:
-        """Nodes whose value the backward pass reads: the others are freed once their consumers ran."""
-        kept = {_output_node(self.graph)} | {n.fx for n in self.graph if n.kind == Kind.INPUT}
-        for node in self.graph:
-            rule = self.rules.get(node)
-            if rule is None:
-                if node.kind in (Kind.ROUTE, Kind.UNKNOWN):  # routes re-run the operation on its operands
-                    kept.update(node.fx.all_input_nodes)
-            elif rule.needs_output:
-                kept.add(node.fx)
-        return kept
-
-    def _overwrites_needed_value(self, node: Node) -> bool:
-        """Whether an in-place operation would overwrite a value that is read again (then it gets a copy)."""
-        if not node.inplace:
-            return False
-        overwritten = node.fx.args[0] if node.fx.args else None
-        if not isinstance(overwritten, fx.Node):
-            return False
-        producer = overwritten  # a folded batch normalization passes its layer's tensor on unchanged
-        while self.graph[producer].kind == Kind.FOLDED:
-            if len(producer.users) > 1 or producer in self._kept:
-                return True
-            producer = producer.args[0]
-        rule = self.rules.get(self.graph[producer])
-        return (
-            rule is None
-            or (rule.records_forward and self.graph[producer].weighted)
-            or rule.needs_output
-            or len(producer.users) > 1
-            or producer in self._kept
-        )
-
-    def _explain(self, x: Tensor, start: Callable[[Tensor], Tensor], audit: bool = False):
+    def _explain(self, x: Inputs, start: Callable[[Tensor], Tensor], audit: bool = False):
         check_eval_mode(self.model)
-        check_input(x, self.model, tokens=self._tokens)
+        args, kwargs = _arguments(x)
+        self._prepare(args, kwargs)
+        feed = dict(zip(self.graph.inputs, capture.flatten_inputs(args, kwargs)))
+        for source in self.graph.sources:
+            value = feed[source]
+            tokens = isinstance(value, Tensor) and not value.is_floating_point() and not value.is_complex()
+            check_input(value, self.model, tokens=tokens)
         with torch.no_grad():
-            values, saved = self._forward(x)
-            output = values[_output_node(self.graph)]
+            values, saved = self._forward(feed)
+            output = values[self.graph.output]
             if not isinstance(output, Tensor):
                 raise TypeError(
-                    "relprop explains models that return one tensor; wrap the model to return the logits"
+                    f"the explained output is a {type(output).__name__}, not a tensor: choose one with output="
                 )
             if not torch.isfinite(output).all():
                 raise ValueError("the model's output contains NaN or infinite values")
             relevance = start(output)
-        return self._backward(values, saved, relevance, audit)
+        return self._backward(values, saved, feed, relevance, audit)
 
-    def _forward(self, x: Tensor) -> tuple[dict[fx.Node, Any], dict[fx.Node, tuple]]:
+    def _forward(self, feed: dict[fx.Node, Any]) -> tuple[dict[fx.Node, Any], dict[fx.Node, tuple]]:
         values: dict[fx.Node, Any] = {}
         saved: dict[fx.Node, tuple] = {}
         waiting = {node.fx: len(node.fx.users) for node in self.graph}
         for node in self.graph:
             fx_node = node.fx
             if node.kind == Kind.INPUT:
-                values[fx_node] = x.detach()
+                value = feed[fx_node]
+                values[fx_node] = value.detach() if isinstance(value, Tensor) else value
             elif node.kind == Kind.CONSTANT:
-                values[fx_node] = _attribute(self.model, fx_node.target)
+                values[fx_node] = self.graph.constant(fx_node)
             elif node.kind == Kind.OUTPUT:
-                values[fx_node] = values[fx_node.args[0]] if isinstance(fx_node.args[0], fx.Node) else None
+                values[fx_node] = None
             elif node.kind == Kind.FOLDED:
                 values[fx_node] = values[fx_node.args[0]]
-            elif node in self.rules:
-                operands = node.operands(values, self.graph)
+            elif node in self.rules and (operands := node.operands(values, self.graph)):
                 inputs = [values[n].clone() if fx_node in self._copied else values[n] for n in operands]
                 op = node.operation(values, operands, self.graph)
                 rule = self.rules[node]
@@ -188,6 +201,8 @@ class LRP:
                 args, kwargs = fx.node.map_arg((fx_node.args, fx_node.kwargs), values.__getitem__)
                 if fx_node in self._copied:
                     args = tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
+                if node.type is nn.Embedding:
+                    check_token_ids(node.describe(), node.module, args)
                 values[fx_node] = node.run(args, kwargs)
             for used in fx_node.all_input_nodes:
                 waiting[used] -= 1
@@ -195,13 +210,11 @@ class LRP:
                     values[used] = None  # rules hold the inputs they need; free the rest early
         return values, saved
 
-    def _backward(self, values, saved, output_relevance: Tensor, audit: bool):
-        output_node = _output_node(self.graph)
-        pending: dict[fx.Node, Any] = {output_node: output_relevance}
+    def _backward(self, values, saved, feed, output_relevance: Tensor, audit: bool):
+        pending: dict[fx.Node, Any] = {self.graph.output: output_relevance}
         rows: list[AuditRow] = []
-        x = values[self.graph.nodes[0].fx]
         batch = output_relevance.shape[0]  # the output is batch-first even when the input is time-first
-        input_relevance = torch.zeros_like(x, dtype=output_relevance.dtype if self._tokens else x.dtype)
+        reached: dict[fx.Node, Tensor] = {}
         for node in reversed(self.graph.nodes):
             fx_node = node.fx
             relevance = pending.pop(fx_node, None)
@@ -209,19 +222,24 @@ class LRP:
             if relevance is None:
                 continue
             if node.kind == Kind.INPUT:
-                input_relevance = relevance
+                reached[fx_node] = relevance
                 continue
             received = self._propagate(node, value, relevance, values, saved.pop(fx_node, None))
             for target_node, share in received:
                 _accumulate(pending, target_node, share, values)
-            if audit and node.kind != Kind.OUTPUT:
+            if audit:
                 rows.append(self._row(node, relevance, [share for _, share in received], batch))
+        maps = {}
+        for source in self.graph.sources:
+            x = feed[source]
+            dtype = x.dtype if x.is_floating_point() else output_relevance.dtype
+            maps[source.target] = reached.get(source, torch.zeros(x.shape, dtype=dtype, device=x.device))
+        relevance_maps = next(iter(maps.values())) if len(maps) == 1 else maps
         if not audit:
-            return input_relevance, None
-        books = Audit(
-            rows, _per_sample(output_relevance, batch), _per_sample(input_relevance, batch), input_relevance
-        )
-        return input_relevance, books
+            return relevance_maps, None
+        total = sum(_per_sample(r, batch) for r in maps.values())
+        books = Audit(rows, _per_sample(output_relevance, batch), total, relevance_maps)
+        return relevance_maps, books
 
     def _propagate(self, node: Node, value, relevance, values, saved) -> list[tuple[fx.Node, Any]]:
         fx_node = node.fx
@@ -255,11 +273,6 @@ class LRP:
         return AuditRow(node.name, node.describe(), name, entered, left)
 
 
-def _takes_tokens(graph: Graph) -> bool:
-    """Whether the model's input goes into an embedding: then it is a batch of integer token ids."""
-    return any(isinstance(graph[u].module, (nn.Embedding, nn.EmbeddingBag)) for u in graph.nodes[0].fx.users)
-
-
 def _selected(target: Target) -> Callable[[Tensor], Tensor]:
     """The output relevance of a target: the selected outputs times their weighting."""
     return lambda output: output * target_weights(output, target)
@@ -284,9 +297,12 @@ def _route(node: Node, relevance, values, graph: Graph) -> list[tuple[fx.Node, A
     """Relevance through an operation that only moves values: the transpose of the move."""
     fx_node = node.fx
     source = fx_node.args[0] if fx_node.args else None
-    if isinstance(source, fx.Node) and isinstance(values[source], (tuple, list)):  # getitem on a tuple
-        shares = [None] * len(values[source])
-        shares[fx_node.args[1]] = relevance
+    if isinstance(source, fx.Node) and isinstance(values[source], (tuple, list)):  # an element of a tuple
+        sequence, index = values[source], fx_node.args[1]
+        if fx_node.target is getattr:  # a field of a named tuple
+            index = next(k for k, v in enumerate(sequence) if v is getattr(sequence, index))
+        shares = [None] * len(sequence)
+        shares[index] = relevance
         return [(source, shares)]
     operands = node.operands(values, graph)
     leaves = {n: values[n].detach().requires_grad_() for n in dict.fromkeys(operands)}
@@ -334,19 +350,91 @@ def _per_sample(relevance, batch: int) -> Tensor:
     return relevance.sum().expand(batch) / batch
 
 
-def _output_node(graph: Graph) -> fx.Node:
-    output = graph.nodes[-1].fx
-    return output.args[0] if isinstance(output.args[0], fx.Node) else output
-
-
-def _attribute(model: nn.Module, target: str) -> Any:
-    value: Any = model
-    for part in target.split("."):
-        value = getattr(value, part)
-    return value.detach() if isinstance(value, Tensor) else value
-
-
 def _type_name(node: Node) -> str:
     return (
         f"{node.type.__module__}.{node.type.__qualname__}" if node.type is not None else "<its module type>"
+    )
+
+
+Inputs = Tensor | tuple | Mapping[str, Any]
+"""A model's input: a tensor, a tuple of positional arguments, or a dict of keyword arguments."""
+
+
+@dataclass(eq=False)
+class _Plan:
+    """A graph with its rules, and what the engine needs to know of them."""
+
+    graph: Graph
+    rules: dict[Node, Rule]
+    kept: set[fx.Node] = field(default_factory=set)
+    copied: set[fx.Node] = field(default_factory=set)
+
+
+def _arguments(x: Inputs) -> tuple[tuple, dict]:
+    if isinstance(x, Mapping):
+        return (), dict(x)
+    if isinstance(x, tuple):
+        return x, {}
+    return (x,), {}
+
+
+def _signature(args: tuple, kwargs: dict) -> tuple:
+    """What an exported graph is specialized to: names, shapes, dtypes and devices of the tensors, and the
+    other arguments' values."""
+
+    def describe(value):
+        if isinstance(value, Tensor):
+            return ("tensor", tuple(value.shape), value.dtype, value.device)
+        return ("value", repr(value))
+
+    return tuple(describe(a) for a in args), tuple((k, describe(v)) for k, v in kwargs.items())
+
+
+def _check_rules(plan: _Plan, composite: Composite) -> None:
+    missing = [n for n in plan.graph if n.kind == Kind.LINEAR and n not in plan.rules]
+    if missing:
+        names = ", ".join(n.describe() for n in missing[:5])
+        raise ValueError(
+            f"{type(composite).__name__} has no rule for {names}"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            + ": add their types to its layer_map or their names to its name_map"
+        )
+    for node, rule in plan.rules.items():
+        if node.kind not in rule.kinds:
+            raise ValueError(f"{rule!r} cannot explain {node.describe()} (a {node.kind.value} operation)")
+
+
+def _values_kept(plan: _Plan) -> set[fx.Node]:
+    """Nodes whose value the backward pass reads: the others are freed once their consumers ran."""
+    kept = {plan.graph.output} | set(plan.graph.inputs)
+    for node in plan.graph:
+        rule = plan.rules.get(node)
+        if rule is None:
+            if node.kind in (Kind.ROUTE, Kind.UNKNOWN):  # routes re-run the operation on its operands
+                kept.update(node.fx.all_input_nodes)
+        elif rule.needs_output:
+            kept.add(node.fx)
+    return kept
+
+
+def _overwrites_needed_value(plan: _Plan, node: Node) -> bool:
+    """Whether an in-place operation would overwrite a value that is read again (then it gets a copy)."""
+    if not node.inplace:
+        return False
+    overwritten = node.fx.args[0] if node.fx.args else None
+    if not isinstance(overwritten, fx.Node):
+        return False
+    graph = plan.graph
+    producer = overwritten  # a folded batch normalization passes its layer's tensor on unchanged
+    while graph[producer].kind == Kind.FOLDED:
+        if len(producer.users) > 1 or producer in plan.kept:
+            return True
+        producer = producer.args[0]
+    rule = plan.rules.get(graph[producer])
+    return (
+        rule is None
+        or (rule.records_forward and graph[producer].weighted)
+        or rule.needs_output
+        or len(producer.users) > 1
+        or producer in plan.kept
     )

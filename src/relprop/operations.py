@@ -16,6 +16,7 @@ itself and its negative part is zero, as the equations say.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -184,17 +185,111 @@ class MaxPool:
 
 
 class Call:
-    """Any other operation: ``fn(*inputs)``; ``module`` is the module it calls, if it is a module call."""
+    """Any other operation: ``fn(*inputs)``; ``module`` is the module it calls, if it is a module call.
 
-    def __init__(self, fn: Callable[..., Tensor], module: nn.Module | None = None) -> None:
+    ``elementwise`` is ``"multiply"`` or ``"divide"`` for the element-wise ``a * b`` and ``a / b`` (the first
+    input is the numerator), else empty.
+    """
+
+    def __init__(self, fn: Callable[..., Tensor], module: nn.Module | None = None, elementwise: str = "") -> None:
         self.fn = fn
         self.module = module
+        self.elementwise = elementwise
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         return self.fn(*inputs)
 
 
-Operation = Affine | Weightless | MaxPool | Call
+class Normalization:
+    """A normalization ``y = (x - mean(x)) / std(x) * weight + bias`` (or without centering: RMS norms and
+    ``F.normalize``), viewed with its statistic held fixed.
+
+    Parameters
+    ----------
+    fn:
+        The normalization as the model computes it: ``fn(x)``.
+    frozen:
+        ``frozen(x, reference)``: the same normalization of ``x`` with the scale ``1 / std`` computed from
+        ``reference`` and treated as a constant. It is affine in ``x``: the centering stays a function of ``x``,
+        the scale does not.
+    """
+
+    def __init__(self, fn: Callable[[Tensor], Tensor], frozen: Callable[[Tensor, Tensor], Tensor]) -> None:
+        self.fn = fn
+        self.frozen = frozen
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        (x,) = inputs
+        return self.fn(x)
+
+
+class Attention:
+    """Scaled dot-product attention ``softmax(q k^T scale + mask) v`` (``F.scaled_dot_product_attention``).
+
+    Parameters
+    ----------
+    query, key, value:
+        The three tensors, ``(..., L, E)``, ``(..., S, E)`` and ``(..., S, Ev)``.
+    mask:
+        ``None``, a boolean mask (``True``: attend) or an additive float mask, broadcast to ``(..., L, S)``.
+    causal:
+        Whether a query attends only to keys at or before its position.
+    scale:
+        The factor of the scores; ``None``: ``1 / sqrt(E)``.
+    grouped:
+        Grouped-query attention: key and value have fewer heads (dimension -3) than the query.
+    roles:
+        For each operand that carries relevance, which of ``"query"``, ``"key"``, ``"value"`` it is (``None``
+        for an operand that is only the mask).
+    """
+
+    def __init__(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        mask: Tensor | None,
+        causal: bool,
+        scale: float | None,
+        grouped: bool,
+        roles: Sequence[str | None],
+    ) -> None:
+        self.query, self.key, self.value = query, key, value
+        self.mask = mask
+        self.causal = causal
+        self.scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+        self.grouped = grouped
+        self.roles = tuple(roles)
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        return F.scaled_dot_product_attention(
+            self.query, self.key, self.value, self.mask, is_causal=self.causal, scale=self.scale,
+            enable_gqa=self.grouped,
+        )
+
+    def parts(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The steps of attention: ``(q k^T scale, scores with the mask, softmax, output)``; masked scores are
+        ``-inf``."""
+        if self.grouped and key.shape[-3] != query.shape[-3]:
+            repeat = query.shape[-3] // key.shape[-3]
+            key = key.repeat_interleave(repeat, dim=-3)
+            value = value.repeat_interleave(repeat, dim=-3)
+        products = query @ key.transpose(-2, -1) * self.scale
+        scores = products
+        if self.causal:
+            length, source = products.shape[-2:]
+            allowed = torch.ones(length, source, dtype=torch.bool, device=products.device).tril()
+            scores = scores.masked_fill(~allowed, -torch.inf)
+        if self.mask is not None:
+            if self.mask.dtype == torch.bool:
+                scores = scores.masked_fill(~self.mask, -torch.inf)
+            else:
+                scores = scores + self.mask
+        weights = torch.softmax(scores, dim=-1)
+        return products, scores, weights, weights @ value
+
+
+Operation = Affine | Weightless | MaxPool | Call | Normalization | Attention
 
 
 def linear(module: nn.Linear) -> Affine:
@@ -276,7 +371,11 @@ def batch_norm_scale(module: nn.modules.batchnorm._BatchNorm) -> tuple[Tensor, T
 
 def batch_norm(module: nn.modules.batchnorm._BatchNorm) -> Affine:
     """A batch normalization in evaluation mode as a per-channel affine operation."""
-    scale, shift = batch_norm_scale(module)
+    return per_channel(*batch_norm_scale(module))
+
+
+def per_channel(scale: Tensor, shift: Tensor) -> Affine:
+    """The per-channel affine operation ``x * scale + shift`` along dimension 1."""
 
     def fn(x, weight, bias):
         out = x * _per_channel(weight, x)

@@ -182,6 +182,8 @@ class Embedding(_ModuleRule):
 
     def backward(self, op, inputs, output, context, relevance):
         module = op.module
+        if module is None:  # F.embedding or ATen's embedding: the ids are the only input-dependent operand
+            return [None if x.is_floating_point() else relevance.sum(dim=-1) for x in inputs]
         if not isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
             raise UnsupportedOperationError(
                 f"Embedding explains nn.Embedding and nn.EmbeddingBag, not {type(module).__name__}"

@@ -71,6 +71,8 @@ class Rule:
     records_forward = False
     """Whether :meth:`forward` keeps the output of weighted operations (:class:`~relprop.operations.Affine`)
     in its context (then nothing may overwrite it). Weightless ones are cheaper to recompute than to keep."""
+    detaches = False
+    """Whether the rule makes the operation's output a constant for the operations that use it (:class:`Detach`)."""
 
     def forward(self, op: Any, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
         """Compute the operation's output; returns ``(output, context for backward)``."""
@@ -541,7 +543,7 @@ def _offsets(kernel_size: Sequence[int]):
 
 class Gate(Rule):
     """Multiplicative gates (``signal * gate``, ``signal / gate``): all relevance to the signal, none to the
-    gate.
+    gate. Of a division, the signal is the numerator.
 
     Parameters
     ----------
@@ -558,7 +560,12 @@ class Gate(Rule):
         self.signal = signal
 
     def backward(self, op: Call, inputs, output, context, relevance):
-        index = self.signal if self.signal is not None else _signal_index(inputs, relevance.shape)
+        if self.signal is not None:
+            index = self.signal
+        elif getattr(op, "elementwise", "") == "divide":  # the numerator, if it depends on the input
+            index = 0
+        else:
+            index = _signal_index(inputs, relevance.shape)
         if not 0 <= index < len(inputs):
             raise UnsupportedOperationError(
                 f"Gate(signal={index}) but the operation has {len(inputs)} operands"
@@ -679,3 +686,161 @@ def _flat(op: LinearOperation, inputs: Sequence[Tensor], relevance: Tensor) -> l
     ones = [torch.ones_like(x) for x in inputs]
     z, transpose = _linearize(op, ones, torch.ones_like, None)
     return transpose(divide(relevance, z))
+
+
+# ------------------------------------------------------------------------------------- transformer rules
+class Softmax(Rule):
+    r"""AttnLRP's rule for softmax (Achtibat et al. 2024): the Taylor decomposition at the input, with bias.
+
+    .. math:: R^{\text{in}}_i = x_i \Big(R_i - s_i \sum_j R_j\Big), \qquad s = \operatorname{softmax}(x)
+
+    along the softmax's dimension. Entries masked to :math:`-\infty` get no relevance. The rule does not
+    conserve: the bias term of the expansion absorbs :math:`\sum_i R_i - \sum_i R^{\text{in}}_i`, which
+    :meth:`relprop.LRP.audit` reports. In gradient form (:math:`R = x \cdot g`) it is softmax's plain gradient.
+    """
+
+    kinds = frozenset({Kind.SOFTMAX})
+
+    def backward(self, op, inputs, output, context, relevance):
+        (x,) = inputs
+        leaf = x.detach().requires_grad_()
+        with torch.enable_grad():
+            s = op.forward([leaf])
+        # the gradient of softmax at R / s is R - s sum(R), the bracket of the equation
+        (bracket,) = torch.autograd.grad(s, leaf, divide(relevance, s.detach()))
+        return [_where_finite(x, x * bracket)]
+
+
+class Product(Rule):
+    r"""AttnLRP's uniform rule for products of input-dependent tensors (Achtibat et al. 2024).
+
+    The :math:`\epsilon` rule on the product :math:`z = f(a_1, \dots, a_k)`, multilinear in its :math:`k`
+    input-dependent factors (``a @ b``, ``bmm``, ``einsum``, an element-wise ``a * b`` of a gated MLP), then an
+    equal share to each factor:
+
+    .. math:: R_{a_m} = \frac{1}{k}\, a_m \odot \Big(\frac{\partial z}{\partial a_m}\Big)^{\!\top}
+              \frac{R}{z + \epsilon \operatorname{sgn}_+(z)}
+
+    Each factor's share sums to :math:`\frac{1}{k} \sum_j z_j R_j / (z_j + \epsilon \operatorname{sgn}_+(z_j))`
+    (Euler's theorem for functions linear in each factor), so the rule conserves up to :math:`\epsilon`. With one
+    input-dependent factor (``x @ W``) it is the :math:`\epsilon` rule.
+
+    An element-wise product whose one factor is broadcast over the other (a squeeze-and-excitation gate,
+    :math:`1 / \operatorname{rms}(x)` of an RMS norm written as arithmetic), and a division, are gates: all
+    relevance goes to the factor shaped like the output (the numerator), as :class:`Gate` does; AttnLRP treats
+    such scales as constants.
+    """
+
+    kinds = frozenset({Kind.PRODUCT, Kind.GATE})
+
+    def __init__(self, epsilon: float = 1e-6) -> None:
+        self.epsilon = _non_negative("epsilon", epsilon)
+
+    def backward(self, op: Call, inputs, output, context, relevance):
+        if op.elementwise == "divide" or (op.elementwise and _is_gated(inputs, relevance.shape)):
+            return Gate().backward(op, inputs, output, context, relevance)
+        leaves = [x.detach().requires_grad_() for x in inputs]
+        with torch.enable_grad():
+            z = op.forward(leaves)
+        scaled = _scaled(relevance, z.detach(), self.epsilon)
+        gradients = torch.autograd.grad(z, leaves, scaled, allow_unused=True)
+        share = 1.0 / len(inputs)
+        return [None if g is None else x * g * share for x, g in zip(inputs, gradients)]
+
+
+def _is_gated(inputs: Sequence[Tensor], shape: torch.Size) -> bool:
+    """Whether one of two factors is shaped like the output and the other broadcast over it."""
+    if len(inputs) != 2:
+        return False
+    full = [x.shape == shape for x in inputs]
+    return full.count(True) == 1 and min(x.numel() for x in inputs) < max(x.numel() for x in inputs)
+
+
+class Norm(Rule):
+    r"""AttnLRP's rule for layer, group and RMS norms and ``F.normalize``: the scale held constant.
+
+    :math:`y = (x - \bar x) / \sigma(x) \cdot w + b` is explained with :math:`1 / \sigma(x)` treated as a
+    constant (the "identity rule" of AttnLRP for the normalization, as in Ali et al. 2022). What remains is
+    affine in :math:`x`, :math:`y = J x + b` with the centering in :math:`J`, and takes the :math:`\epsilon` rule:
+
+    .. math:: R_i = x_i \sum_j J_{ji} \frac{R_j}{y_j + \epsilon \operatorname{sgn}_+(y_j)}
+
+    The bias :math:`b` absorbs its share, as in every linear layer. RMS norms and ``F.normalize`` have no
+    centering.
+    """
+
+    kinds = frozenset({Kind.NORM})
+
+    def __init__(self, epsilon: float = 1e-6) -> None:
+        self.epsilon = _non_negative("epsilon", epsilon)
+
+    def backward(self, op, inputs, output, context, relevance):
+        (x,) = inputs
+        leaf = x.detach().requires_grad_()
+        with torch.enable_grad():
+            y = op.frozen(leaf, x)
+        (gradient,) = torch.autograd.grad(y, leaf, _scaled(relevance, y.detach(), self.epsilon))
+        return [x * gradient]
+
+
+class Attention(Rule):
+    r"""Scaled dot-product attention ``softmax(q k^T s + mask) v`` explained through its parts.
+
+    AttnLRP (``conservative=False``, Achtibat et al. 2024): the weighted sum :math:`A v` takes :class:`Product`
+    (half to :math:`A`, half to :math:`v`), the softmax :class:`Softmax`, the scores :math:`q k^T s`
+    :class:`Product` again (a quarter of the relevance at :math:`A v`, before the softmax's bias, to each of
+    :math:`q` and :math:`k`). An additive float mask takes its share of the scores by the :math:`\epsilon` rule;
+    masked entries get none.
+
+    CP-LRP (``conservative=True``, Ali et al. 2022): :math:`A` is a constant, and all relevance goes to
+    :math:`v` by the :math:`\epsilon` rule; :math:`q` and :math:`k` get none.
+    """
+
+    kinds = frozenset({Kind.ATTENTION})
+
+    def __init__(self, epsilon: float = 1e-6, conservative: bool = False) -> None:
+        self.epsilon = _non_negative("epsilon", epsilon)
+        self.conservative = conservative
+
+    def backward(self, op, inputs, output, context, relevance):
+        q, k, v = (t.detach().requires_grad_() for t in (op.query, op.key, op.value))
+        with torch.enable_grad():
+            products, scores, weights, out = op.parts(q, k, v)
+        scaled = _scaled(relevance, out.detach(), self.epsilon)
+        weights_gradient, value_gradient = torch.autograd.grad(out, (weights, v), scaled, retain_graph=True)
+        shares = {"value": op.value * value_gradient * (1.0 if self.conservative else 0.5)}
+        if not self.conservative:
+            to_weights = weights.detach() * weights_gradient * 0.5
+            to_scores = scores.detach() * (to_weights - weights.detach() * to_weights.sum(-1, keepdim=True))
+            to_scores = _where_finite(scores.detach(), to_scores)
+            if op.mask is not None and op.mask.dtype != torch.bool:  # the mask takes its share of the scores
+                finite = torch.isfinite(scores.detach())
+                denominator = torch.where(finite, scores.detach(), 1.0)
+                to_scores = torch.where(finite, _scaled(to_scores, denominator, self.epsilon) * products, 0.0)
+            scaled = _scaled(to_scores, products.detach(), self.epsilon)
+            query_gradient, key_gradient = torch.autograd.grad(products, (q, k), scaled)
+            shares["query"] = op.query * query_gradient * 0.5
+            shares["key"] = op.key * key_gradient * 0.5
+        return [shares.get(role) if role is not None else None for role in op.roles]
+
+
+class Detach(Rule):
+    """Treat the operation's output as a constant: no relevance reaches the operation, and the operations that
+    use its output see it as a fixed factor, like a weight. CP-LRP maps it to attention's softmax, so that the
+    weighted sum ``A @ v`` is linear in ``v`` and takes the :math:`\\epsilon` rule."""
+
+    kinds = frozenset(Kind) - {Kind.INPUT, Kind.OUTPUT, Kind.CONSTANT}
+    detaches = True
+
+    def backward(self, op, inputs, output, context, relevance):
+        raise AssertionError("no relevance reaches a detached operation")
+
+
+def _scaled(relevance: Tensor, z: Tensor, epsilon: float) -> Tensor:
+    """``relevance / (z + epsilon sgn(z))``, zero where the denominator is zero."""
+    return relevance / stabilize(z, epsilon) if epsilon > 0 else divide(relevance, z)
+
+
+def _where_finite(reference: Tensor, values: Tensor) -> Tensor:
+    """``values``, and zero where ``reference`` is infinite (entries masked to -inf)."""
+    return torch.where(torch.isfinite(reference), values, 0.0)

@@ -3,8 +3,8 @@
 A composite maps rules to graph operations by *type*: a module class (``torch.nn.Conv2d``), a tuple of
 classes, or one of the groups below. Operations written functionally are given the type of the module
 that would compute them (``F.relu`` is a ``torch.nn.ReLU``, ``F.adaptive_avg_pool2d`` an
-``torch.nn.AdaptiveAvgPool2d``); the arithmetic operators, which have no module, get the marker classes
-:class:`Add`, :class:`Multiply` and :class:`Reduce`.
+``torch.nn.AdaptiveAvgPool2d``); the arithmetic operators and products of tensors, which have no module, get the marker classes
+:class:`Add`, :class:`Multiply`, :class:`Reduce`, :class:`MatMul`, :class:`Attention` and :class:`Normalize`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,18 @@ class Multiply:
 
 class Reduce:
     """Marker type of sum and mean reductions (``torch.sum``, ``Tensor.mean``, ...)."""
+
+
+class MatMul:
+    """Marker type of products of tensors: ``a @ b``, ``torch.matmul``, ``bmm``, ``einsum``, ``baddbmm``."""
+
+
+class Attention:
+    """Marker type of ``F.scaled_dot_product_attention``: ``softmax(q k^T scale + mask) v`` in one call."""
+
+
+class Normalize:
+    """Marker type of ``F.normalize``: ``x / max(||x||_p, eps)``."""
 
 
 Convolution = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -49,6 +61,12 @@ AvgPool = (
 
 MaxPool = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
 """Max pooling."""
+
+Norm = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, Normalize)
+"""Normalizations by statistics of the sample: layer, group and RMS norms, ``F.normalize``."""
+
+Softmax = (nn.Softmax,)
+"""Softmax, as a module or a function."""
 
 Activation = (
     nn.ReLU,
