@@ -432,29 +432,34 @@ def test_unsupported_operation_is_named():
     class WithNorm(nn.Module):
         def __init__(self):
             super().__init__()
-            self.linear = nn.Linear(4, 4)
-            self.norm = nn.LayerNorm(4)
-            self.head = nn.Linear(4, 2)
+            self.linear = nn.Conv1d(4, 4, 1)
+            self.norm = nn.LocalResponseNorm(2)
+            self.head = nn.Conv1d(4, 2, 1)
 
         def forward(self, x):
-            return self.head(self.norm(self.linear(x)))
+            return self.head(self.norm(self.linear(x))).mean(-1)
 
     explainer = LRP(WithNorm().eval())
-    with pytest.raises(UnsupportedOperationError, match=r"LayerNorm 'norm'.*name_map=\{'norm': rule\}"):
-        explainer(torch.rand(2, 4))
+    with pytest.raises(
+        UnsupportedOperationError, match=r"LocalResponseNorm 'norm'.*name_map=\{'norm': rule\}"
+    ):
+        explainer(torch.rand(2, 4, 3))
 
 
 def test_unsupported_function_is_named_with_its_place():
-    class WithSoftmax(nn.Module):
+    """A field of a named tuple passes relevance to the operation that made it: ``torch.sort(x).values`` is
+    reported as ``sort``, not as ``getattr``."""
+
+    class WithSort(nn.Module):
         def __init__(self):
             super().__init__()
             self.linear = nn.Linear(4, 4)
 
         def forward(self, x):
-            return torch.softmax(self.linear(x), dim=1)
+            return torch.sort(self.linear(x), dim=1).values
 
-    with pytest.raises(UnsupportedOperationError, match="softmax \\(node 'softmax'\\)"):
-        LRP(WithSoftmax().eval())(torch.rand(2, 4))
+    with pytest.raises(UnsupportedOperationError, match="sort \\(node 'sort'\\)"):
+        LRP(WithSort().eval())(torch.rand(2, 4))
 
 
 def test_user_rule_for_an_unsupported_module():
@@ -515,17 +520,23 @@ def test_training_mode_is_refused():
         LRP(model)
 
 
-def test_model_returning_a_tuple_is_refused():
+def test_model_returning_a_tuple_explains_the_chosen_output():
     class Pair(nn.Module):
         def __init__(self):
             super().__init__()
             self.linear = nn.Linear(2, 2)
 
         def forward(self, x):
-            return self.linear(x), x
+            return self.linear(x), 2 * x
 
-    with pytest.raises(TypeError, match="one tensor"):
-        LRP(Pair().eval())(torch.rand(1, 2), target=torch.rand(1, 2))
+    model, x, target = Pair().eval(), torch.rand(1, 2), torch.rand(1, 2)
+    first = LRP(model, composites.Uniform(rules.Epsilon()))(x, target=target)
+    alone = LRP(model.linear, composites.Uniform(rules.Epsilon()))(x, target=target)
+    torch.testing.assert_close(first, alone)
+    second = LRP(model, output=1)(x, target=target)  # 2 x passes relevance through
+    torch.testing.assert_close(second, 2 * x * target)
+    with pytest.raises(ValueError, match="no 2"):
+        LRP(model, output=2)
 
 
 def test_untraceable_model_gets_a_clear_error():
@@ -537,5 +548,7 @@ def test_untraceable_model_gets_a_clear_error():
         def forward(self, x):
             return self.linear(x) if x.sum() > 0 else -x
 
-    with pytest.raises(TypeError, match="could not trace Branchy"):
-        LRP(Branchy().eval())
+    with pytest.raises(
+        TypeError, match="could not capture Branchy with torch.export.*could not trace Branchy"
+    ):
+        LRP(Branchy().eval())(torch.rand(2, 2))

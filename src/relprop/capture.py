@@ -41,6 +41,7 @@ EQUIVALENTS = {
     aten.add.Tensor: torch.add,
     aten.add_.Tensor: torch.add,
     aten.sub.Tensor: torch.sub,
+    aten.neg.default: torch.neg,
     aten.mul.Tensor: torch.mul,
     aten.mul_.Tensor: torch.mul,
     aten.div.Tensor: torch.div,
@@ -103,14 +104,15 @@ EQUIVALENTS = {
     aten.to.dtype_layout: torch.clone,
     aten.to.device: torch.clone,
     aten.type_as.default: torch.clone,
+    aten.masked_fill.Scalar: torch.masked_fill,
 }
 """Each ATen operation that relprop explains, and the ``torch`` function that computes the same (for
 classification: the ATen operation itself is what runs). Operations that take their arguments in another order
-(batch normalization, dropout, ``addmm``, ``neg``) are classified on their own in :mod:`relprop.graph`."""
+(batch normalization, dropout, ``addmm``, embedding) are classified on their own in :mod:`relprop.graph`."""
 
 
 def export(model: nn.Module, args: tuple, kwargs: dict) -> fx.GraphModule:
-    """The graph of ``model(*args, **kwargs)`` as ``torch.export`` records it (evaluation mode, static shapes).
+    """The graph of ``model(*args, **kwargs)`` as ``torch.export`` records it (static shapes).
 
     Raises
     ------
@@ -121,7 +123,9 @@ def export(model: nn.Module, args: tuple, kwargs: dict) -> fx.GraphModule:
         program = torch.export.export(model, args, kwargs, strict=False)
     except Exception as error:  # torch.export raises many kinds of errors on code it cannot capture
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise TypeError(f"relprop could not capture {type(model).__name__} with torch.export: {first}") from error
+        raise TypeError(
+            f"relprop could not capture {type(model).__name__} with torch.export: {first}"
+        ) from error
     return program.module()
 
 

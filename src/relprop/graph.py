@@ -206,7 +206,9 @@ class Graph:
         The node of the explained output.
     """
 
-    def __init__(self, model: nn.Module, leaf_types: tuple[type, ...] = (), output: OutputChoice = None) -> None:
+    def __init__(
+        self, model: nn.Module, leaf_types: tuple[type, ...] = (), output: OutputChoice = None
+    ) -> None:
         try:
             with _state_kept(model):
                 graph = _Tracer(leaf_types).trace(model)
@@ -239,7 +241,9 @@ class Graph:
         graph._build(model, module, module.graph)
         leaves = capture.flatten_inputs(args, kwargs)
         if len(leaves) != len(graph.inputs):
-            raise TypeError(f"the exported graph takes {len(graph.inputs)} inputs, the call gave {len(leaves)}")
+            raise TypeError(
+                f"the exported graph takes {len(graph.inputs)} inputs, the call gave {len(leaves)}"
+            )
         graph.examples = dict(zip(graph.inputs, leaves))
         graph.sources = graph._sources(sources)
         graph.detach(())
@@ -277,19 +281,19 @@ class Graph:
                 continue
             if value.is_floating_point() and "mask" not in str(fx_node.target):
                 return [fx_node]
-            if not value.is_floating_point() and self._embedded(fx_node):
+            if not value.is_floating_point() and self.embedded(fx_node):
                 return [fx_node]
         raise ValueError(
-            f"none of the inputs {list(by_name)} carries features (a floating-point tensor or ids that go into "
-            "an embedding): name the inputs to explain"
+            f"none of the inputs {list(by_name)} carries features (a floating-point tensor or ids that go "
+            "into an embedding): name the inputs to explain"
         )
 
-    def _embedded(self, fx_node: fx.Node) -> bool:
+    def embedded(self, fx_node: fx.Node) -> bool:
         """Whether the node's value goes into an embedding, directly or through reshapes and the like."""
         users = list(fx_node.users)
         while users:
             node = self[users.pop()]
-            if node.type is nn.Embedding:
+            if isinstance(node.type, type) and issubclass(node.type, (nn.Embedding, nn.EmbeddingBag)):
                 return True
             if node.kind == Kind.ROUTE:
                 users.extend(node.fx.users)
@@ -312,11 +316,13 @@ class Graph:
         return iter(self.nodes)
 
     def depends_on_input(self, fx_node: fx.Node) -> bool:
-        """Whether the node's value depends on the inputs that relevance flows to (through no detached node)."""
+        """Whether the node's value depends on the inputs that relevance flows to (not through a detached
+        node)."""
         return fx_node in self._dependent
 
     def detach(self, nodes: Iterable[Node]) -> None:
-        """Treat the outputs of ``nodes`` as constants: what depends on the input only through them does not."""
+        """Treat the outputs of ``nodes`` as constants: what depends on the input only through them does
+        not."""
         cut = {node.fx for node in nodes}
         sources = set(self.sources)
         self._dependent: set[fx.Node] = set()
@@ -347,8 +353,9 @@ OutputChoice = str | int | Callable[[Any], Any] | None
 def select_output(structure: Any, output: OutputChoice = None) -> Any:
     """The explained output of a model that returns ``structure``.
 
-    ``output`` is ``None`` (a tensor as it is; of a dict or a Hugging Face ``ModelOutput``, its ``"logits"``; of
-    a tuple or list, the first element), a key or attribute name, an index, or a function of the output.
+    ``output`` is ``None`` (a tensor as it is; of a dict or a Hugging Face ``ModelOutput``, its
+    ``"logits"``; of a tuple or list, the first element), a key or attribute name, an index, or a function of
+    the output.
     """
     if callable(output):
         return output(structure)
@@ -449,7 +456,9 @@ def _attention_bias(attn_mask: Tensor | None, key_padding_mask: Tensor | None, s
         if mask is None:
             continue
         if mask.dtype == torch.bool:
-            mask = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill(mask, -torch.inf)
+            mask = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill(
+                mask, -torch.inf
+            )
         mask = mask.to(scores.dtype)
         if shape is not None:
             mask = mask.reshape(shape)
@@ -464,7 +473,7 @@ fx.wrap("_attention_bias")
 
 @contextlib.contextmanager
 def _state_kept(model: nn.Module):
-    """Restore every attribute of every module after tracing: some models cache tensors as they run (e.g. timm's
+    """Restore every attribute of every module after tracing: some models cache tensors as they run (timm's
     LeViT its attention biases), and a trace would leave proxies there. Containers keep their identity."""
     saved = []
     for module in model.modules():
@@ -543,7 +552,16 @@ _PRODUCT_FUNCTIONS = {torch.matmul, operator.matmul, torch.bmm, torch.mm, torch.
 _PRODUCT_METHODS = {"matmul", "bmm", "mm", "__matmul__"}
 _MAXPOOL_FUNCTIONS = {F.max_pool1d: nn.MaxPool1d, F.max_pool2d: nn.MaxPool2d, F.max_pool3d: nn.MaxPool3d}
 _FUNCTIONAL_AFFINE = {F.linear: nn.Linear, F.conv1d: nn.Conv1d, F.conv2d: nn.Conv2d, F.conv3d: nn.Conv3d}
-_ADD = {operator.add, operator.iadd, torch.add, operator.sub, operator.isub, torch.sub, operator.neg, torch.neg}
+_ADD = {
+    operator.add,
+    operator.iadd,
+    torch.add,
+    operator.sub,
+    operator.isub,
+    torch.sub,
+    operator.neg,
+    torch.neg,
+}
 _ADD_METHODS = {"add", "add_", "sub", "sub_", "neg"}
 _DIVIDE = {operator.truediv, operator.itruediv, torch.div}
 _GATE = {operator.mul, operator.imul, torch.mul} | _DIVIDE
@@ -574,6 +592,7 @@ _ROUTE_FUNCTIONS = {
     torch.clone,
     torch.broadcast_to,
     torch.tile,
+    torch.masked_fill,
 }
 _ROUTE_METHODS = {
     "flatten",
@@ -605,6 +624,7 @@ _ROUTE_METHODS = {
     "movedim",
     "roll",
     "flip",
+    "masked_fill",
 }
 _ROUTE_MODULES = (
     nn.Identity,
@@ -824,7 +844,6 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
     """A layer, group or RMS norm, or ``F.normalize``, with its statistic held fixed in ``frozen``."""
     module, family = node.module, node.type
     if module is not None:
-        x = args[0]
         if isinstance(module, nn.GroupNorm):
             bound = {"num_groups": module.num_groups}
         elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
@@ -834,8 +853,17 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
         bound = _bind(("input", "p", "dim", "eps"), {"p": 2.0, "dim": 1, "eps": 1e-12}, args, kwargs)
     else:
         first = "num_groups" if family is nn.GroupNorm else "normalized_shape"
-        names = ("input", first, "weight", "eps") if family is nn.RMSNorm else ("input", first, "weight", "bias", "eps")
-        bound = _bind(names, {"weight": None, "bias": None, "eps": 1e-5 if family is not nn.RMSNorm else None}, args, kwargs)
+        names = (
+            ("input", first, "weight", "eps")
+            if family is nn.RMSNorm
+            else ("input", first, "weight", "bias", "eps")
+        )
+        bound = _bind(
+            names,
+            {"weight": None, "bias": None, "eps": 1e-5 if family is not nn.RMSNorm else None},
+            args,
+            kwargs,
+        )
     weight = None if bound.get("weight") is None else bound["weight"].detach()
     bias = None if bound.get("bias") is None else bound["bias"].detach()
 
@@ -843,7 +871,9 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
         if channel_dim is not None:  # group norm: one weight per channel
             shape = [1] * y.dim()
             shape[channel_dim] = -1
-            return y * (1 if weight is None else weight.reshape(shape)) + (0 if bias is None else bias.reshape(shape))
+            return y * (1 if weight is None else weight.reshape(shape)) + (
+                0 if bias is None else bias.reshape(shape)
+            )
         y = y if weight is None else y * weight
         return y if bias is None else y + bias
 
@@ -883,7 +913,9 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
     return operations.Normalization(fn, frozen)
 
 
-def _attention(node: Node, args: tuple, kwargs: dict, operand_nodes: Sequence[fx.Node]) -> operations.Attention:
+def _attention(
+    node: Node, args: tuple, kwargs: dict, operand_nodes: Sequence[fx.Node]
+) -> operations.Attention:
     names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal")
     defaults = {"attn_mask": None, "dropout_p": 0.0, "is_causal": False, "scale": None, "enable_gqa": False}
     bound = _bind(names, defaults, args, kwargs)
@@ -895,8 +927,14 @@ def _attention(node: Node, args: tuple, kwargs: dict, operand_nodes: Sequence[fx
         free = [r for r in ("query", "key", "value") if by_node.get(r) is n and r not in roles]
         roles.append(free[0] if free else None)
     return operations.Attention(
-        bound["query"], bound["key"], bound["value"], bound["attn_mask"], bool(bound["is_causal"]),
-        bound["scale"], bool(bound["enable_gqa"]), roles,
+        bound["query"],
+        bound["key"],
+        bound["value"],
+        bound["attn_mask"],
+        bool(bound["is_causal"]),
+        bound["scale"],
+        bool(bound["enable_gqa"]),
+        roles,
     )
 
 
@@ -910,7 +948,12 @@ def _addmm(args: tuple, kwargs: dict) -> operations.Affine:
         return x @ w if b is None else torch.addmm(b, x, w)
 
     return operations.Affine(
-        fn, weight.detach(), bias.detach(), channel_dim=-1, transpose=lambda c, w, x: c @ w.T, input_dims=(-1, 0)
+        fn,
+        weight.detach(),
+        bias.detach(),
+        channel_dim=-1,
+        transpose=lambda c, w, x: c @ w.T,
+        input_dims=(-1, 0),
     )
 
 
@@ -932,10 +975,6 @@ def _aten_linear(fx_node: fx.Node, scope: str) -> Node:
     return Node(fx_node, Kind.LINEAR, nn.Linear, scope=scope)
 
 
-def _aten_neg(fx_node: fx.Node, scope: str) -> Node:
-    return Node(fx_node, Kind.LINEAR, types.Add, scope=scope)
-
-
 def _aten_embedding(fx_node: fx.Node, scope: str) -> Node:
     return Node(fx_node, Kind.UNKNOWN, nn.Embedding, scope=scope)
 
@@ -944,6 +983,5 @@ _ATEN_SPECIAL = {
     capture.aten.dropout.default: _aten_dropout,
     capture.aten.batch_norm.default: _aten_batch_norm,
     capture.aten.addmm.default: _aten_linear,
-    capture.aten.neg.default: _aten_neg,
     capture.aten.embedding.default: _aten_embedding,
 }

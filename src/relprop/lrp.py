@@ -10,9 +10,9 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
+from relprop import capture
 from relprop.audit import Audit, AuditRow
 from relprop.canonizers import Canonizer, MergeBatchNorm
-from relprop import capture
 from relprop.checks import check_eval_mode, check_input, check_token_ids
 from relprop.composites import Composite, EpsilonPlusFlat
 from relprop.graph import Graph, Kind, Node, OutputChoice, UnsupportedOperationError
@@ -95,7 +95,8 @@ class LRP:
         self.graph, self.rules, self._kept, self._copied = plan.graph, plan.rules, plan.kept, plan.copied
 
     def _prepare(self, args: tuple, kwargs: dict) -> None:
-        """Choose the graph for this call: the traced one for a tensor, else the one exported for calls like it."""
+        """Choose the graph for this call: the traced one for a tensor, else the one exported for calls like
+        it."""
         if self._traced is not None and not kwargs and len(args) == 1 and isinstance(args[0], Tensor):
             self._use(self._traced)
             return
@@ -155,15 +156,14 @@ class LRP:
         self._prepare(args, kwargs)
         feed = dict(zip(self.graph.inputs, capture.flatten_inputs(args, kwargs)))
         for source in self.graph.sources:
-            value = feed[source]
-            tokens = isinstance(value, Tensor) and not value.is_floating_point() and not value.is_complex()
-            check_input(value, self.model, tokens=tokens)
+            check_input(feed[source], self.model, tokens=self.graph.embedded(source))
         with torch.no_grad():
             values, saved = self._forward(feed)
             output = values[self.graph.output]
             if not isinstance(output, Tensor):
                 raise TypeError(
-                    f"the explained output is a {type(output).__name__}, not a tensor: choose one with output="
+                    f"the explained output is a {type(output).__name__}, not a tensor: choose one with "
+                    "output="
                 )
             if not torch.isfinite(output).all():
                 raise ValueError("the model's output contains NaN or infinite values")
@@ -176,6 +176,10 @@ class LRP:
         waiting = {node.fx: len(node.fx.users) for node in self.graph}
         for node in self.graph:
             fx_node = node.fx
+            if node.type is nn.Embedding:
+                check_token_ids(
+                    node.describe(), node.module, fx.node.map_arg(fx_node.args, values.__getitem__)
+                )
             if node.kind == Kind.INPUT:
                 value = feed[fx_node]
                 values[fx_node] = value.detach() if isinstance(value, Tensor) else value
@@ -201,8 +205,6 @@ class LRP:
                 args, kwargs = fx.node.map_arg((fx_node.args, fx_node.kwargs), values.__getitem__)
                 if fx_node in self._copied:
                     args = tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
-                if node.type is nn.Embedding:
-                    check_token_ids(node.describe(), node.module, args)
                 values[fx_node] = node.run(args, kwargs)
             for used in fx_node.all_input_nodes:
                 waiting[used] -= 1
@@ -375,7 +377,11 @@ def _arguments(x: Inputs) -> tuple[tuple, dict]:
         return (), dict(x)
     if isinstance(x, tuple):
         return x, {}
-    return (x,), {}
+    if isinstance(x, Tensor):
+        return (x,), {}
+    raise TypeError(
+        f"input must be a torch.Tensor, or a tuple or dict of the model's inputs, got {type(x).__name__}"
+    )
 
 
 def _signature(args: tuple, kwargs: dict) -> tuple:

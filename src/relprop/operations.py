@@ -191,7 +191,9 @@ class Call:
     input is the numerator), else empty.
     """
 
-    def __init__(self, fn: Callable[..., Tensor], module: nn.Module | None = None, elementwise: str = "") -> None:
+    def __init__(
+        self, fn: Callable[..., Tensor], module: nn.Module | None = None, elementwise: str = ""
+    ) -> None:
         self.fn = fn
         self.module = module
         self.elementwise = elementwise
@@ -210,8 +212,8 @@ class Normalization:
         The normalization as the model computes it: ``fn(x)``.
     frozen:
         ``frozen(x, reference)``: the same normalization of ``x`` with the scale ``1 / std`` computed from
-        ``reference`` and treated as a constant. It is affine in ``x``: the centering stays a function of ``x``,
-        the scale does not.
+        ``reference`` and treated as a constant. It is affine in ``x``: the centering stays a function of
+        ``x``, the scale does not.
     """
 
     def __init__(self, fn: Callable[[Tensor], Tensor], frozen: Callable[[Tensor, Tensor], Tensor]) -> None:
@@ -263,7 +265,12 @@ class Attention:
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         return F.scaled_dot_product_attention(
-            self.query, self.key, self.value, self.mask, is_causal=self.causal, scale=self.scale,
+            self.query,
+            self.key,
+            self.value,
+            self.mask,
+            is_causal=self.causal,
+            scale=self.scale,
             enable_gqa=self.grouped,
         )
 

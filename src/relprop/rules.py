@@ -72,7 +72,8 @@ class Rule:
     """Whether :meth:`forward` keeps the output of weighted operations (:class:`~relprop.operations.Affine`)
     in its context (then nothing may overwrite it). Weightless ones are cheaper to recompute than to keep."""
     detaches = False
-    """Whether the rule makes the operation's output a constant for the operations that use it (:class:`Detach`)."""
+    """Whether the rule makes the operation's output a constant for the operations that use it
+    (:class:`Detach`)."""
 
     def forward(self, op: Any, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
         """Compute the operation's output; returns ``(output, context for backward)``."""
@@ -481,7 +482,7 @@ def _bound(bound: float | Tensor, x: Tensor, name: str) -> Tensor:
 class Pass(Rule):
     """Pass relevance through unchanged: :math:`R_i = R_i` (element-wise operations such as activations)."""
 
-    kinds = frozenset({Kind.ELEMENTWISE, Kind.LINEAR, Kind.UNKNOWN})
+    kinds = frozenset({Kind.ELEMENTWISE, Kind.LINEAR, Kind.UNKNOWN, Kind.NORM, Kind.SOFTMAX})
     reads_inputs = False
 
     def backward(self, op, inputs, output, context, relevance):
@@ -696,7 +697,8 @@ class Softmax(Rule):
 
     along the softmax's dimension. Entries masked to :math:`-\infty` get no relevance. The rule does not
     conserve: the bias term of the expansion absorbs :math:`\sum_i R_i - \sum_i R^{\text{in}}_i`, which
-    :meth:`relprop.LRP.audit` reports. In gradient form (:math:`R = x \cdot g`) it is softmax's plain gradient.
+    :meth:`relprop.LRP.audit` reports. In gradient form (:math:`R = x \cdot g`) it is softmax's plain
+    gradient.
     """
 
     kinds = frozenset({Kind.SOFTMAX})
@@ -715,15 +717,16 @@ class Product(Rule):
     r"""AttnLRP's uniform rule for products of input-dependent tensors (Achtibat et al. 2024).
 
     The :math:`\epsilon` rule on the product :math:`z = f(a_1, \dots, a_k)`, multilinear in its :math:`k`
-    input-dependent factors (``a @ b``, ``bmm``, ``einsum``, an element-wise ``a * b`` of a gated MLP), then an
-    equal share to each factor:
+    input-dependent factors (``a @ b``, ``bmm``, ``einsum``, an element-wise ``a * b`` of a gated MLP), then
+    an equal share to each factor:
 
     .. math:: R_{a_m} = \frac{1}{k}\, a_m \odot \Big(\frac{\partial z}{\partial a_m}\Big)^{\!\top}
               \frac{R}{z + \epsilon \operatorname{sgn}_+(z)}
 
-    Each factor's share sums to :math:`\frac{1}{k} \sum_j z_j R_j / (z_j + \epsilon \operatorname{sgn}_+(z_j))`
-    (Euler's theorem for functions linear in each factor), so the rule conserves up to :math:`\epsilon`. With one
-    input-dependent factor (``x @ W``) it is the :math:`\epsilon` rule.
+    Each factor's share sums to
+    :math:`\frac{1}{k} \sum_j z_j R_j / (z_j + \epsilon \operatorname{sgn}_+(z_j))` (Euler's theorem for
+    functions linear in each factor), so the rule conserves up to :math:`\epsilon`. With one input-dependent
+    factor (``x @ W``) it is the :math:`\epsilon` rule.
 
     An element-wise product whose one factor is broadcast over the other (a squeeze-and-excitation gate,
     :math:`1 / \operatorname{rms}(x)` of an RMS norm written as arithmetic), and a division, are gates: all
@@ -761,7 +764,8 @@ class Norm(Rule):
 
     :math:`y = (x - \bar x) / \sigma(x) \cdot w + b` is explained with :math:`1 / \sigma(x)` treated as a
     constant (the "identity rule" of AttnLRP for the normalization, as in Ali et al. 2022). What remains is
-    affine in :math:`x`, :math:`y = J x + b` with the centering in :math:`J`, and takes the :math:`\epsilon` rule:
+    affine in :math:`x`, :math:`y = J x + b` with the centering in :math:`J`, and takes the :math:`\epsilon`
+    rule:
 
     .. math:: R_i = x_i \sum_j J_{ji} \frac{R_j}{y_j + \epsilon \operatorname{sgn}_+(y_j)}
 
@@ -786,11 +790,11 @@ class Norm(Rule):
 class Attention(Rule):
     r"""Scaled dot-product attention ``softmax(q k^T s + mask) v`` explained through its parts.
 
-    AttnLRP (``conservative=False``, Achtibat et al. 2024): the weighted sum :math:`A v` takes :class:`Product`
-    (half to :math:`A`, half to :math:`v`), the softmax :class:`Softmax`, the scores :math:`q k^T s`
-    :class:`Product` again (a quarter of the relevance at :math:`A v`, before the softmax's bias, to each of
-    :math:`q` and :math:`k`). An additive float mask takes its share of the scores by the :math:`\epsilon` rule;
-    masked entries get none.
+    AttnLRP (``conservative=False``, Achtibat et al. 2024): the weighted sum :math:`A v` takes
+    :class:`Product` (half to :math:`A`, half to :math:`v`), the softmax :class:`Softmax`, the scores
+    :math:`q k^T s` :class:`Product` again (a quarter of the relevance at :math:`A v`, before the softmax's
+    bias, to each of :math:`q` and :math:`k`). An additive float mask takes its share of the scores by the
+    :math:`\epsilon` rule; masked entries get none.
 
     CP-LRP (``conservative=True``, Ali et al. 2022): :math:`A` is a constant, and all relevance goes to
     :math:`v` by the :math:`\epsilon` rule; :math:`q` and :math:`k` get none.

@@ -3,8 +3,9 @@
 A composite maps rules to graph operations by *type*: a module class (``torch.nn.Conv2d``), a tuple of
 classes, or one of the groups below. Operations written functionally are given the type of the module
 that would compute them (``F.relu`` is a ``torch.nn.ReLU``, ``F.adaptive_avg_pool2d`` an
-``torch.nn.AdaptiveAvgPool2d``); the arithmetic operators and products of tensors, which have no module, get the marker classes
-:class:`Add`, :class:`Multiply`, :class:`Reduce`, :class:`MatMul`, :class:`Attention` and :class:`Normalize`.
+``torch.nn.AdaptiveAvgPool2d``); the arithmetic operators and products of tensors, which have no module,
+get the marker classes :class:`Add`, :class:`Multiply`, :class:`Reduce`, :class:`MatMul`, :class:`Attention`
+and :class:`Normalize`.
 """
 
 from __future__ import annotations
