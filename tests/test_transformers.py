@@ -346,6 +346,9 @@ def _hugging_face(name):
         return transformers.BertForSequenceClassification(
             transformers.BertConfig(vocab_size=50, num_labels=2, **small)
         )
+    if name == "gpt2":
+        config = transformers.GPT2Config(vocab_size=50, n_embd=16, n_layer=2, n_head=2, n_positions=16)
+        return transformers.GPT2LMHeadModel(config)
     if name == "llama":
         config = transformers.LlamaConfig(
             vocab_size=50, num_key_value_heads=1, max_position_embeddings=32, **small
@@ -355,7 +358,7 @@ def _hugging_face(name):
     return transformers.ViTForImageClassification(config)
 
 
-@pytest.mark.parametrize("name", ["bert", "llama", "vit"])
+@pytest.mark.parametrize("name", ["bert", "gpt2", "llama", "vit"])
 def test_hugging_face_models_run_unmodified(name):
     torch.manual_seed(0)
     model = _hugging_face(name).eval()
@@ -364,6 +367,7 @@ def test_hugging_face_models_run_unmodified(name):
     mask[1, 5:] = 0
     inputs = {
         "bert": {"input_ids": ids, "attention_mask": mask},
+        "gpt2": {"input_ids": ids, "use_cache": False},
         "llama": {"input_ids": ids, "attention_mask": mask, "use_cache": False},
         "vit": {"pixel_values": torch.randn(2, 3, 32, 32)},
     }[name]
@@ -436,3 +440,23 @@ def test_tracing_leaves_the_model_and_its_caches_untouched():
     x = torch.rand(2, 4)
     torch.testing.assert_close(LRP(model)(x).sum(1), LRP(model)(x).sum(1))
     assert isinstance(model(x), torch.Tensor)
+
+
+def test_gelu_written_as_arithmetic_gets_the_rule_of_the_function():
+    """GPT-2's "gelu_new" is the tanh approximation written as pow, tanh and products; "gelu_pytorch_tanh" is
+    the same function as one call. Both pass relevance through, so the explanations agree."""
+    transformers = pytest.importorskip("transformers")
+    inputs = {"input_ids": torch.randint(0, 50, (2, 6)), "use_cache": False}
+    relevance = []
+    for activation in ("gelu_new", "gelu_pytorch_tanh"):
+        torch.manual_seed(0)
+        config = transformers.GPT2Config(
+            vocab_size=50, n_embd=16, n_layer=2, n_head=2, n_positions=16, activation_function=activation
+        )
+        model = transformers.GPT2LMHeadModel(config).eval()
+        target = torch.zeros(2, 6, 50)
+        target[:, -1, 7] = 1.0
+        books = LRP(model, composites.AttnLRP()).audit(inputs, target=target)
+        _books_balance(books, model(**inputs).logits[:, -1, 7])
+        relevance.append(books.relevance)
+    torch.testing.assert_close(relevance[0], relevance[1], rtol=1e-4, atol=1e-6)

@@ -105,6 +105,16 @@ EQUIVALENTS = {
     aten.to.device: torch.clone,
     aten.type_as.default: torch.clone,
     aten.masked_fill.Scalar: torch.masked_fill,
+    aten.pow.Tensor_Scalar: torch.pow,
+    aten.exp.default: torch.exp,
+    aten.log.default: torch.log,
+    aten.sqrt.default: torch.sqrt,
+    aten.rsqrt.default: torch.rsqrt,
+    aten.erf.default: torch.erf,
+    aten.abs.default: torch.abs,
+    aten.reciprocal.default: torch.reciprocal,
+    aten.sin.default: torch.sin,
+    aten.cos.default: torch.cos,
 }
 """Each ATen operation that relprop explains, and the ``torch`` function that computes the same (for
 classification: the ATen operation itself is what runs). Operations that take their arguments in another order

@@ -59,6 +59,7 @@ class Node:
     scope: str = ""
     folded: list[nn.Module] = field(default_factory=list)
     reason: str = ""
+    source: fx.Node | None = None  # of an element-wise function written as arithmetic: its argument
 
     @property
     def name(self) -> str:
@@ -106,6 +107,8 @@ class Node:
 
         Other tensors (parameters, buffers, constants) are part of the operation, like a bias.
         """
+        if self.source is not None:
+            return [self.source]
         if self.kind in (Kind.LINEAR, Kind.MAXPOOL) and self._unary():
             first = 1 if self.function is torch.addmm else 0  # addmm(bias, x, weight)
             candidates = list(self.fx.args[first : first + 1])
@@ -266,6 +269,7 @@ class Graph:
             self._by_fx[fx_node] = node
         self.inputs = [node.fx for node in self.nodes if node.kind == Kind.INPUT]
         self.sources = list(self.inputs)
+        _fuse_pointwise(self)
         self.detach(())
 
     def _sources(self, names: Sequence[str] | None) -> list[fx.Node]:
@@ -985,3 +989,82 @@ _ATEN_SPECIAL = {
     capture.aten.addmm.default: _aten_linear,
     capture.aten.embedding.default: _aten_embedding,
 }
+
+
+_POINTWISE_FUNCTIONS = {
+    torch.pow,
+    torch.exp,
+    torch.log,
+    torch.sqrt,
+    torch.rsqrt,
+    torch.erf,
+    torch.abs,
+    torch.reciprocal,
+    torch.sin,
+    torch.cos,
+    operator.pow,
+}
+_POINTWISE_METHODS = {"pow", "exp", "log", "sqrt", "rsqrt", "erf", "abs", "reciprocal", "sin", "cos"}
+
+
+def _fuse_pointwise(graph: Graph) -> None:
+    """Find element-wise functions of one tensor written as arithmetic, and view each as one activation.
+
+    GPT-2's GELU is ``0.5 * x * (1 + tanh(c * (x + 0.044715 * x ** 3)))``; a SiLU may be ``x * sigmoid(x)``.
+    Their products of two input-dependent factors are not interactions of two inputs, and their powers have no
+    rule: the node that computes the whole function gets the type :class:`~relprop.types.Pointwise` and takes
+    relevance straight to the function's argument, as the module forms do (``nn.GELU`` passes it through).
+    A region qualifies when every operation in it is element-wise, every other operand is a number (or, where
+    shapes are recorded, a tensor that does not change the shape), and only its last node is used outside it.
+    """
+    root: dict[fx.Node, fx.Node] = {}  # each node's argument, for nodes inside an element-wise region
+    for node in graph.nodes:
+        if not _is_pointwise(node):
+            continue
+        tensors = [n for n in node.fx.all_input_nodes if _is_tensor_like(graph, n)]
+        roots = {root.get(n, n) for n in tensors}
+        if len(roots) == 1 and all(_keeps_shape(graph, node.fx, n) for n in node.fx.all_input_nodes):
+            root[node.fx] = roots.pop()
+    regions: dict[tuple[fx.Node, fx.Node], list[fx.Node]] = {}
+    for fx_node, argument in root.items():
+        regions.setdefault(argument, []).append(fx_node)
+    for argument, members in regions.items():
+        inside = set(members)
+        exits = [n for n in members if any(u not in inside for u in n.users) or not n.users]
+        interacting = any(
+            graph[n].kind in (Kind.GATE, Kind.UNKNOWN, Kind.LINEAR)
+            and len({a for a in n.all_input_nodes if a in inside or a is argument}) > 1
+            or graph[n].kind == Kind.UNKNOWN
+            for n in members
+        )
+        if len(exits) == 1 and interacting:
+            exit_node = graph[exits[0]]
+            exit_node.kind, exit_node.type, exit_node.source = Kind.ELEMENTWISE, types.Pointwise, argument
+
+
+def _is_pointwise(node: Node) -> bool:
+    if node.kind == Kind.ELEMENTWISE and node.fx.op != "call_module":
+        return True
+    if node.kind == Kind.GATE or (node.kind == Kind.LINEAR and node.type is types.Add):
+        return True
+    function = node.function
+    return node.kind == Kind.UNKNOWN and (
+        function in _POINTWISE_FUNCTIONS or (node.fx.op == "call_method" and function in _POINTWISE_METHODS)
+    )
+
+
+def _is_tensor_like(graph: Graph, fx_node: fx.Node) -> bool:
+    """Whether a node may hold a tensor (shape arithmetic and constants aside)."""
+    node = graph[fx_node]
+    if node.kind == Kind.CONSTANT:
+        return False
+    value = fx_node.meta.get("val")
+    return value is None or isinstance(value, Tensor)
+
+
+def _keeps_shape(graph: Graph, fx_node: fx.Node, argument: fx.Node) -> bool:
+    """Whether the operand ``argument`` of ``fx_node`` does not change the output's shape by broadcasting."""
+    out, value = fx_node.meta.get("val"), argument.meta.get("val")
+    if isinstance(out, Tensor) and isinstance(value, Tensor):
+        return value.shape == out.shape or value.dim() == 0
+    return graph[argument].kind != Kind.CONSTANT  # without recorded shapes: no tensor constants

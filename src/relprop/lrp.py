@@ -307,7 +307,14 @@ def _route(node: Node, relevance, values, graph: Graph) -> list[tuple[fx.Node, A
         shares[index] = relevance
         return [(source, shares)]
     operands = node.operands(values, graph)
-    leaves = {n: values[n].detach().requires_grad_() for n in dict.fromkeys(operands)}
+    dtype = next(
+        r.dtype for r in (relevance if isinstance(relevance, (tuple, list)) else [relevance]) if r is not None
+    )
+    # integer values (token ids moved before their embedding) are moved as floats of the relevance's dtype
+    leaves = {
+        n: (values[n] if values[n].is_floating_point() else values[n].to(dtype)).detach().requires_grad_()
+        for n in dict.fromkeys(operands)
+    }
     args, kwargs = fx.node.map_arg((fx_node.args, fx_node.kwargs), lambda n: leaves.get(n, values[n]))
     with torch.enable_grad():
         out = node.run(args, kwargs)

@@ -33,6 +33,10 @@ class Attention:
     """Marker type of ``F.scaled_dot_product_attention``: ``softmax(q k^T scale + mask) v`` in one call."""
 
 
+class Pointwise:
+    """Marker type of an element-wise function written as arithmetic (GPT-2's GELU: ``pow``, ``tanh``, ``*``)."""
+
+
 class Normalize:
     """Marker type of ``F.normalize``: ``x / max(||x||_p, eps)``."""
 
@@ -89,5 +93,6 @@ Activation = (
     nn.Softsign,
     nn.LogSigmoid,
     nn.Tanhshrink,
+    Pointwise,
 )
 """Element-wise activations."""
