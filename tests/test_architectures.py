@@ -62,3 +62,26 @@ def test_in_place_operations_copy_no_feature_map(name, composite):
     copied = [node for node in explainer.graph if node.fx in explainer._copied]
     overwritten = [explainer.graph[node.fx.args[0]] for node in copied]
     assert all(node.module is None or isinstance(node.module, torch.nn.Linear) for node in overwritten)
+
+
+TRANSFORMERS = ("vit", "swin", "maxvit", "convnext")
+
+
+@pytest.mark.parametrize("name", torchvision.models.list_models(module=torchvision.models))
+def test_every_torchvision_classifier(name):
+    """Every classification model of torchvision's zoo runs, CNNs with EpsilonPlusFlat and the transformers
+    (ViT, Swin, MaxViT, ConvNeXt) with AttnLRP, at the smallest input each accepts (its own for ViT and
+    MaxViT, 299 for Inception), and the books balance."""
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(name, num_classes=10).eval()
+    transformer = name.startswith(TRANSFORMERS)
+    if name.startswith("vit"):  # torchvision starts the head at zero
+        torch.nn.init.normal_(model.heads.head.weight, std=0.02)
+    size = 299 if name == "inception_v3" else 224 if name.startswith(("vit", "maxvit")) else 64
+    x = torch.randn(1, 3, size, size)
+    books = LRP(model, composites.AttnLRP() if transformer else composites.EpsilonPlusFlat()).audit(x)
+    assert torch.isfinite(books.relevance).all()
+    with torch.no_grad():
+        torch.testing.assert_close(books.output, model(x).max(1).values, rtol=1e-4, atol=1e-5)
+    scale = books.output.abs() + books.absorbed.abs() + books.input.abs()
+    assert (books.residual.abs() <= 1e-4 * scale + 1e-6).all(), books.residual

@@ -118,7 +118,10 @@ class Node:
         return [
             n
             for n in candidates
-            if isinstance(n, fx.Node) and isinstance(values[n], Tensor) and graph.depends_on_input(n)
+            if isinstance(n, fx.Node)
+            and isinstance(values[n], Tensor)
+            and values[n].dtype != torch.bool  # masks carry no relevance
+            and graph.depends_on_input(n)
         ]
 
     @property
@@ -334,6 +337,7 @@ class Graph:
             if fx_node in sources or (
                 fx_node.op != "placeholder"
                 and fx_node not in cut
+                and self[fx_node].function not in _SHAPE_ONLY
                 and any(n in self._dependent for n in fx_node.all_input_nodes)
             ):
                 self._dependent.add(fx_node)
@@ -990,6 +994,29 @@ _ATEN_SPECIAL = {
     capture.aten.embedding.default: _aten_embedding,
 }
 
+
+_SHAPE_ONLY = {
+    torch.zeros_like,
+    torch.ones_like,
+    torch.full_like,
+    torch.empty_like,
+    "new_zeros",
+    "new_ones",
+    "new_full",
+    "new_empty",
+    "new_tensor",
+    capture.aten.new_zeros.default,
+    capture.aten.new_ones.default,
+    capture.aten.new_full.default,
+    capture.aten.new_empty.default,
+    capture.aten.zeros_like.default,
+    capture.aten.ones_like.default,
+    capture.aten.full_like.default,
+    capture.aten.empty_like.default,
+    "size",
+    "dim",
+}
+"""Operations whose result depends on their argument's shape, dtype and device only, not on its values."""
 
 _POINTWISE_FUNCTIONS = {
     torch.pow,

@@ -34,7 +34,7 @@ class Attention:
 
 
 class Pointwise:
-    """Marker type of an element-wise function written as arithmetic (GPT-2's GELU: ``pow``, ``tanh``, ``*``)."""
+    """Marker type of an element-wise function written as arithmetic (GPT-2's GELU: ``pow``, ``tanh``)."""
 
 
 class Normalize:
