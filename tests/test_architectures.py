@@ -85,3 +85,64 @@ def test_every_torchvision_classifier(name):
         torch.testing.assert_close(books.output, model(x).max(1).values, rtol=1e-4, atol=1e-5)
     scale = books.output.abs() + books.absorbed.abs() + books.input.abs()
     assert (books.residual.abs() <= 1e-4 * scale + 1e-6).all(), books.residual
+
+
+TIMM_CNNS = [
+    "efficientnet_b0",
+    "mobilenetv3_large_100",
+    "regnetx_002",
+    "densenet121",
+    "inception_v3",
+    "xception41",
+    "cspdarknet53",
+    "cspresnet50",
+    "ghostnet_100",
+    "repvgg_a0",
+    "rexnet_100",
+    "tinynet_a",
+    "dpn68",
+    "regnety_002",
+    "vgg16",
+    "resnet50",
+]
+TIMM_TRANSFORMERS = [
+    "mobilevit_xxs",
+    "maxvit_tiny_tf_224",
+    "vit_tiny_patch16_224",
+    "deit_tiny_patch16_224",
+    "swin_tiny_patch4_window7_224",
+    "convnext_nano",
+    "mixer_b16_224",
+    "resmlp_12_224",
+    "poolformer_s12",
+    "levit_128s",
+    "coatnet_nano_rw_224",
+    "efficientformer_l1",
+    "eva02_tiny_patch14_224",
+]
+
+
+@pytest.mark.parametrize("name", TIMM_CNNS + TIMM_TRANSFORMERS)
+def test_timm_models(name):
+    """timm's models as timm builds them (random weights): CNNs with EpsilonPlusFlat (the functional batch
+    normalizations of BatchNormAct2d included), the rest with AttnLRP. Explaining twice works: tracing leaves
+    the model's caches (LeViT's attention biases) as they were."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=10).eval()
+    for module_name, module in model.named_modules():  # some heads start at zero
+        if "head" in module_name and isinstance(module, torch.nn.Linear):
+            torch.nn.init.normal_(module.weight, std=0.05)
+    x = torch.randn(1, *model.pretrained_cfg["input_size"])
+    if (
+        name == "repvgg_a0"
+    ):  # its parallel branches cancel: relevance there is 1e4 times the logit, and float32
+        model, x = model.double(), x.double()  # rounding of those shares leaves 1e-4 in the books
+    composite = composites.AttnLRP() if name in TIMM_TRANSFORMERS else composites.EpsilonPlusFlat()
+    books = LRP(model, composite).audit(x)
+    assert torch.isfinite(books.relevance).all()
+    with torch.no_grad():
+        torch.testing.assert_close(books.output, model(x).max(1).values, rtol=1e-4, atol=1e-5)
+    scale = books.output.abs() + books.absorbed.abs() + books.input.abs()
+    assert (books.residual.abs() <= 1e-4 * scale + 1e-6).all(), books.residual
+    torch.testing.assert_close(LRP(model, composite)(x), books.relevance)

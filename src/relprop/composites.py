@@ -47,7 +47,7 @@ def base_map(stabilizer: float = 1e-6) -> list[tuple[TypeKey, Rule]]:
     """
     return [
         (types.Activation, Pass()),
-        (types.Add, Epsilon(stabilizer)),
+        ((types.Add, types.Scale), Epsilon(stabilizer)),
         (types.AvgPool + (nn.Upsample,), Epsilon(stabilizer)),
         (types.BatchNorm, Pass()),
         (types.MaxPool, WinnerTakeAll()),
@@ -245,5 +245,5 @@ def _attention_map(linear: Rule, epsilon: float, conservative: bool) -> list[tup
         (types.Softmax, Detach() if conservative else Softmax()),
         ((types.MatMul, types.Multiply), Product(epsilon)),
         (types.Attention, Attention(epsilon, conservative=conservative)),
-        ((types.Add, *types.AvgPool), Epsilon(epsilon)),
+        ((types.Add, types.Scale, *types.AvgPool), Epsilon(epsilon)),
     ]

@@ -79,7 +79,7 @@ class Node:
         return self.kind == Kind.LINEAR and (
             (self.module is not None and isinstance(self.module, types.Linear + types.BatchNorm))
             or self.function in _FUNCTIONAL_AFFINE
-            or self.function in (F.batch_norm, torch.addmm)
+            or self.function in (F.batch_norm, torch.addmm, torch.addcmul)
         )
 
     @property
@@ -110,8 +110,8 @@ class Node:
         if self.source is not None:
             return [self.source]
         if self.kind in (Kind.LINEAR, Kind.MAXPOOL) and self._unary():
-            first = 1 if self.function is torch.addmm else 0  # addmm(bias, x, weight)
-            candidates = list(self.fx.args[first : first + 1])
+            first = 1 if self.function in (torch.addmm, torch.addcmul) else 0  # addmm(bias, x, weight)
+            candidates = list(self.fx.args[first : first + (2 if self.function is torch.addcmul else 1)])
         else:
             candidates = []
             fx.node.map_arg((self.fx.args, self.fx.kwargs), candidates.append)
@@ -172,6 +172,8 @@ class Node:
                 return _functional_batch_norm(self.fx.target, args, kwargs)
             if self.function is torch.addmm:
                 return _addmm(args, kwargs)
+            if self.function is torch.addcmul:
+                return _addcmul(self, args, kwargs, operand_nodes, graph)
             op = _module_affine(self.module)
             for bn in self.folded:
                 op = operations.fold_batch_norm(op, self.module, bn)
@@ -720,6 +722,8 @@ def _classify_function(fx_node: fx.Node, target: Callable, scope: str) -> Node:
         if training is False:
             return Node(fx_node, Kind.LINEAR, nn.BatchNorm2d, scope=scope)
         return Node(fx_node, Kind.UNKNOWN, scope=scope, reason="batch normalization in training mode")
+    if target is torch.addcmul:
+        return Node(fx_node, Kind.LINEAR, types.Scale, scope=scope)
     if target is F.embedding:
         return Node(fx_node, Kind.UNKNOWN, nn.Embedding, scope=scope)
     if target is getattr:  # a field of a named tuple (torch.sort(x).values) or of a tensor (x.T)
@@ -1095,3 +1099,22 @@ def _keeps_shape(graph: Graph, fx_node: fx.Node, argument: fx.Node) -> bool:
     if isinstance(out, Tensor) and isinstance(value, Tensor):
         return value.shape == out.shape or value.dim() == 0
     return graph[argument].kind != Kind.CONSTANT  # without recorded shapes: no tensor constants
+
+
+def _addcmul(
+    node: Node, args: tuple, kwargs: dict, operand_nodes: Sequence[fx.Node], graph: Graph
+) -> operations.Affine:
+    """``addcmul(b, t1, t2, value=v) = b + v t1 t2`` with one of ``t1, t2`` the input and the rest constant."""
+    bias, first, second = args[:3]
+    added = node.fx.args[0]
+    if len(operand_nodes) != 1 or (isinstance(added, fx.Node) and graph.depends_on_input(added)):
+        raise UnsupportedOperationError(f"{node.describe()}: addcmul of more than one input-dependent tensor")
+    factor = (second if operand_nodes[0] is node.fx.args[1] else first) * kwargs.get("value", 1)
+
+    def fn(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+        return x * w if b is None else torch.addcmul(b, x, w)
+
+    def transpose(cotangent: Tensor, w: Tensor, x: Tensor) -> Tensor:
+        return cotangent * w
+
+    return operations.Affine(fn, factor.detach(), bias.detach(), channel_dim=-1, transpose=transpose)

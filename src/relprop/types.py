@@ -25,6 +25,11 @@ class Reduce:
     """Marker type of sum and mean reductions (``torch.sum``, ``Tensor.mean``, ...)."""
 
 
+class Scale:
+    """Marker type of element-wise affine maps with constant factors: ``torch.addcmul(b, a, x) = b + a * x``
+    (timm's ResMLP)."""
+
+
 class MatMul:
     """Marker type of products of tensors: ``a @ b``, ``torch.matmul``, ``bmm``, ``einsum``, ``baddbmm``."""
 
