@@ -1,4 +1,4 @@
-"""LXT's relevance, and relprop's, on the model saved in a folder: run in a process and an environment of its own.
+"""LXT's relevance, and relprop's, on a model saved in a folder: run in a process and environment of its own.
 
 LXT 2.1 imports only with ``transformers`` 4.57 and monkey-patches ``transformers`` and ``torch.nn`` classes
 process-wide with no undo, so ``tests/test_lxt_agreement.py`` runs this script in a subprocess whose path

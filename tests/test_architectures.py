@@ -134,10 +134,10 @@ def test_timm_models(name):
         if "head" in module_name and isinstance(module, torch.nn.Linear):
             torch.nn.init.normal_(module.weight, std=0.05)
     x = torch.randn(1, *model.pretrained_cfg["input_size"])
-    if (
-        name == "repvgg_a0"
-    ):  # its parallel branches cancel: relevance there is 1e4 times the logit, and float32
-        model, x = model.double(), x.double()  # rounding of those shares leaves 1e-4 in the books
+    if name == "repvgg_a0":
+        # its parallel branches cancel: relevance there is 1e4 times the logit, and float32 rounding of those
+        # shares leaves 1e-4 in the books
+        model, x = model.double(), x.double()
     composite = composites.AttnLRP() if name in TIMM_TRANSFORMERS else composites.EpsilonPlusFlat()
     books = LRP(model, composite).audit(x)
     assert torch.isfinite(books.relevance).all()

@@ -64,8 +64,5 @@ def test_attnlrp_agrees_with_lxt(kind, tmp_path):
     exact = composites.AttnLRP(epsilon=0.0, stabilizer=0.0)
     relprop = LRP(model, exact)({"input_ids": ids, **call}, target=weighting)
 
-    print(
-        f"{kind}: relative L2 to LXT {_relative_l2(relprop_457, lxt):.1e} (4.57), {_relative_l2(relprop, lxt):.1e}"
-    )
     assert _relative_l2(relprop_457, lxt) < 1e-4
     assert _relative_l2(relprop, lxt) < 1e-4

@@ -1104,7 +1104,7 @@ def _keeps_shape(graph: Graph, fx_node: fx.Node, argument: fx.Node) -> bool:
 def _addcmul(
     node: Node, args: tuple, kwargs: dict, operand_nodes: Sequence[fx.Node], graph: Graph
 ) -> operations.Affine:
-    """``addcmul(b, t1, t2, value=v) = b + v t1 t2`` with one of ``t1, t2`` the input and the rest constant."""
+    """``addcmul(b, t1, t2, value=v) = b + v t1 t2``, one of ``t1, t2`` the input, the rest constant."""
     bias, first, second = args[:3]
     added = node.fx.args[0]
     if len(operand_nodes) != 1 or (isinstance(added, fx.Node) and graph.depends_on_input(added)):
