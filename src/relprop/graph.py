@@ -139,7 +139,17 @@ class Node:
             )
         )
 
-    def _elementwise_product(self) -> str:
+    def _product(self) -> str:
+        if self.kind == Kind.PRODUCT:
+            two_matrices = self.function in (
+                torch.matmul,
+                operator.matmul,
+                torch.bmm,
+                torch.mm,
+                "matmul",
+                "bmm",
+            )
+            return "matmul" if two_matrices or self.function == "__matmul__" else ""
         if self.kind != Kind.GATE:
             return ""
         return "divide" if self.function in _DIVIDE or self.function in ("div", "div_") else "multiply"
@@ -164,7 +174,7 @@ class Node:
                 substitute = fixed | dict(zip(operand_nodes, inputs))
                 return self.run(*fx.node.map_arg((self.fx.args, self.fx.kwargs), substitute.__getitem__))
 
-            return operations.Call(call, self.module, self._elementwise_product())
+            return operations.Call(call, self.module, self._product())
         if self.weighted:
             if self.function in _FUNCTIONAL_AFFINE:
                 return _functional_affine(self.function, args, kwargs)
@@ -782,8 +792,12 @@ def _functional_affine(target: Callable, args: tuple, kwargs: dict) -> operation
     def fn(x, w, b):
         return target(x, w, b, *extra, **rest)
 
-    channel_dim = -1 if target is F.linear else 1
-    return operations.Affine(fn, weight, None if bias is None else bias.detach(), channel_dim)
+    bias = None if bias is None else bias.detach()
+    if target is F.linear:
+        return operations.Affine(
+            fn, weight, bias, -1, transpose=operations.linear_transpose, input_dims=(-1, 1)
+        )
+    return operations.Affine(fn, weight, bias, channel_dim=1)
 
 
 def _add_operation(node: Node, args: tuple, kwargs: dict, operand_nodes) -> operations.Weightless:
@@ -853,7 +867,8 @@ def _functional_batch_norm(target: Any, args: tuple, kwargs: dict) -> operations
 
 
 def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normalization:
-    """A layer, group or RMS norm, or ``F.normalize``, with its statistic held fixed in ``frozen``."""
+    """A layer, group or RMS norm, or ``F.normalize``, with the transpose of its linear part at a fixed
+    scale."""
     module, family = node.module, node.type
     if module is not None:
         if isinstance(module, nn.GroupNorm):
@@ -877,52 +892,66 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
             kwargs,
         )
     weight = None if bound.get("weight") is None else bound["weight"].detach()
-    bias = None if bound.get("bias") is None else bound["bias"].detach()
 
-    def affine(y: Tensor, channel_dim: int | None = None) -> Tensor:
-        if channel_dim is not None:  # group norm: one weight per channel
-            shape = [1] * y.dim()
-            shape[channel_dim] = -1
-            return y * (1 if weight is None else weight.reshape(shape)) + (
-                0 if bias is None else bias.reshape(shape)
-            )
-        y = y if weight is None else y * weight
-        return y if bias is None else y + bias
+    def per_channel(values: Tensor | None, like: Tensor) -> Tensor | float:
+        """Group norms have one weight per channel (dimension 1), the others one per normalized element."""
+        if values is None:
+            return 0.0
+        if family is not nn.GroupNorm:
+            return values
+        shape = [1] * like.dim()
+        shape[1] = -1
+        return values.reshape(shape)
+
+    def scaled(cotangent: Tensor, scale: Tensor) -> Tensor:
+        return cotangent * scale if weight is None else cotangent * scale * per_channel(weight, cotangent)
 
     if family is types.Normalize:
         p, dim, eps = bound["p"], bound["dim"], bound["eps"]
 
-        def frozen(x: Tensor, reference: Tensor) -> Tensor:
-            return x / reference.detach().norm(p, dim, keepdim=True).clamp_min(eps)
+        def scale(reference: Tensor) -> Tensor:
+            return 1.0 / reference.detach().norm(p, dim, keepdim=True).clamp_min(eps)
+
+        def center(x: Tensor) -> Tensor:
+            return x
 
     elif family is nn.GroupNorm:
         groups, eps = bound["num_groups"], bound["eps"]
 
-        def frozen(x: Tensor, reference: Tensor) -> Tensor:
+        def scale(reference: Tensor) -> Tensor:
+            grouped = reference.detach().reshape(reference.shape[0], groups, -1)
+            inverse = (grouped.var(-1, unbiased=False, keepdim=True) + eps).rsqrt()
+            return inverse.expand(grouped.shape).reshape(reference.shape)
+
+        def center(x: Tensor) -> Tensor:
             grouped = x.reshape(x.shape[0], groups, -1)
-            variance = reference.detach().reshape(grouped.shape).var(-1, unbiased=False, keepdim=True)
-            normed = (grouped - grouped.mean(-1, keepdim=True)) / (variance + eps).sqrt()
-            return affine(normed.reshape(x.shape), channel_dim=1)
+            return (grouped - grouped.mean(-1, keepdim=True)).reshape(x.shape)
 
     else:
         shape = bound["normalized_shape"]
         dims = tuple(range(-(1 if isinstance(shape, int) else len(shape)), 0))
         eps = bound["eps"]
 
-        def frozen(x: Tensor, reference: Tensor) -> Tensor:
+        def scale(reference: Tensor) -> Tensor:
             reference = reference.detach()
             if family is nn.RMSNorm:
-                epsilon = torch.finfo(x.dtype).eps if eps is None else eps
-                return affine(x / (reference.square().mean(dims, keepdim=True) + epsilon).sqrt())
-            variance = reference.var(dims, unbiased=False, keepdim=True)
-            return affine((x - x.mean(dims, keepdim=True)) / (variance + eps).sqrt())
+                epsilon = torch.finfo(reference.dtype).eps if eps is None else eps
+                return (reference.square().mean(dims, keepdim=True) + epsilon).rsqrt()
+            return (reference.var(dims, unbiased=False, keepdim=True) + eps).rsqrt()
+
+        def center(x: Tensor) -> Tensor:
+            return x if family is nn.RMSNorm else x - x.mean(dims, keepdim=True)
+
+    def transpose(cotangent: Tensor, reference: Tensor) -> Tensor:
+        # centering is symmetric (I - 1/n), so its transpose is itself
+        return center(scaled(cotangent, scale(reference)))
 
     rest = args[1:]
 
     def fn(x: Tensor) -> Tensor:
         return node.run((x, *rest), kwargs)
 
-    return operations.Normalization(fn, frozen)
+    return operations.Normalization(fn, transpose)
 
 
 def _attention(

@@ -187,16 +187,14 @@ class MaxPool:
 class Call:
     """Any other operation: ``fn(*inputs)``; ``module`` is the module it calls, if it is a module call.
 
-    ``elementwise`` is ``"multiply"`` or ``"divide"`` for the element-wise ``a * b`` and ``a / b`` (the first
+    ``product`` is ``"multiply"`` or ``"divide"`` for the element-wise ``a * b`` and ``a / b`` (the first
     input is the numerator), else empty.
     """
 
-    def __init__(
-        self, fn: Callable[..., Tensor], module: nn.Module | None = None, elementwise: str = ""
-    ) -> None:
+    def __init__(self, fn: Callable[..., Tensor], module: nn.Module | None = None, product: str = "") -> None:
         self.fn = fn
         self.module = module
-        self.elementwise = elementwise
+        self.product = product
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         return self.fn(*inputs)
@@ -204,21 +202,21 @@ class Call:
 
 class Normalization:
     """A normalization ``y = (x - mean(x)) / std(x) * weight + bias`` (or without centering: RMS norms and
-    ``F.normalize``), viewed with its statistic held fixed.
+    ``F.normalize``), viewed with its scale ``1 / std`` held fixed: then it is affine in ``x``.
 
     Parameters
     ----------
     fn:
         The normalization as the model computes it: ``fn(x)``.
-    frozen:
-        ``frozen(x, reference)``: the same normalization of ``x`` with the scale ``1 / std`` computed from
-        ``reference`` and treated as a constant. It is affine in ``x``: the centering stays a function of
-        ``x``, the scale does not.
+    transpose:
+        ``transpose(cotangent, reference)``: the transpose of the linear part of the normalization, with the
+        scale computed from ``reference`` and held fixed, applied to ``cotangent`` (its vector-Jacobian
+        product), in closed form.
     """
 
-    def __init__(self, fn: Callable[[Tensor], Tensor], frozen: Callable[[Tensor, Tensor], Tensor]) -> None:
+    def __init__(self, fn: Callable[[Tensor], Tensor], transpose: Callable[[Tensor, Tensor], Tensor]) -> None:
         self.fn = fn
-        self.frozen = frozen
+        self.transpose = transpose
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         (x,) = inputs
@@ -306,12 +304,13 @@ def linear(module: nn.Linear) -> Affine:
         module.weight.detach(),
         _detach(module.bias),
         channel_dim=-1,
-        transpose=_linear_transpose,
+        transpose=linear_transpose,
         input_dims=(-1, 1),
     )
 
 
-def _linear_transpose(cotangent: Tensor, weight: Tensor, x: Tensor) -> Tensor:
+def linear_transpose(cotangent: Tensor, weight: Tensor, x: Tensor) -> Tensor:
+    """The transpose of ``x -> x @ weight.T`` (a dense layer) applied to ``cotangent``."""
     return cotangent @ weight
 
 

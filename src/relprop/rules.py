@@ -563,7 +563,7 @@ class Gate(Rule):
     def backward(self, op: Call, inputs, output, context, relevance):
         if self.signal is not None:
             index = self.signal
-        elif getattr(op, "elementwise", "") == "divide":  # the numerator, if it depends on the input
+        elif getattr(op, "product", "") == "divide":  # the numerator, if it depends on the input
             index = 0
         else:
             index = _signal_index(inputs, relevance.shape)
@@ -736,12 +736,16 @@ class Product(Rule):
 
     kinds = frozenset({Kind.PRODUCT, Kind.GATE})
 
+    uses_output = True
+
     def __init__(self, epsilon: float = 1e-6) -> None:
         self.epsilon = _non_negative("epsilon", epsilon)
 
     def backward(self, op: Call, inputs, output, context, relevance):
-        if op.elementwise == "divide" or (op.elementwise and _is_gated(inputs, relevance.shape)):
+        if op.product == "divide" or (op.product == "multiply" and _is_gated(inputs, relevance.shape)):
             return Gate().backward(op, inputs, output, context, relevance)
+        if op.product == "matmul" and len(inputs) == 2 and _same_batch(*inputs):
+            return _matmul_shares(inputs, output, relevance, self.epsilon)
         leaves = [x.detach().requires_grad_() for x in inputs]
         with torch.enable_grad():
             z = op.forward(leaves)
@@ -749,6 +753,19 @@ class Product(Rule):
         gradients = torch.autograd.grad(z, leaves, scaled, allow_unused=True)
         share = 1.0 / len(inputs)
         return [None if g is None else x * g * share for x, g in zip(inputs, gradients)]
+
+
+def _same_batch(a: Tensor, b: Tensor) -> bool:
+    return a.dim() == b.dim() >= 2 and a.shape[:-2] == b.shape[:-2]
+
+
+def _matmul_shares(inputs: Sequence[Tensor], output: Tensor | None, relevance: Tensor, epsilon: float):
+    """:class:`Product` of ``a @ b``: halves of ``a * (R / z) @ b^T`` and ``b * a^T @ (R / z)``."""
+    a, b = inputs
+    if output is None:
+        output = a @ b
+    scaled = _scaled(relevance, output, epsilon)
+    return [(scaled @ b.mT).mul_(a).mul_(0.5), (a.mT @ scaled).mul_(b).mul_(0.5)]
 
 
 def _is_gated(inputs: Sequence[Tensor], shape: torch.Size) -> bool:
@@ -778,13 +795,14 @@ class Norm(Rule):
     def __init__(self, epsilon: float = 1e-6) -> None:
         self.epsilon = _non_negative("epsilon", epsilon)
 
+    uses_output = True
+
     def backward(self, op, inputs, output, context, relevance):
         (x,) = inputs
-        leaf = x.detach().requires_grad_()
-        with torch.enable_grad():
-            y = op.frozen(leaf, x)
-        (gradient,) = torch.autograd.grad(y, leaf, _scaled(relevance, y.detach(), self.epsilon))
-        return [x * gradient]
+        if output is None:
+            with torch.no_grad():
+                output = op.fn(x)
+        return [op.transpose(_scaled(relevance, output, self.epsilon), x).mul_(x)]
 
 
 class Attention(Rule):
