@@ -60,3 +60,19 @@ def test_registered_architecture_with_weights(tmp_path):
     torch.testing.assert_close(model.weight, trained.weight)
     with pytest.raises(ValueError, match="no ':'"):
         loading.register_model("a:b", lambda pretrained: nn.Linear(1, 1))
+
+
+def test_export_programs_load_only_when_trusted(tmp_path):
+    """A torch.export program (.pt2) runs code stored in the file as it loads: refused unless trusted; trusted,
+    it loads as a module that relprop explains as it explains the original."""
+    from relprop import LRP
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    torch.export.save(torch.export.export(model, (x,)), str(tmp_path / "m.pt2"))
+    with pytest.raises(ValueError, match="only if you trust the file"):
+        loading.load_model(str(tmp_path / "m.pt2"))
+    loaded = loading.load_model(str(tmp_path / "m.pt2"), trust=True)
+    torch.testing.assert_close(loaded(x), model(x))
+    torch.testing.assert_close(LRP(loaded)(x), LRP(model)(x))

@@ -87,14 +87,14 @@ class ImageClassifier:
         return str(index) if self.categories is None else self.categories[index]
 
 
-def load_classifier(spec: str) -> ImageClassifier:
+def load_classifier(spec: str, trust: bool = False) -> ImageClassifier:
     """The model that ``spec`` names (see :func:`relprop.models.loading.load_model`), with its
     preprocessing, input bounds and class names (ImageNet's for efficientnet-lite0 and torchvision
     architectures, none for model files)."""
     from relprop.models import IMAGENET_CATEGORIES
     from relprop.models.loading import load_model, torchvision_names
 
-    model = load_model(spec)
+    model = load_model(spec, trust=trust)
     name = spec.partition(":")[0]
     if name == "efficientnet-lite0":
         from relprop.models import efficientnet_lite as lite
@@ -258,6 +258,9 @@ def explain(
     progress: Annotated[
         bool, typer.Option(help="Progress on stderr (one line per photo when not a terminal).")
     ] = True,
+    trust_model: Annotated[
+        bool, typer.Option(help="Load a torch.export program (.pt2): only for files you trust, it runs code.")
+    ] = False,
 ) -> None:
     """Explain a classifier on photos: print its top classes, write heatmaps and overlays per method."""
     try:
@@ -267,7 +270,7 @@ def explain(
         if (low is None) != (high is None):
             raise ValueError("pass both --low and --high, or neither")
         photos = collect_photos(images or [])
-        classifier = load_classifier(model)
+        classifier = load_classifier(model, trust=trust_model)
         classifier.model.to(device)
         bounds = (classifier.low.to(device), classifier.high.to(device)) if low is None else (low, high)
         options = MethodOptions(composite, bounds, layer, patch, samples, seed, batch_size)

@@ -10,9 +10,15 @@ A specification is one of
 * ``FILE``: a TorchScript file (``torch.jit.save``) of a ``torch.nn.Sequential`` of standard ``torch.nn``
   layers (nested ``Sequential`` allowed). relprop explains plain modules traced with ``torch.fx``, which
   cannot trace compiled TorchScript code, so the layers are rebuilt as the ``torch.nn`` modules they were
-  scripted from, with the same weights.
+  scripted from, with the same weights. (TorchScript is deprecated since torch 2.14.)
+* ``FILE.pt2``: a ``torch.export`` program (``torch.export.save``), TorchScript's successor, of any
+  architecture, loaded only when the caller says the file is trusted (``trust=True``, ``--trust-model``):
+  ``torch.export.load`` has no safe mode, and a planted pickle in the program's sample inputs or planted
+  guard code runs while it loads.
 
-A file that is a pickled module (``torch.save(model)``) is refused: unpickling it could run any code.
+Safe to load from strangers: state dicts (``NAME:WEIGHTS``, ``ARCH:WEIGHTS``, read as tensors only) and the
+TorchScript files above (their code is not run: the layers are rebuilt). Not safe: ``.pt2`` programs, and
+pickled modules (``torch.save(model)``), which are always refused: unpickling them could run any code.
 """
 
 from __future__ import annotations
@@ -69,14 +75,17 @@ def _efficientnet_lite0(pretrained: bool) -> nn.Module:
 register_model("efficientnet-lite0", _efficientnet_lite0)
 
 
-def load_model(spec: str) -> nn.Module:
+def load_model(spec: str, trust: bool = False) -> nn.Module:
     """The model that ``spec`` names (see the module docstring), in evaluation mode on the CPU.
+
+    ``trust`` allows ``torch.export`` programs (``.pt2``), whose loading runs code stored in the file.
 
     Raises
     ------
     ValueError
         If ``spec`` names no registered architecture and no file, if a weights file holds anything other
-        than tensors, or if a TorchScript file holds layers relprop cannot rebuild.
+        than tensors, if a TorchScript file holds layers relprop cannot rebuild, or if ``spec`` is a
+        ``torch.export`` program and ``trust`` is false.
     """
     name, _, weights = spec.partition(":")
     if name in _MODELS:
@@ -102,6 +111,14 @@ def load_model(spec: str) -> nn.Module:
             "followed by :WEIGHTS), a torchvision architecture with :WEIGHTS (e.g. resnet50:weights.pth), "
             "nor an existing file"
         )
+    if _is_exported(path):
+        if not trust:
+            raise ValueError(
+                f"{path} is a torch.export program, and loading one runs code stored in the file (its pickled "
+                "sample inputs, its guards): relprop loads it only if you trust the file (--trust-model, or "
+                "load_model(..., trust=True)); state dicts are the safe format"
+            )
+        return torch.export.load(str(path)).module()
     if _is_torchscript(path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still reads files
@@ -112,6 +129,16 @@ def load_model(spec: str) -> nn.Module:
         f"{path} holds a state dict, which has no architecture: pass NAME:{path} with NAME one of "
         f"{', '.join(model_names())}, or save the model with torch.jit.script(model).save(...)"
     )
+
+
+def _is_exported(path: Path) -> bool:
+    """Whether ``path`` is a ``torch.export`` archive (``torch.export.save``), by its name or its layout."""
+    if path.suffix == ".pt2":
+        return True
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split("/")[1:] == ["archive_format"] for name in archive.namelist())
 
 
 def _is_torchscript(path: Path) -> bool:
