@@ -63,8 +63,8 @@ def test_registered_architecture_with_weights(tmp_path):
 
 
 def test_export_programs_load_only_when_trusted(tmp_path):
-    """A torch.export program (.pt2) runs code stored in the file as it loads: refused unless trusted; trusted,
-    it loads as a module that relprop explains as it explains the original."""
+    """A torch.export program (.pt2) runs code stored in the file as it loads: refused unless trusted;
+    trusted, it loads as a module that relprop explains as it explains the original."""
     from relprop import LRP
 
     torch.manual_seed(0)

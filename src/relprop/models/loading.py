@@ -114,9 +114,9 @@ def load_model(spec: str, trust: bool = False) -> nn.Module:
     if _is_exported(path):
         if not trust:
             raise ValueError(
-                f"{path} is a torch.export program, and loading one runs code stored in the file (its pickled "
-                "sample inputs, its guards): relprop loads it only if you trust the file (--trust-model, or "
-                "load_model(..., trust=True)); state dicts are the safe format"
+                f"{path} is a torch.export program, and loading one runs code stored in the file (its "
+                "pickled sample inputs, its guards): relprop loads it only if you trust the file "
+                "(--trust-model, or load_model(..., trust=True)); state dicts are the safe format"
             )
         return torch.export.load(str(path)).module()
     if _is_torchscript(path):
