@@ -460,3 +460,25 @@ def test_gelu_written_as_arithmetic_gets_the_rule_of_the_function():
         _books_balance(books, model(**inputs).logits[:, -1, 7])
         relevance.append(books.relevance)
     torch.testing.assert_close(relevance[0], relevance[1], rtol=1e-4, atol=1e-6)
+
+
+def test_relevance_per_embedding_dimension():
+    """Passing the embeddings instead of the ids gives the relevance per embedding dimension; summed over the
+    hidden dimension it is the relevance of the ids."""
+    torch.manual_seed(0)
+    model = _hugging_face("bert").eval()
+    ids = torch.randint(0, 50, (2, 7))
+    embeddings = model.get_input_embeddings()(ids).detach()
+    explainer = LRP(model, composites.AttnLRP())
+    per_token = explainer({"input_ids": ids}, target=1)
+    per_dimension = explainer({"inputs_embeds": embeddings}, target=1)
+    assert per_dimension.shape == embeddings.shape
+    torch.testing.assert_close(per_dimension.sum(-1), per_token, rtol=1e-5, atol=1e-7)
+
+
+def test_a_mask_of_the_wrong_shape_is_named():
+    model = _hugging_face("bert").eval()
+    inputs = {"input_ids": torch.randint(0, 50, (2, 7)), "attention_mask": torch.ones(2, 5, dtype=torch.long)}
+    with pytest.raises(TypeError, match="could not capture BertForSequenceClassification"):
+        LRP(model, composites.AttnLRP())(inputs)
+    assert isinstance(model(input_ids=inputs["input_ids"]).logits, torch.Tensor)  # the model is as it was
