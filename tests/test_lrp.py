@@ -552,3 +552,17 @@ def test_untraceable_model_gets_a_clear_error():
         TypeError, match="could not capture Branchy with torch.export.*could not trace Branchy"
     ):
         LRP(Branchy().eval())(torch.rand(2, 2))
+
+
+def test_empty_meta_and_unbatched_inputs_get_clear_errors():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.rand(1, 3, 6, 6))
+    explainer = LRP(model.eval())
+    with pytest.raises(ValueError, match="batch is empty"):
+        explainer(torch.rand(0, 3, 6, 6))
+    with pytest.raises(TypeError, match="meta tensor"):
+        explainer(torch.rand(2, 3, 6, 6, device="meta"))
+    with pytest.raises(
+        ValueError, match=r"Conv2d '0' failed on the input of shape \(3, 6, 6\).*batch dimension"
+    ):
+        explainer(torch.rand(3, 6, 6))

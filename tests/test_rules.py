@@ -281,3 +281,21 @@ def test_zbox_is_accurate_in_float32_near_the_bounds():
     single = LRP(nn.Sequential(layer).float(), composite).propagate(x.float(), relevance_out.float())
     error = ((single.double() - exact).norm() / exact.norm()).item()
     assert error < 1e-5, error
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "message"),
+    [
+        (1.0, 0.0, "low < high"),
+        (0.0, 0.0, "low < high"),
+        (float("nan"), 1.0, "finite"),
+        (0.0, float("inf"), "finite"),
+        (torch.zeros(3), torch.ones(2), "do not broadcast"),
+        (torch.tensor([0.0, 2.0]), torch.ones(2), "low < high"),
+    ],
+)
+def test_zbox_refuses_bounds_that_are_not_an_interval(low, high, message):
+    with pytest.raises(ValueError, match=message):
+        rules.ZBox(low, high)
+    with pytest.raises(ValueError, match=message):
+        composites.EpsilonGammaBox(low, high)

@@ -37,8 +37,12 @@ def check_input(x: Tensor, model: nn.Module, tokens: bool = False) -> None:
         )
     if not tokens and not x.is_floating_point():
         raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
+    if x.device.type == "meta":
+        raise TypeError("input is a meta tensor, which has a shape but no values")
     if x.dim() < 2:
         raise ValueError(f"input must have a batch dimension, got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"input batch is empty (shape {tuple(x.shape)})")
     finite = torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
     if not finite.all():
         sample = int((~finite).nonzero()[0, 0])

@@ -175,42 +175,54 @@ class LRP:
         saved: dict[fx.Node, tuple] = {}
         waiting = {node.fx: len(node.fx.users) for node in self.graph}
         for node in self.graph:
-            fx_node = node.fx
-            if node.type is nn.Embedding:
-                check_token_ids(
-                    node.describe(), node.module, fx.node.map_arg(fx_node.args, values.__getitem__)
-                )
-            if node.kind == Kind.INPUT:
-                value = feed[fx_node]
-                values[fx_node] = value.detach() if isinstance(value, Tensor) else value
-            elif node.kind == Kind.CONSTANT:
-                values[fx_node] = self.graph.constant(fx_node)
-            elif node.kind == Kind.OUTPUT:
-                values[fx_node] = None
-            elif node.kind == Kind.FOLDED:
-                values[fx_node] = values[fx_node.args[0]]
-            elif node in self.rules and (operands := node.operands(values, self.graph)):
-                inputs = [values[n].clone() if fx_node in self._copied else values[n] for n in operands]
-                op = node.operation(values, operands, self.graph)
-                rule = self.rules[node]
-                values[fx_node], context = rule.forward(op, inputs)
-                # an output the rule can use is referenced weakly, so that it lives no longer than its
-                # consumers need it, with its version, which tells whether an in-place operation overwrote it
-                output = values[fx_node]
-                produced = (weakref.ref(output), output._version) if rule.uses_output else None
-                if not rule.reads_inputs:
-                    inputs = [x.to("meta") if isinstance(x, Tensor) else x for x in inputs]
-                saved[fx_node] = (op, operands, inputs, context, produced)
-            else:
-                args, kwargs = fx.node.map_arg((fx_node.args, fx_node.kwargs), values.__getitem__)
-                if fx_node in self._copied:
-                    args = tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
-                values[fx_node] = node.run(args, kwargs)
-            for used in fx_node.all_input_nodes:
+            try:
+                self._run(node, feed, values, saved)
+            except (
+                RuntimeError
+            ) as error:  # torch's errors on wrong shapes name neither the place nor the input
+                shapes = [tuple(v.shape) for v in feed.values() if isinstance(v, Tensor)]
+                first = str(error).strip().splitlines()[0]
+                raise ValueError(
+                    f"{node.describe()} failed on the input of shape {', '.join(map(str, shapes))}: {first} "
+                    "(is the batch dimension missing, or the input of another size than the model takes?)"
+                ) from error
+            for used in node.fx.all_input_nodes:
                 waiting[used] -= 1
                 if waiting[used] == 0 and used not in self._kept:
                     values[used] = None  # rules hold the inputs they need; free the rest early
         return values, saved
+
+    def _run(self, node: Node, feed: dict, values: dict, saved: dict) -> None:
+        """Compute one node's value in the forward pass, recording what its rule needs."""
+        fx_node = node.fx
+        if node.type is nn.Embedding:
+            check_token_ids(node.describe(), node.module, fx.node.map_arg(fx_node.args, values.__getitem__))
+        if node.kind == Kind.INPUT:
+            value = feed[fx_node]
+            values[fx_node] = value.detach() if isinstance(value, Tensor) else value
+        elif node.kind == Kind.CONSTANT:
+            values[fx_node] = self.graph.constant(fx_node)
+        elif node.kind == Kind.OUTPUT:
+            values[fx_node] = None
+        elif node.kind == Kind.FOLDED:
+            values[fx_node] = values[fx_node.args[0]]
+        elif node in self.rules and (operands := node.operands(values, self.graph)):
+            inputs = [values[n].clone() if fx_node in self._copied else values[n] for n in operands]
+            op = node.operation(values, operands, self.graph)
+            rule = self.rules[node]
+            values[fx_node], context = rule.forward(op, inputs)
+            # an output the rule can use is referenced weakly, so that it lives no longer than its
+            # consumers need it, with its version, which tells whether an in-place operation overwrote it
+            output = values[fx_node]
+            produced = (weakref.ref(output), output._version) if rule.uses_output else None
+            if not rule.reads_inputs:
+                inputs = [x.to("meta") if isinstance(x, Tensor) else x for x in inputs]
+            saved[fx_node] = (op, operands, inputs, context, produced)
+        else:
+            args, kwargs = fx.node.map_arg((fx_node.args, fx_node.kwargs), values.__getitem__)
+            if fx_node in self._copied:
+                args = tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
+            values[fx_node] = node.run(args, kwargs)
 
     def _backward(self, values, saved, feed, output_relevance: Tensor, audit: bool):
         pending: dict[fx.Node, Any] = {self.graph.output: output_relevance}

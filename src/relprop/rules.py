@@ -436,6 +436,21 @@ class ZBox(LinearRule):
         super().__init__(stabilizer, redistribute)
         self.low = low
         self.high = high
+        low_values, high_values = (
+            torch.as_tensor(low, dtype=torch.float64),
+            torch.as_tensor(high, dtype=torch.float64),
+        )
+        if not (torch.isfinite(low_values).all() and torch.isfinite(high_values).all()):
+            raise ValueError("ZBox bounds must be finite numbers")
+        try:
+            ordered = bool((low_values < high_values).all())
+        except RuntimeError:
+            raise ValueError(
+                f"ZBox low of shape {tuple(low_values.shape)} and high of shape "
+                f"{tuple(high_values.shape)} do not broadcast"
+            ) from None
+        if not ordered:
+            raise ValueError("ZBox needs low < high for every input element")
 
     def backward(self, op, inputs, output, context, relevance):
         if len(inputs) != 1:
