@@ -566,3 +566,31 @@ def test_empty_meta_and_unbatched_inputs_get_clear_errors():
         ValueError, match=r"Conv2d '0' failed on the input of shape \(3, 6, 6\).*batch dimension"
     ):
         explainer(torch.rand(3, 6, 6))
+
+
+def test_presets_pass_their_stabilizer_to_every_rule():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.rand(1, 3, 8, 8))
+    presets = [
+        composites.EpsilonGammaBox(-1.0, 1.0, stabilizer=0.5),
+        composites.EpsilonPlusFlat(stabilizer=0.5),
+        composites.EpsilonAlpha2Beta1Flat(stabilizer=0.5),
+        composites.CPLRPGamma(stabilizer=0.5),
+    ]
+    for composite in presets:
+        explainer = LRP(model.eval(), composite)
+        convolutions = [rule for node, rule in explainer.rules.items() if isinstance(node.module, nn.Conv2d)]
+        assert [rule.stabilizer for rule in convolutions] == [0.5, 0.5], composite
+
+
+def test_naming_the_first_layer_keeps_the_first_layer_rule_where_it_is():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    named = rules.Epsilon(0.1)
+    composite = composites.Composite(
+        layer_map=[(types.Linear, rules.Epsilon())],
+        name_map={"0": named},
+        first_map=[(types.Linear, rules.Flat())],
+    )
+    by_name = {node.name: rule for node, rule in LRP(model, composite).rules.items()}
+    assert by_name["0"] is named
+    assert not isinstance(by_name["2"], rules.Flat)

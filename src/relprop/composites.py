@@ -116,9 +116,9 @@ class Composite:
             if node.kind in (Kind.INPUT, Kind.CONSTANT, Kind.OUTPUT, Kind.ROUTE, Kind.FOLDED):
                 continue
             rule = self.name_map.get(node.name)
-            if rule is None and not first_done and node.type is not None:
-                rule = _lookup(self.first_map, node.type)
-                first_done = rule is not None
+            if not first_done and node.type is not None and _lookup(self.first_map, node.type) is not None:
+                first_done = True  # the first layer is the first layer, whatever else maps it
+                rule = rule or _lookup(self.first_map, node.type)
             if rule is None and node.type is not None:
                 rule = _lookup(self.layer_map, node.type) or _lookup(fallback, node.type)
             if rule is not None:
@@ -151,7 +151,7 @@ class EpsilonPlus(Composite):
     """:class:`~relprop.rules.ZPlus` for convolutions, :class:`~relprop.rules.Epsilon` for dense layers."""
 
     def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
-        layer_map = [(types.Convolution, ZPlus()), (types.Dense, Epsilon(epsilon))]
+        layer_map = [(types.Convolution, ZPlus(stabilizer)), (types.Dense, Epsilon(epsilon))]
         super().__init__(layer_map=layer_map, stabilizer=stabilizer)
 
 
@@ -159,8 +159,9 @@ class EpsilonPlusFlat(Composite):
     """:class:`EpsilonPlus`, with :class:`~relprop.rules.Flat` for the first layer with weights."""
 
     def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
-        layer_map = [(types.Convolution, ZPlus()), (types.Dense, Epsilon(epsilon))]
-        super().__init__(layer_map=layer_map, first_map=[(types.Linear, Flat())], stabilizer=stabilizer)
+        layer_map = [(types.Convolution, ZPlus(stabilizer)), (types.Dense, Epsilon(epsilon))]
+        first_map = [(types.Linear, Flat(stabilizer))]
+        super().__init__(layer_map=layer_map, first_map=first_map, stabilizer=stabilizer)
 
 
 class EpsilonAlpha2Beta1(Composite):
@@ -168,7 +169,7 @@ class EpsilonAlpha2Beta1(Composite):
     layers."""
 
     def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
-        layer_map = [(types.Convolution, AlphaBeta(2.0, 1.0)), (types.Dense, Epsilon(epsilon))]
+        layer_map = [(types.Convolution, AlphaBeta(2.0, 1.0, stabilizer)), (types.Dense, Epsilon(epsilon))]
         super().__init__(layer_map=layer_map, stabilizer=stabilizer)
 
 
@@ -176,8 +177,9 @@ class EpsilonAlpha2Beta1Flat(Composite):
     """:class:`EpsilonAlpha2Beta1`, with :class:`~relprop.rules.Flat` for the first layer with weights."""
 
     def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
-        layer_map = [(types.Convolution, AlphaBeta(2.0, 1.0)), (types.Dense, Epsilon(epsilon))]
-        super().__init__(layer_map=layer_map, first_map=[(types.Linear, Flat())], stabilizer=stabilizer)
+        layer_map = [(types.Convolution, AlphaBeta(2.0, 1.0, stabilizer)), (types.Dense, Epsilon(epsilon))]
+        first_map = [(types.Linear, Flat(stabilizer))]
+        super().__init__(layer_map=layer_map, first_map=first_map, stabilizer=stabilizer)
 
 
 class EpsilonGammaBox(Composite):
@@ -198,8 +200,8 @@ class EpsilonGammaBox(Composite):
         gamma: float = 0.25,
         stabilizer: float = 1e-6,
     ) -> None:
-        layer_map = [(types.Convolution, Gamma(gamma)), (types.Dense, Epsilon(epsilon))]
-        first_map = [(types.Convolution, ZBox(low, high))]
+        layer_map = [(types.Convolution, Gamma(gamma, stabilizer)), (types.Dense, Epsilon(epsilon))]
+        first_map = [(types.Convolution, ZBox(low, high, stabilizer))]
         super().__init__(layer_map=layer_map, first_map=first_map, stabilizer=stabilizer)
 
 
@@ -234,7 +236,9 @@ class CPLRPGamma(Composite):
     for vision transformers that LXT uses against noisy heatmaps, whose :math:`\gamma` is tuned per model."""
 
     def __init__(self, gamma: float = 0.25, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
-        super().__init__(layer_map=_attention_map(Gamma(gamma), epsilon, True), stabilizer=stabilizer)
+        super().__init__(
+            layer_map=_attention_map(Gamma(gamma, stabilizer), epsilon, True), stabilizer=stabilizer
+        )
         self.gamma = gamma
 
 
