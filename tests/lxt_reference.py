@@ -6,7 +6,10 @@ starts with ``.lxt-site`` (``transformers`` 4.57.6 and ``lxt`` 2.1, installed th
 ``lxt.pt`` (LXT's relevance per token) and ``relprop.pt`` (relprop's, computed first, before any patch, on
 ``transformers`` 4.57) into the folder.
 
-Usage: ``python tests/lxt_reference.py gpt2|bert FOLDER``
+For ``vit`` (torchvision's VisionTransformer, CP-LRP as LXT maps it) the dense and convolutional layers
+take zennit's epsilon rule through LXT's zennit patch; ``inputs.pt`` holds the image and the class.
+
+Usage: ``python tests/lxt_reference.py gpt2|bert|vit FOLDER``
 """
 
 import sys
@@ -16,6 +19,8 @@ import torch
 
 
 def main(kind: str, folder: Path) -> None:
+    if kind == "vit":
+        return vision_transformer(folder)
     import transformers
 
     from relprop import LRP, composites
@@ -53,6 +58,26 @@ def main(kind: str, folder: Path) -> None:
     logits = model(inputs_embeds=embeddings, **call).logits
     (logits[0, -1, target] if kind == "gpt2" else logits[0, target]).backward()
     torch.save((embeddings * embeddings.grad).sum(-1).detach(), folder / "lxt.pt")
+
+
+def vision_transformer(folder: Path) -> None:
+    from lxt.efficient import monkey_patch, monkey_patch_zennit
+    from torch import nn
+    from torchvision.models import vision_transformer as module
+    from zennit.composites import LayerMapComposite
+    from zennit.rules import Epsilon
+
+    inputs = torch.load(folder / "inputs.pt", weights_only=True)
+    x, target = inputs["x"], int(inputs["target"])
+    monkey_patch(module)
+    monkey_patch_zennit()
+    model = module.VisionTransformer(32, 8, 2, 2, 16, 32, num_classes=10).double().eval()
+    model.load_state_dict(torch.load(folder / "weights.pt", weights_only=True))
+    composite = LayerMapComposite([((nn.Linear, nn.Conv2d), Epsilon(epsilon=1e-6))])
+    leaf = x.clone().requires_grad_()
+    with composite.context(model) as modified:
+        modified(leaf)[0, target].backward()
+    torch.save((leaf * leaf.grad).detach(), folder / "lxt.pt")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Agreement with LXT 2.1 (Achtibat et al.'s own implementation of AttnLRP) on GPT-2 and BERT.
+"""Agreement with LXT 2.1 (Achtibat et al.'s own implementation of AttnLRP) on GPT-2, BERT and the ViT.
 
 LXT runs in a process of its own (it patches classes process-wide) with ``transformers`` 4.57.6 from
 ``.lxt-site``, which ``.ci/run`` installs (``pip install --target .lxt-site --no-deps transformers==4.57.6
@@ -23,6 +23,13 @@ SITE = ROOT / ".lxt-site"
 pytestmark = pytest.mark.skipif(not (SITE / "lxt").is_dir(), reason="LXT's environment .lxt-site is absent")
 
 
+def _run_lxt(kind: str, folder: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SITE), str(ROOT / "src")]))
+    command = [sys.executable, str(ROOT / "tests" / "lxt_reference.py"), kind, str(folder)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def _relative_l2(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
@@ -45,15 +52,7 @@ def test_attnlrp_agrees_with_lxt(kind, tmp_path):
     target = 2
     torch.save({"input_ids": ids, "target": torch.tensor(target)}, tmp_path / "inputs.pt")
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SITE), str(ROOT / "src")]))
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "lxt_reference.py"), kind, str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _run_lxt(kind, tmp_path)
     lxt = torch.load(tmp_path / "lxt.pt", weights_only=True)
     relprop_457 = torch.load(tmp_path / "relprop.pt", weights_only=True)
 
@@ -65,4 +64,24 @@ def test_attnlrp_agrees_with_lxt(kind, tmp_path):
     relprop = LRP(model, exact)({"input_ids": ids, **call}, target=weighting)
 
     assert _relative_l2(relprop_457, lxt) < 1e-4
+    assert _relative_l2(relprop, lxt) < 1e-4
+
+
+def test_cp_lrp_agrees_with_lxt_on_torchvision_vit(tmp_path):
+    """LXT's map for torchvision's ViT is CP-LRP (queries and keys detached), with zennit's epsilon rule on
+    the dense and convolutional layers that are modules. Inside nn.MultiheadAttention zennit sees no module:
+    its projections take the plain gradient (LRP-0) there, and relprop's epsilon of 1e-6 differs from that
+    only by the stabilizer."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(32, 8, 2, 2, 16, 32, num_classes=10).double().eval()
+    for parameter in model.parameters():  # torchvision starts the head at zero
+        torch.nn.init.normal_(parameter, std=0.3)
+    x, target = torch.randn(1, 3, 32, 32, dtype=torch.float64), 4
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    torch.save({"x": x, "target": torch.tensor(target)}, tmp_path / "inputs.pt")
+    _run_lxt("vit", tmp_path)
+    lxt = torch.load(tmp_path / "lxt.pt", weights_only=True)
+    relprop = LRP(model, composites.CPLRP(epsilon=1e-6))(x, target=target)
     assert _relative_l2(relprop, lxt) < 1e-4
