@@ -153,3 +153,30 @@ def test_shards_merge_to_the_whole_run(tmp_path, arrays, scripted):
         np.testing.assert_array_equal(merged.attribution[:], full.attribution[:])
     result = runner.invoke(app, ["merge", str(tmp_path / "half.h5"), str(parts[0])])
     assert result.exit_code == 1 and "missing samples 1, 3, 5" in result.output
+
+
+def _forged(path, params="{}", datasets=("index", "label", "output", "prediction", "attribution", "done")):
+    from relprop.store._file import FORMAT, FORMAT_VERSION
+
+    with h5py.File(path, "w", libver="latest") as file:
+        file.attrs.update(relprop_format=FORMAT, relprop_format_version=FORMAT_VERSION, params=params, size=3)
+        for name in datasets:
+            file[name] = np.int64(3) if name == "done" else np.zeros(3)
+    return path
+
+
+def test_damaged_stores_are_one_line_errors_naming_the_file(tmp_path, arrays, scripted, one_line_error):
+    full = tmp_path / "full.h5"
+    assert _attribute(arrays, "--model", scripted, "--out", full).exit_code == 0
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(full.read_bytes()[: full.stat().st_size * 7 // 10])
+    cases = [
+        (_forged(tmp_path / "no-rows.h5", datasets=("index",)), "lacks the datasets label, output"),
+        (_forged(tmp_path / "not-json.h5", params="{model: x"), "run parameters are not a JSON object"),
+        (truncated, "is truncated"),
+    ]
+    for path, message in cases:
+        for command in (["spray", str(path), "--class", "0"], ["merge", str(tmp_path / "m.h5"), str(path)]):
+            one_line_error(runner.invoke(app, command), str(path), message)
+        result = _attribute(arrays, "--model", scripted, "--out", path)
+        one_line_error(result, str(path), message)

@@ -17,6 +17,11 @@ and flushes again, so ``done`` never counts a row that is not on disk. A file le
 still carries HDF5's "open for writing" flag; resuming copies its ``done`` complete rows into a fresh
 file (written aside, then atomically renamed over it). A new file is first written aside and renamed once
 its first batch is committed, so a crash never leaves a half-created store either.
+
+Damage. Reading in SWMR mode skips HDF5's check that the file is as long as it recorded, and a store cut
+short (a copy that stopped, a full disk) would read its lost rows as zeros; so every open checks the length
+first (:mod:`relprop.store._integrity`), then the header against the datasets, and names the file and what
+is wrong in a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from relprop.store._integrity import check_length
 
 FORMAT = "relprop-attributions"
 FORMAT_VERSION = 1
@@ -56,15 +63,98 @@ def _not_closed_cleanly(error: OSError) -> bool:
     return "consistency flags" in str(error)
 
 
-def _read_params(file: h5py.File, path: Path) -> dict[str, Any]:
-    if file.attrs.get("relprop_format") != FORMAT:
+@dataclass(frozen=True)
+class _Header:
+    """What a store says about itself: the run's parameters, its rows, and how many are complete."""
+
+    params: dict[str, Any]
+    size: int
+    done: int
+
+
+def _read_header(file: h5py.File, path: Path) -> _Header:
+    """The header of the open store ``file``, checked against its datasets.
+
+    Raises
+    ------
+    ValueError
+        Naming ``path`` and what is wrong, if it is no store, of another format version, or damaged.
+    """
+    try:
+        return _checked_header(file, path)
+    except (KeyError, OSError, RuntimeError, TypeError) as error:  # HDF5 failing on damaged metadata
+        raise ValueError(f"{path} is damaged: {' '.join(str(error).split())}") from error
+
+
+def _checked_header(file: h5py.File, path: Path) -> _Header:
+    attrs = file.attrs
+    if attrs.get("relprop_format") != FORMAT:
         raise ValueError(f"{path} is not a relprop attribution store")
-    if file.attrs["relprop_format_version"] != FORMAT_VERSION:
+    _require(path, "attribute", [a for a in ("relprop_format_version", "params", "size") if a not in attrs])
+    if attrs["relprop_format_version"] != FORMAT_VERSION:
         raise ValueError(
-            f"{path} has store format version {file.attrs['relprop_format_version']}; this relprop "
-            f"reads version {FORMAT_VERSION}"
+            f"{path} has store format version {attrs['relprop_format_version']}; this relprop reads "
+            f"version {FORMAT_VERSION}"
         )
-    return json.loads(file.attrs["params"])
+    params = _parse_params(attrs["params"], path)
+    datasets = (*ROW_FIELDS, "done")
+    _require(path, "dataset", [d for d in datasets if not isinstance(file.get(d), h5py.Dataset)])
+    size, done = int(attrs["size"]), file["done"]
+    for field in ROW_FIELDS:
+        rows = file[field].shape[0] if file[field].shape else 0
+        if rows != size:
+            raise ValueError(f"{path} is damaged: its {field} has {rows} rows, the store {size}")
+    if done.shape != () or not 0 <= int(done[()]) <= size:
+        raise ValueError(f"{path} is damaged: its count of complete rows is not a number from 0 to {size}")
+    return _Header(params, size, int(done[()]))
+
+
+def _require(path: Path, kind: str, missing: list[str]) -> None:
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise ValueError(f"{path} is damaged or no store: it lacks the {kind}{plural} {', '.join(missing)}")
+
+
+def _parse_params(text: Any, path: Path) -> dict[str, Any]:
+    try:
+        params = json.loads(text)
+    except (TypeError, ValueError):
+        params = None
+    if not isinstance(params, dict):
+        raise ValueError(f"{path} is damaged: its run parameters are not a JSON object ({str(text)[:60]!r})")
+    return params
+
+
+def _open_for_reading(path: Path) -> h5py.File:
+    """Open ``path`` in SWMR mode (readable while its writer runs, or after it was killed), checked first for
+    truncation, which SWMR readers do not detect."""
+    try:
+        check_length(path)
+        return h5py.File(path, "r", swmr=True)
+    except OSError as error:
+        raise ValueError(f"cannot open {path} as an attribution store: {error}") from error
+
+
+def _open_finished(path: Path) -> tuple[h5py.File, _Header]:
+    """Open the finished store ``path`` for reading, with its header.
+
+    Raises
+    ------
+    ValueError
+        If it cannot be opened, is damaged, truncated or incomplete (naming it).
+    """
+    file = _open_for_reading(path)
+    try:
+        header = _read_header(file, path)
+        if header.done != header.size:
+            raise ValueError(
+                f"{path} is incomplete ({header.done} of {header.size} samples): finish it by running the "
+                "relprop attribute command (or attribute_dataset call) that wrote it again"
+            )
+    except BaseException:
+        file.close()
+        raise
+    return file, header
 
 
 def _check_params(found: Mapping[str, Any], wanted: Mapping[str, Any], path: Path) -> None:
@@ -168,6 +258,7 @@ class StoreWriter:
             raise ValueError(f"{self.path} is being written by another process") from error
 
     def _open_existing(self) -> None:
+        check_length(self.path)
         try:
             file = h5py.File(self.path, "r+", libver="latest")
         except OSError as error:
@@ -176,22 +267,26 @@ class StoreWriter:
             self._recover()
             file = h5py.File(self.path, "r+", libver="latest")
         try:
-            _check_params(_read_params(file, self.path), self.params, self.path)
-            if int(file.attrs["size"]) != self.size:
-                raise ValueError(f"{self.path} has {file.attrs['size']} rows, this run {self.size}")
-            self.done = int(file["done"][()])
+            self.done = self._same_run(file).done
             file.swmr_mode = True
         except BaseException:
             file.close()
             raise
         self._file = file
 
+    def _same_run(self, file: h5py.File) -> _Header:
+        """The header of the open store ``file``, refused unless it is this run's."""
+        header = _read_header(file, self.path)
+        _check_params(header.params, self.params, self.path)
+        if header.size != self.size:
+            raise ValueError(f"{self.path} has {header.size} rows, this run {self.size}")
+        return header
+
     def _recover(self) -> None:
         """Copy the complete rows of a store whose writer was killed into a cleanly closed file."""
         aside = self.path.with_name(self.path.name + ".recover")
         with h5py.File(self.path, "r", swmr=True) as damaged, h5py.File(aside, "w", libver="latest") as fresh:
-            _check_params(_read_params(damaged, self.path), self.params, self.path)
-            done = int(damaged["done"][()])
+            done = self._same_run(damaged).done
             for name, value in damaged.attrs.items():
                 fresh.attrs[name] = value
             for field in ROW_FIELDS:
@@ -235,21 +330,8 @@ class AttributionStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            self._file = h5py.File(self.path, "r", swmr=True)
-        except OSError as error:
-            raise ValueError(f"cannot open {self.path} as an attribution store: {error}") from error
-        try:
-            self.params = _read_params(self._file, self.path)
-            done, size = int(self._file["done"][()]), int(self._file.attrs["size"])
-            if done != size:
-                raise ValueError(
-                    f"{self.path} is incomplete ({done} of {size} samples): run the same command again to "
-                    "finish it"
-                )
-        except BaseException:
-            self._file.close()
-            raise
+        self._file, header = _open_finished(self.path)
+        self.params = header.params
         self.index, self.label, self.output, self.prediction, self.attribution = (
             self._file[field] for field in ROW_FIELDS
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from relprop.store._file import FORMAT, FORMAT_VERSION, ROW_FIELDS, _check_params, _read_params
+from relprop.store._file import FORMAT, FORMAT_VERSION, ROW_FIELDS, _check_params, _open_finished
 
 __all__ = ["merge"]
 
@@ -51,16 +51,9 @@ def merge(out: str | Path, shards: Sequence[str | Path]) -> Path:
         raise ValueError("merge needs at least one shard")
     params, layouts, indices = None, [], []
     for path in map(Path, shards):
-        try:
-            file = h5py.File(path, "r", swmr=True)
-        except OSError as error:
-            raise ValueError(f"cannot open shard {path}: {error}") from error
+        file, header = _open_finished(path)
         with file:
-            found = _read_params(file, path)
-            done, size = int(file["done"][()]), int(file.attrs["size"])
-            if done != size:
-                raise ValueError(f"shard {path} is incomplete ({done} of {size} samples): finish it first")
-            found.pop("shard")
+            found = {key: value for key, value in header.params.items() if key != "shard"}
             if params is None:
                 params = found
             _check_params(found, params, path)
