@@ -129,7 +129,8 @@ def test_killed_with_sigkill_then_resumed_equals_an_uninterrupted_run(tmp_path, 
     assert resumed.returncode == 0
     full = store.attribute_dataset(dataset, model, tmp_path / "full.h5", batch_size=4, progress=False)
     _assert_same(path, full)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.h5", "killer.py", "run.h5"]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["full.h5", "full.h5.lock", "killer.py", "run.h5", "run.h5.lock"]  # nothing half-written
 
 
 def test_a_store_of_another_run_is_refused_and_left_intact(tmp_path, dataset, model):
@@ -226,3 +227,51 @@ def test_shards_are_a_round_robin_partition():
     for bad in ("5/5", "1", "a/b", "-1/2"):
         with pytest.raises(ValueError, match="shard"):
             store.parse_shard(bad)
+
+
+def _writer_with_rows(path, dataset, model, rows=4):
+    writer = StoreWriter(path, {"a": 1}, 23).__enter__()
+    attributor = store.Attributor(dataset, model, composites.EpsilonPlusFlat(), (1, 4, 4))
+    writer.append(attributor.compute(np.arange(rows)))
+    return writer
+
+
+def test_a_symlink_to_a_live_store_is_the_same_store(tmp_path, dataset, model):
+    real, link = tmp_path / "real.h5", tmp_path / "link.h5"
+    link.symlink_to(real)
+    writer = _writer_with_rows(real, dataset, model)
+    try:
+        with pytest.raises(ValueError, match="link.h5 is being written by another process"):
+            StoreWriter(link, {"a": 1}, 23).__enter__()
+        assert link.is_symlink() and link.resolve() == real
+    finally:
+        writer.close()
+    with h5py.File(real, "r") as file:
+        assert int(file["done"][()]) == 4
+
+
+def test_a_store_written_through_a_symlink_is_written_where_it_points(tmp_path, dataset, model):
+    real, link = tmp_path / "real.h5", tmp_path / "link.h5"
+    link.symlink_to(real)  # dangling until the store exists
+    _writer_with_rows(link, dataset, model).close()
+    assert link.is_symlink() and real.is_file()
+    with StoreWriter(link, {"a": 1}, 23) as resumed:  # resuming through the link finds the rows
+        assert resumed.done == 4
+    assert link.is_symlink()
+
+
+def test_a_writer_that_closes_leaves_the_lock_to_whoever_opened_it_meanwhile(tmp_path, dataset, model):
+    import fcntl
+
+    path = tmp_path / "run.h5"
+    writer = _writer_with_rows(path, dataset, model)
+    waiting = (tmp_path / "run.h5.lock").open("a")  # another process opened it and is about to lock it
+    writer.close()
+    fcntl.flock(waiting, fcntl.LOCK_EX | fcntl.LOCK_NB)  # it got the lock of the store
+    try:
+        with pytest.raises(ValueError, match="is being written by another process"):
+            StoreWriter(path, {"a": 1}, 23).__enter__()
+    finally:
+        waiting.close()
+    with StoreWriter(path, {"a": 1}, 23) as writer:
+        assert writer.done == 4

@@ -36,7 +36,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from relprop.store._integrity import check_length
+from relprop.store._integrity import check_length, lock, real_path
 
 FORMAT = "relprop-attributions"
 FORMAT_VERSION = 1
@@ -202,11 +202,13 @@ class StoreWriter:
     size:
         The number of rows the finished store has.
 
-    Use as a context manager; :attr:`done` is the number of rows already complete.
+    Use as a context manager; :attr:`done` is the number of rows already complete. The store is written
+    where ``path`` points (a symbolic link stays a link), and one writer at a time holds it.
     """
 
     def __init__(self, path: str | Path, params: Mapping[str, Any], size: int) -> None:
         self.path = Path(path)
+        self._real = real_path(path)
         self.params = dict(params)
         self.size = size
         self._file: h5py.File | None = None
@@ -214,9 +216,9 @@ class StoreWriter:
         self.done = 0
 
     def __enter__(self) -> StoreWriter:
-        self._acquire_lock()
+        self._lock = lock(self.path)
         try:
-            if self.path.exists():
+            if self._real.exists():
                 self._open_existing()
         except BaseException:
             self.close()
@@ -240,32 +242,19 @@ class StoreWriter:
             self._file.close()
             self._file = None
         if self._lock is not None:
-            Path(self._lock.name).unlink(missing_ok=True)  # while still holding it
             self._lock.close()
             self._lock = None
 
     # ------------------------------------------------------------------------------------------ internals
-    def _acquire_lock(self) -> None:
-        """One writer per store: a second process on the same file would interleave batches."""
-        import fcntl
-
-        self._lock = self.path.with_name(self.path.name + ".lock").open("a")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            self._lock.close()
-            self._lock = None
-            raise ValueError(f"{self.path} is being written by another process") from error
-
     def _open_existing(self) -> None:
-        check_length(self.path)
+        check_length(self._real)
         try:
-            file = h5py.File(self.path, "r+", libver="latest")
+            file = h5py.File(self._real, "r+", libver="latest")
         except OSError as error:
             if not _not_closed_cleanly(error):
                 raise ValueError(f"{self.path} exists and is not a readable HDF5 file: {error}") from error
             self._recover()
-            file = h5py.File(self.path, "r+", libver="latest")
+            file = h5py.File(self._real, "r+", libver="latest")
         try:
             self.done = self._same_run(file).done
             file.swmr_mode = True
@@ -284,8 +273,11 @@ class StoreWriter:
 
     def _recover(self) -> None:
         """Copy the complete rows of a store whose writer was killed into a cleanly closed file."""
-        aside = self.path.with_name(self.path.name + ".recover")
-        with h5py.File(self.path, "r", swmr=True) as damaged, h5py.File(aside, "w", libver="latest") as fresh:
+        aside = self._real.with_name(self._real.name + ".recover")
+        with (
+            h5py.File(self._real, "r", swmr=True) as damaged,
+            h5py.File(aside, "w", libver="latest") as fresh,
+        ):
             done = self._same_run(damaged).done
             for name, value in damaged.attrs.items():
                 fresh.attrs[name] = value
@@ -297,14 +289,14 @@ class StoreWriter:
                         start : min(done, start + _COPY_ROWS)
                     ]
             fresh.create_dataset("done", data=np.int64(done))
-        os.replace(aside, self.path)
+        os.replace(aside, self._real)
 
     def _create(self, first: Rows) -> None:
-        aside = self.path.with_name(self.path.name + ".new")
+        aside = self._real.with_name(self._real.name + ".new")
         with h5py.File(aside, "w", libver="latest") as file:
             _create_layout(file, self.params, self.size, first)
             self._write(file, first)
-        os.replace(aside, self.path)
+        os.replace(aside, self._real)
         self._open_existing()
 
     def _write(self, file: h5py.File, rows: Rows) -> None:

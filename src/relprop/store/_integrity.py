@@ -4,6 +4,9 @@
   file really is that long, so a store cut short (a copy that stopped, a full disk) would read its lost
   rows as zeros, or retry its damaged metadata for minutes. :func:`check_length` makes the check before any
   store is opened.
+* **One writer.** :func:`lock` takes an exclusive lock beside the real file (symbolic links resolved), so
+  that two spellings of one store cannot have two writers. The lock file is never deleted: another process
+  may have opened it and be about to lock it, and would then hold a lock on a file no later writer sees.
 """
 
 from __future__ import annotations
@@ -11,11 +14,17 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
+from typing import IO
 
-__all__ = ["check_length", "recorded_length"]
+__all__ = ["check_length", "lock", "real_path", "recorded_length"]
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _SUPERBLOCK_BYTES = 64  # enough for the fixed part of every superblock version, with 8-byte addresses
+
+
+def real_path(path: str | Path) -> Path:
+    """``path`` with every symbolic link resolved, also when the file itself does not exist (yet)."""
+    return Path(os.path.realpath(path))
 
 
 def recorded_length(path: Path) -> int | None:
@@ -85,3 +94,23 @@ def check_length(path: Path) -> None:
             "are lost; it cannot be read or resumed: restore a complete copy, or delete it and compute it "
             "again"
         )
+
+
+def lock(path: Path) -> IO[str]:
+    """Take the exclusive lock of the store ``path``; closing the returned file releases it.
+
+    Raises
+    ------
+    ValueError
+        If another process holds it.
+    """
+    import fcntl
+
+    target = real_path(path)
+    handle = target.with_name(target.name + ".lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as error:
+        handle.close()
+        raise ValueError(f"{path} is being written by another process") from error
+    return handle
