@@ -180,3 +180,23 @@ def test_damaged_stores_are_one_line_errors_naming_the_file(tmp_path, arrays, sc
             one_line_error(runner.invoke(app, command), str(path), message)
         result = _attribute(arrays, "--model", scripted, "--out", path)
         one_line_error(result, str(path), message)
+
+
+def test_merge_never_destroys_a_shard_or_another_file(tmp_path, arrays, scripted, one_line_error):
+    parts = [tmp_path / f"run-{i}.h5" for i in range(2)]
+    for i, part in enumerate(parts):
+        assert _attribute(arrays, "--model", scripted, "--out", part, "--shard", f"{i}/2").exit_code == 0
+    before = parts[0].read_bytes()
+    one_line_error(runner.invoke(app, ["merge", str(parts[0]), *map(str, parts)]), "is one of the shards")
+    one_line_error(runner.invoke(app, ["merge", str(parts[0]), str(parts[0])]), "is one of the shards")
+    one_line_error(runner.invoke(app, ["merge", str(tmp_path / "all.h5"), str(parts[0]), str(parts[0]),
+                                       str(parts[1])]), "given twice")  # fmt: skip
+    assert parts[0].read_bytes() == before
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    one_line_error(runner.invoke(app, ["merge", str(notes), *map(str, parts)]), "--force")
+    assert notes.read_text() == "keep me"
+    result = runner.invoke(app, ["merge", str(notes), *map(str, parts), "--force"])
+    assert result.exit_code == 0, result.output
+    with store.open(notes) as merged:
+        assert len(merged) == 120

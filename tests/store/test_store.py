@@ -219,6 +219,14 @@ def test_writer_refuses_rows_beyond_its_size(tmp_path):
         writer.append(rows)
 
 
+def test_a_store_that_cannot_be_created_leaves_nothing_half_written(tmp_path):
+    unstorable = np.empty((2, 1), dtype=object)
+    rows = Rows(np.arange(2), np.zeros(2, int), np.zeros((2, 2)), np.zeros(2, int), unstorable)
+    with StoreWriter(tmp_path / "s.h5", {}, 2) as writer, pytest.raises(TypeError, match="Object dtype"):
+        writer.append(rows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5.lock"]
+
+
 def test_shards_are_a_round_robin_partition():
     np.testing.assert_array_equal(store.shard_indices(10, (1, 3)), [1, 4, 7])
     parts = np.concatenate([store.shard_indices(10, (i, 3)) for i in range(3)])

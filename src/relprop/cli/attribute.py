@@ -113,11 +113,14 @@ def attribute(
 def merge(
     out: Annotated[Path, typer.Argument(help="The merged store to write.")],
     shards: Annotated[list[Path], typer.Argument(help="The complete shard stores of one run.")],
+    force: Annotated[
+        bool, typer.Option(help="Replace OUT even if it is not a merged store of this run (never a shard).")
+    ] = False,
 ) -> None:
     """Join shard stores (from --shard i/n) into one store; checks every sample is there exactly once."""
     from relprop.store import merge as merge_stores
 
     try:
-        merge_stores(out, shards)
+        merge_stores(out, shards, force=force)
     except EXPECTED_ERRORS as error:
         raise fail(error) from None

@@ -27,7 +27,6 @@ is wrong in a ``ValueError``.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from relprop.store._integrity import check_length, lock, real_path
+from relprop.store._integrity import check_length, lock, real_path, replaced_atomically
 
 FORMAT = "relprop-attributions"
 FORMAT_VERSION = 1
@@ -157,6 +156,20 @@ def _open_finished(path: Path) -> tuple[h5py.File, _Header]:
     return file, header
 
 
+def _open_shard(path: Path) -> tuple[h5py.File, _Header]:
+    """Open the finished store ``path`` as a shard to merge: a merged store is refused."""
+    file, header = _open_finished(path)
+    if file["index"].is_virtual:
+        file.close()
+        raise ValueError(f"{path} is a merged store, not a shard: merge the shards it was merged from")
+    return file, header
+
+
+def _run_of(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters its shards share: all but the shard."""
+    return {key: value for key, value in params.items() if key != "shard"}
+
+
 def _check_params(found: Mapping[str, Any], wanted: Mapping[str, Any], path: Path) -> None:
     if dict(found) == dict(wanted):
         return
@@ -273,10 +286,10 @@ class StoreWriter:
 
     def _recover(self) -> None:
         """Copy the complete rows of a store whose writer was killed into a cleanly closed file."""
-        aside = self._real.with_name(self._real.name + ".recover")
         with (
+            replaced_atomically(self._real) as aside,
             h5py.File(self._real, "r", swmr=True) as damaged,
-            h5py.File(aside, "w", libver="latest") as fresh,
+            h5py.File(aside, "w-", libver="latest") as fresh,
         ):
             done = self._same_run(damaged).done
             for name, value in damaged.attrs.items():
@@ -289,14 +302,11 @@ class StoreWriter:
                         start : min(done, start + _COPY_ROWS)
                     ]
             fresh.create_dataset("done", data=np.int64(done))
-        os.replace(aside, self._real)
 
     def _create(self, first: Rows) -> None:
-        aside = self._real.with_name(self._real.name + ".new")
-        with h5py.File(aside, "w", libver="latest") as file:
+        with replaced_atomically(self._real) as aside, h5py.File(aside, "w-", libver="latest") as file:
             _create_layout(file, self.params, self.size, first)
             self._write(file, first)
-        os.replace(aside, self._real)
         self._open_existing()
 
     def _write(self, file: h5py.File, rows: Rows) -> None:

@@ -7,16 +7,21 @@
 * **One writer.** :func:`lock` takes an exclusive lock beside the real file (symbolic links resolved), so
   that two spellings of one store cannot have two writers. The lock file is never deleted: another process
   may have opened it and be about to lock it, and would then hold a lock on a file no later writer sees.
+* **Atomic replacement.** :func:`replaced_atomically` has a new version of a file written beside it and
+  renamed over it only once complete; a failure deletes the new version and leaves the file as it was.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-__all__ = ["check_length", "lock", "real_path", "recorded_length"]
+__all__ = ["check_length", "lock", "real_path", "recorded_length", "replaced_atomically"]
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _SUPERBLOCK_BYTES = 64  # enough for the fixed part of every superblock version, with 8-byte addresses
@@ -114,3 +119,21 @@ def lock(path: Path) -> IO[str]:
         handle.close()
         raise ValueError(f"{path} is being written by another process") from error
     return handle
+
+
+@contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """A fresh name beside the real file of ``path`` for the block to write a new version of it to.
+
+    When the block ends normally, the new version replaces the file in one rename; when it raises, the new
+    version is deleted and the file is untouched. Each call gets its own name, so two processes writing the
+    same file do not write into each other's.
+    """
+    target = real_path(path)
+    aside = target.with_name(f"{target.name}.{secrets.token_hex(4)}.new")
+    try:
+        yield aside
+        os.replace(aside, target)
+    except BaseException:
+        aside.unlink(missing_ok=True)
+        raise
