@@ -1,5 +1,7 @@
 """Merging shards: the merged store reads as the unsharded one; gaps and duplicates are named."""
 
+import shutil
+
 import h5py
 import numpy as np
 import pytest
@@ -124,3 +126,44 @@ def test_out_is_written_aside_and_nothing_is_left_when_it_fails(tmp_path, datase
     assert (tmp_path / "m.h5").read_text() == "old"
     assert _files(tmp_path) == sorted([*before, "m.h5"])
     assert _files(tmp_path / "folder") == []
+
+
+@pytest.fixture
+def merged(tmp_path, dataset, model):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    return store.merge(folder / "all.h5", _shards(folder, dataset, model, 3))
+
+
+def test_a_missing_shard_is_named_on_open_not_read_as_zeros(merged):
+    (merged.parent / "part1.h5").unlink()
+    with pytest.raises(ValueError, match=r"all.h5: its shard .*run/part1.h5 is missing"):
+        store.open(merged)
+
+
+def test_a_merged_store_away_from_its_shards_names_them(merged, tmp_path):
+    moved = tmp_path / "moved.h5"
+    shutil.copy(merged, moved)
+    with pytest.raises(ValueError, match=f"its shard {tmp_path}/part0.h5 is missing"):
+        store.open(moved)
+
+
+def test_shards_are_found_beside_the_merged_store_never_in_the_current_folder(merged, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(merged.parent / "part1.h5", elsewhere / "part1.h5")  # a file of that name, here
+    (merged.parent / "part1.h5").unlink()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(ValueError, match="part1.h5 is missing"):
+        store.open(merged)
+
+
+def test_a_truncated_or_replaced_shard_is_named_on_open(merged, dataset, model):
+    shard = merged.parent / "part2.h5"
+    shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="all.h5: its shard .*part2.h5 is truncated"):
+        store.open(merged)
+    shard.unlink()
+    store.attribute_dataset(dataset, model, shard, shard=(1, 3), progress=False)  # another shard
+    with pytest.raises(ValueError, match="its shard .*part2.h5 holds another run"):
+        store.open(merged)

@@ -27,6 +27,7 @@ is wrong in a ``ValueError``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,6 +323,10 @@ class StoreWriter:
 class AttributionStore:
     """A finished store, read lazily: the row fields are :class:`h5py.Dataset` objects, read on slicing.
 
+    A merged store reads its rows from its shards, found beside it (by the paths relative to it that
+    :func:`relprop.store.merge` recorded); opening it refuses a shard that is missing, damaged or of
+    another run, whose rows HDF5 would otherwise read as zeros.
+
     Attributes
     ----------
     index, label, output, prediction, attribution:
@@ -333,10 +338,15 @@ class AttributionStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._file, header = _open_finished(self.path)
-        self.params = header.params
-        self.index, self.label, self.output, self.prediction, self.attribution = (
-            self._file[field] for field in ROW_FIELDS
-        )
+        try:
+            self.params = header.params
+            folder = real_path(self.path).parent
+            rows = [_open_rows(self._file, field, folder) for field in ROW_FIELDS]
+            _check_shards(self.path, rows, self.params, folder)
+        except BaseException:
+            self._file.close()
+            raise
+        self.index, self.label, self.output, self.prediction, self.attribution = rows
 
     def __len__(self) -> int:
         return len(self.index)
@@ -354,6 +364,48 @@ class AttributionStore:
         return (
             f"AttributionStore({str(self.path)!r}, {len(self)} samples, attribution {self.attribution.shape})"
         )
+
+
+def _open_rows(file: h5py.File, field: str, folder: Path) -> h5py.Dataset:
+    """The dataset ``field`` of ``file``; if virtual, it reads its shards from ``folder``, whatever the
+    current folder (HDF5 would otherwise also look for them there)."""
+    access = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    access.set_virtual_prefix(os.fsencode(folder))
+    return h5py.Dataset(h5py.h5d.open(file.id, field.encode(), dapl=access))
+
+
+def _check_shards(path: Path, rows: list[h5py.Dataset], params: dict[str, Any], folder: Path) -> None:
+    """Refuse a merged store whose shards are not all there, whole, and of its run: HDF5 would read the
+    rows of a missing or truncated shard as zeros.
+
+    Raises
+    ------
+    ValueError
+        Naming the merged store, the shard and what is wrong with it.
+    """
+    expected = {
+        source.file_name: source.src_space.shape[0]
+        for dataset in rows
+        if dataset.is_virtual
+        for source in dataset.virtual_sources()
+        if source.file_name != "."  # a dataset of the file itself
+    }
+    for name, size in expected.items():
+        shard = folder / name
+        if not shard.is_file():
+            raise ValueError(
+                f"{path}: its shard {shard} is missing; a merged store reads its rows from its shards, which "
+                "must stay where they were beside it"
+            )
+        try:
+            file, header = _open_shard(shard)
+        except ValueError as error:
+            raise ValueError(f"{path}: its shard is unusable: {error}") from error
+        with file:
+            if _run_of(header.params) != _run_of(params) or header.size != size:
+                raise ValueError(
+                    f"{path}: its shard {shard} holds another run, or another shard of it, than was merged"
+                )
 
 
 def open(path: str | Path) -> AttributionStore:  # noqa: A001 - mirrors h5py.File / builtins.open

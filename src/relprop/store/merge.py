@@ -47,8 +47,9 @@ def merge(out: str | Path, shards: Sequence[str | Path], *, force: bool = False)
     """Join complete shard stores of one run into the store ``out``, readable as one.
 
     Row ``i`` of the merged store is sample ``i`` of the data set. The merged file holds HDF5 virtual
-    datasets that read from the shard files (by paths relative to ``out``), so the shards must stay next to
-    it. It is written beside ``out`` and renamed over it once complete.
+    datasets that read from the shard files (by paths relative to ``out``), so the shards must stay where
+    they are relative to it; :func:`relprop.store.open` checks that each is there, whole and of the run. The
+    merged file is written beside ``out`` and renamed over it once complete.
 
     Parameters
     ----------
