@@ -16,6 +16,7 @@ import torch
 from relprop import LRP, composites, store
 from relprop.data import ArrayDataset, SampleError
 from relprop.store._file import Rows, StoreWriter
+from relprop.store.run import _fingerprint_rows
 
 from .conftest import tiny_model
 
@@ -62,27 +63,35 @@ def test_pool_must_divide_the_sample(tmp_path, dataset, model):
         store.attribute_dataset(dataset, model, tmp_path / "run.h5", pool=(3, 3))
 
 
-def test_resume_continues_after_the_last_complete_batch(tmp_path, dataset, model):
-    calls = []
-
-    class Counting(ArrayDataset):
-        def __getitem__(self, index):
-            calls.append(index)
-            return super().__getitem__(index)
-
+def test_resume_continues_after_the_last_complete_batch(tmp_path, dataset, model, monkeypatch):
     full = store.attribute_dataset(dataset, model, tmp_path / "full.h5", batch_size=4, progress=False)
-    counting = Counting(dataset.x, dataset.y)
-    params = _params_of(full)
-    with StoreWriter(tmp_path / "part.h5", params, 23) as writer:
-        attributor = store.Attributor(counting, model, composites.EpsilonPlusFlat(), (1, 4, 4))
+    with StoreWriter(tmp_path / "part.h5", _params_of(full), 23) as writer:
+        attributor = store.Attributor(dataset, model, composites.EpsilonPlusFlat(), (1, 4, 4))
         writer.append(attributor.compute(np.arange(8)))
-    calls.clear()
-    same = {"dataset": "ArrayDataset"}
-    store.attribute_dataset(
-        counting, model, tmp_path / "part.h5", batch_size=4, progress=False, description=same
+    computed, compute = [], store.Attributor.compute
+    monkeypatch.setattr(
+        store.Attributor, "compute", lambda self, rows: computed.extend(rows) or compute(self, rows)
     )
-    assert sorted(set(calls) - {0}) == list(range(8, 23))  # sample 0 is read once for its shape
+    store.attribute_dataset(dataset, model, tmp_path / "part.h5", batch_size=4, progress=False)
+    assert computed == list(range(8, 23))
     _assert_same(tmp_path / "part.h5", full)
+
+
+def test_other_data_of_the_same_size_is_another_run(tmp_path, dataset, model):
+    path = tmp_path / "run.h5"
+    broken = _Broken(dataset.x, dataset.y, bad=9, what="read")
+    same = {"dataset": "ArrayDataset"}
+    with pytest.raises(SampleError):  # interrupted after 8 samples
+        store.attribute_dataset(broken, model, path, batch_size=4, progress=False, description=same)
+    rewritten = ArrayDataset(dataset.x[::-1].copy(), dataset.y)  # the file rewritten in another order
+    relabelled = ArrayDataset(dataset.x, (dataset.y + 1) % 5)
+    for other in (rewritten, relabelled):
+        with pytest.raises(ValueError, match=r"different run \(dataset_fingerprint differs\)"):
+            store.attribute_dataset(other, model, path, batch_size=4, progress=False)
+    copy = ArrayDataset(dataset.x.copy(), dataset.y.copy())
+    store.attribute_dataset(copy, model, path, batch_size=4, progress=False)  # the same data resumes
+    full = store.attribute_dataset(dataset, model, tmp_path / "full.h5", batch_size=4, progress=False)
+    _assert_same(path, full)
 
 
 def _params_of(path):
@@ -121,7 +130,8 @@ def test_killed_with_sigkill_then_resumed_equals_an_uninterrupted_run(tmp_path, 
     script.write_text(textwrap.dedent(KILLER.format(tests=str(Path(__file__).parents[1]))))
     env = {**os.environ, "PYTHONPATH": str(Path(store.__file__).parents[2])}
     path = tmp_path / "run.h5"
-    killed = subprocess.run([sys.executable, str(script), str(path)], env={**env, "KILL_AT": "13"})
+    assert 12 not in _fingerprint_rows(23)  # killed while computing, not while fingerprinting the data
+    killed = subprocess.run([sys.executable, str(script), str(path)], env={**env, "KILL_AT": "12"})
     assert killed.returncode == -signal.SIGKILL
     with h5py.File(path, "r", swmr=True) as file:  # left "open for writing" by the killed writer
         assert int(file["done"][()]) == 12  # batches 0-3, 4-7, 8-11 were committed
@@ -184,6 +194,7 @@ class _Broken(ArrayDataset):
 )
 def test_a_bad_sample_is_named_and_finished_batches_stay(tmp_path, dataset, model, what, message):
     broken = _Broken(dataset.x, dataset.y, bad=9, what=what)
+    assert 9 not in _fingerprint_rows(23)  # a sample the fingerprint reads is part of the data's identity
     same = {"dataset": "ArrayDataset"}  # the data set, fixed, is the same
     path = tmp_path / "run.h5"
     with pytest.raises(SampleError, match=message):

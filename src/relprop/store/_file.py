@@ -175,7 +175,12 @@ def _check_params(found: Mapping[str, Any], wanted: Mapping[str, Any], path: Pat
     if dict(found) == dict(wanted):
         return
     keys = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
-    differences = "; ".join(f"{k}: store has {found.get(k)!r}, this run {wanted.get(k)!r}" for k in keys)
+    differences = "; ".join(
+        f"{k} differs"
+        if k.endswith("_fingerprint")
+        else f"{k}: store has {found.get(k)!r}, this run {wanted.get(k)!r}"
+        for k in keys
+    )
     raise ValueError(
         f"{path} holds a different run ({differences}); refusing to mix them: choose another --out or "
         "delete the file to start over"

@@ -33,6 +33,7 @@ __all__ = ["Attributor", "attribute_dataset", "parse_shard", "shard_indices"]
 
 _DTYPES = ("float16", "float32")
 _TARGETS = ("prediction", "label")
+_FINGERPRINT_SAMPLES = 16
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -62,8 +63,43 @@ def model_fingerprint(model: nn.Module) -> str:
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
         digest.update(str(tensor.dtype).encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(_bytes(tensor))
     return digest.hexdigest()
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """SHA-256 of the data set's size and of 16 evenly spaced samples (values, shape, type and label).
+
+    A store is never resumed, nor shown, with another data set, even one of the same size (a rewritten
+    file), while fingerprinting costs 16 sample loads whatever the size. A change that spares every
+    fingerprinted sample goes unnoticed.
+    """
+    digest = hashlib.sha256(f"{len(dataset)} samples".encode())
+    for index in _fingerprint_rows(len(dataset)):
+        x, label = _load_sample(dataset, index)
+        digest.update(f"{index}: {tuple(x.shape)} {x.dtype} label {label}".encode())
+        digest.update(_bytes(x))
+    return digest.hexdigest()
+
+
+def _fingerprint_rows(size: int) -> np.ndarray:
+    """The data-set indices :func:`dataset_fingerprint` reads: the first, the last, and evenly between."""
+    return np.unique(np.linspace(0, size - 1, min(size, _FINGERPRINT_SAMPLES)).astype(np.int64))
+
+
+def _bytes(tensor: torch.Tensor) -> bytes:
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def _load_sample(dataset: Dataset, index: int) -> tuple[torch.Tensor, int]:
+    """Sample ``index`` of ``dataset`` as a tensor and its label; a failure to load it names it."""
+    try:
+        x, label = dataset[int(index)]
+    except SampleError:
+        raise
+    except Exception as error:  # a data set may fail in any way: name the sample
+        raise SampleError(f"sample {index}: cannot load it: {error}") from error
+    return torch.as_tensor(x), int(label)
 
 
 class Attributor:
@@ -145,20 +181,14 @@ class Attributor:
     def _load(self, indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         samples, labels = [], []
         for index in indices:
-            try:
-                x, label = self.dataset[int(index)]
-            except SampleError:
-                raise
-            except Exception as error:  # a data set may fail in any way: name the sample
-                raise SampleError(f"sample {index}: cannot load it: {error}") from error
-            x = torch.as_tensor(x)
+            x, label = _load_sample(self.dataset, index)
             if tuple(x.shape) != self.sample_shape or not x.is_floating_point():
                 raise SampleError(
                     f"sample {index} has shape {tuple(x.shape)} and dtype {x.dtype}; every sample must be "
                     f"floating point of shape {self.sample_shape}, as sample 0"
                 )
             samples.append(x.float())
-            labels.append(int(label))
+            labels.append(label)
         return torch.stack(samples), np.asarray(labels, dtype=np.int64)
 
     def _check_labels(self, indices: np.ndarray, labels: np.ndarray, classes: int) -> None:
@@ -228,7 +258,8 @@ def attribute_dataset(
     """Explain every sample of ``dataset`` (or of one shard of it) into the store ``out``.
 
     Started again after an interruption (a crash or ``kill -9`` included) with the same arguments, it
-    continues after the last complete batch. A store written with other parameters is refused.
+    continues after the last complete batch. A store written with other parameters, another model (by
+    :func:`model_fingerprint`) or other data (by :func:`dataset_fingerprint`) is refused.
 
     Parameters
     ----------
@@ -283,6 +314,7 @@ def attribute_dataset(
         "dataset": type(dataset).__qualname__,
         **(description or {}),
         "model_fingerprint": model_fingerprint(model),
+        "dataset_fingerprint": dataset_fingerprint(dataset),
         "dataset_size": len(dataset),
         "sample_shape": list(sample_shape),
         "dtype": dtype,
