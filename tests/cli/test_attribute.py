@@ -205,3 +205,20 @@ def test_a_rewritten_data_file_is_another_run(tmp_path, arrays, scripted, one_li
     rng = np.random.default_rng(2)
     np.savez(arrays, x=rng.random((120, 3, 6, 6), dtype=np.float32), y=rng.integers(0, 3, 120))
     one_line_error(_attribute(arrays, "--model", scripted, "--out", out), str(out), "dataset_fingerprint")
+
+
+def test_another_spelling_of_the_model_file_is_the_same_run(tmp_path, arrays, scripted, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link.pt").symlink_to(scripted)
+    out = tmp_path / "run.h5"
+    assert _attribute(arrays, "--model", scripted.name, "--out", out).exit_code == 0
+    for spelling in (
+        f"./{scripted.name}",
+        scripted,
+        "link.pt",
+        tmp_path / ".." / tmp_path.name / scripted.name,
+    ):
+        result = _attribute(arrays, "--model", spelling, "--out", out)
+        assert result.exit_code == 0, result.output
+    with store.open(out) as run:
+        assert run.params["model"] == str(scripted.resolve())

@@ -21,6 +21,17 @@ def _parse_pool(text: str | None) -> tuple[int, int] | None:
         raise ValueError(f"--pool must look like HxW (e.g. 7x7), got {text!r}") from None
 
 
+def _model_identity(spec: str) -> str:
+    """``spec`` with its file resolved (symbolic links too), so that the store of a run knows its model by
+    one name whatever the spelling; the weights themselves are compared by their fingerprint."""
+    if Path(spec).is_file():
+        return str(Path(spec).resolve())
+    name, colon, weights = spec.partition(":")
+    if colon and Path(weights).is_file():
+        return f"{name}:{Path(weights).resolve()}"
+    return spec
+
+
 @app.command()
 def attribute(
     data: Annotated[
@@ -83,7 +94,7 @@ def attribute(
         dataset = load_dataset(data, preprocessing)
         description = {
             "dataset": str(Path(data).resolve()) if folder or Path(data).is_file() else data,
-            "model": model,
+            "model": _model_identity(model),
             "method": method,
             "composite": composite + (f" low={low} high={high}" if composite == "epsilon-gamma-box" else ""),
             "preprocessing": preprocessing if folder else "none",
