@@ -75,10 +75,10 @@ def test_corrupt_image_is_named_before_any_work(tmp_path, folder, scripted):
     assert not out.exists()
 
 
-def test_foreign_file_and_other_run_are_refused(tmp_path, scripted):
+def test_foreign_file_and_other_run_are_refused(tmp_path, arrays, scripted):
     notes = tmp_path / "notes.h5"
     notes.write_text("keep me")
-    result = _attribute("digits", "--model", scripted, "--out", notes)
+    result = _attribute(arrays, "--model", scripted, "--out", notes)
     assert result.exit_code == 1 and "not a readable HDF5 file" in result.output
     assert notes.read_text() == "keep me"
 
@@ -100,7 +100,22 @@ def test_bad_options_are_one_line_errors(tmp_path, scripted):
 def test_digits_model_mismatch_is_named(tmp_path, scripted):
     # digits are (1, 8, 8) but the model wants 3 channels
     result = _attribute("digits", "--model", scripted, "--out", tmp_path / "x.h5")
-    assert result.exit_code == 1 and "samples 0..63: the model or its explanation failed" in result.output
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert "the model fails on samples of shape (1, 8, 8) (sample 0)" in result.output
+
+
+def test_an_operation_without_rule_is_a_one_line_error(
+    tmp_path, arrays, scripted, monkeypatch, one_line_error
+):
+    from relprop.graph import UnsupportedOperationError
+
+    def no_rule(self, x, start):
+        raise UnsupportedOperationError("relprop has no rule for conv (Conv2d)")
+
+    monkeypatch.setattr(LRP, "propagate", no_rule)
+    one_line_error(
+        _attribute(arrays, "--model", scripted, "--out", tmp_path / "x.h5"), "has no rule for conv"
+    )
 
 
 @pytest.fixture

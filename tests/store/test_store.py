@@ -206,6 +206,33 @@ def test_a_bad_sample_is_named_and_finished_batches_stay(tmp_path, dataset, mode
     _assert_same(path, full)
 
 
+def test_a_failure_of_the_explainer_is_no_bad_sample(tmp_path, dataset, model, monkeypatch):
+    def bug_in_a_rule(self, x, start):
+        raise RuntimeError("a bug in a rule")
+
+    monkeypatch.setattr(LRP, "propagate", bug_in_a_rule)
+    with pytest.raises(RuntimeError, match="a bug in a rule") as raised:
+        store.attribute_dataset(dataset, model, tmp_path / "run.h5", progress=False)
+    assert not isinstance(raised.value, SampleError)
+
+
+def test_samples_the_model_cannot_take_or_in_training_mode_are_refused_first(tmp_path, dataset, model):
+    wide = ArrayDataset(np.zeros((3, 2, 4, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"the model fails on samples of shape \(2, 4, 4\) \(sample 0\)"):
+        store.attribute_dataset(wide, model, tmp_path / "run.h5", progress=False)
+    training = torch.nn.Sequential(torch.nn.BatchNorm2d(1), *model).train()
+    with pytest.raises(ValueError, match="training mode"):
+        store.attribute_dataset(dataset, training, tmp_path / "run.h5", progress=False)
+    assert not (tmp_path / "run.h5").exists()
+
+
+def test_a_sample_with_nan_or_infinite_values_is_named(tmp_path, dataset, model):
+    x = dataset.x.copy()
+    x[6, 0, 1, 2] = np.inf
+    with pytest.raises(SampleError, match="sample 6 contains NaN or infinite values"):
+        store.attribute_dataset(ArrayDataset(x, dataset.y), model, tmp_path / "run.h5", progress=False)
+
+
 def test_float16_overflow_is_an_error(tmp_path, dataset, model):
     big = ArrayDataset(dataset.x * 1e7, dataset.y)
     with pytest.raises(

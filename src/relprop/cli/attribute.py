@@ -9,6 +9,7 @@ import typer
 
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 from relprop.cli.presets import COMPOSITES, METHODS, make_composite
+from relprop.graph import UnsupportedOperationError
 
 
 def _parse_pool(text: str | None) -> tuple[int, int] | None:
@@ -116,7 +117,7 @@ def attribute(
             workers=workers,
             progress=progress,
         )
-    except EXPECTED_ERRORS as error:
+    except (*EXPECTED_ERRORS, UnsupportedOperationError) as error:
         raise fail(error) from None
 
 

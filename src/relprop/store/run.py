@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from relprop.checks import check_eval_mode
 from relprop.composites import Composite, EpsilonPlusFlat
 from relprop.data import SampleError
 from relprop.lrp import LRP
@@ -151,7 +152,15 @@ class Attributor:
         self.explainer = LRP(model.to(self.device), composite=composite)
 
     def compute(self, indices: np.ndarray) -> Rows:
-        """The rows of the samples at ``indices`` (data-set indices)."""
+        """The rows of the samples at ``indices`` (data-set indices).
+
+        Raises
+        ------
+        relprop.data.SampleError
+            If a sample cannot be loaded or used, or relprop's checks refuse the batch or the model's output
+            on it (the message names the samples). Any other error (a bug, a rule that cannot explain an
+            operation, a device out of memory) is no fault of the data and propagates as it is.
+        """
         x, labels = self._load(indices)
         outputs = []
 
@@ -165,7 +174,7 @@ class Attributor:
             relevance = self.explainer.propagate(x.to(self.device), start)
         except SampleError:
             raise
-        except (RuntimeError, ValueError, TypeError) as error:
+        except (ValueError, TypeError) as error:  # relprop's checks of the batch and of the model's output
             raise SampleError(
                 f"samples {indices[0]}..{indices[-1]}: the model or its explanation failed: {error}"
             ) from error
@@ -187,6 +196,8 @@ class Attributor:
                     f"sample {index} has shape {tuple(x.shape)} and dtype {x.dtype}; every sample must be "
                     f"floating point of shape {self.sample_shape}, as sample 0"
                 )
+            if not torch.isfinite(x).all():
+                raise SampleError(f"sample {index} contains NaN or infinite values")
             samples.append(x.float())
             labels.append(label)
         return torch.stack(samples), np.asarray(labels, dtype=np.int64)
@@ -235,6 +246,23 @@ def _check_pool(pool: tuple[int, int] | None, shape: tuple[int, ...]) -> None:
         raise ValueError(
             f"sum pooling {shape[-2]}x{shape[-1]} samples to {pool[0]}x{pool[1]} needs sizes that divide them"
         )
+
+
+def _check_model_takes(model: nn.Module, sample: torch.Tensor) -> None:
+    """Refuse a model in training mode, or one that fails on ``sample`` (sample 0), before any batch: then
+    an error while explaining a batch is no mismatch of model and data.
+    """
+    check_eval_mode(model)
+    parameter = next(model.parameters(), None)
+    device = torch.device("cpu") if parameter is None else parameter.device
+    try:
+        with torch.no_grad():
+            model(sample.float()[None].to(device))
+    except RuntimeError as error:
+        message = " ".join(str(error).split())
+        raise ValueError(
+            f"the model fails on samples of shape {tuple(sample.shape)} (sample 0): {message}"
+        ) from None
 
 
 def attribute_dataset(
@@ -307,6 +335,7 @@ def attribute_dataset(
     first = torch.as_tensor(dataset[0][0])
     sample_shape = tuple(first.shape)
     _check_pool(pool, sample_shape)
+    _check_model_takes(model, first)
     params = {
         "model": type(model).__qualname__,
         "method": "lrp",
