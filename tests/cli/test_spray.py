@@ -51,3 +51,15 @@ def test_a_rewritten_data_set_of_the_store_is_not_shown(computed):
     assert result.exit_code == 0, result.output
     first = result.output.splitlines()[0]
     assert "is not the data set the store was computed on" in first and "showing heatmaps only" in first
+
+
+def test_a_store_whose_rows_do_not_decompress_is_named(computed, one_line_error):
+    import h5py
+
+    out, _ = computed
+    with h5py.File(out, "r") as file:
+        chunk = file["attribution"].id.get_chunk_info(0)
+    with open(out, "r+b") as raw:  # damage in the middle of the file: its length is right
+        raw.seek(chunk.byte_offset + 8)
+        raw.write(b"\xff" * min(64, chunk.size - 8))
+    one_line_error(_spray(out), str(out), "is damaged: reading its rows failed")

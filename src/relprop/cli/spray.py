@@ -11,6 +11,22 @@ import typer
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 
 
+def _analyse(path: Path, class_index: int, size: int | None, neighbors: int, clusters: int | None, seed: int):
+    """SpRAy of the class's heatmaps in the store ``path``; rows that HDF5 cannot read (a damaged chunk)
+    name the store."""
+    from relprop.report import analyse_class
+    from relprop.spray import SpRAy
+    from relprop.store import open as open_store
+
+    with open_store(path) as run:
+        size = size or min(32, *run.attribution.shape[-2:])
+        spray = SpRAy(size=size, n_neighbors=neighbors, n_clusters=clusters, random_state=seed)
+        try:
+            return analyse_class(run, class_index, spray, random_state=seed)
+        except OSError as error:
+            raise ValueError(f"{path} is damaged: reading its rows failed: {error}") from error
+
+
 class _OtherData(ValueError):
     """The data set is not the one the store was computed on."""
 
@@ -105,21 +121,12 @@ def spray(
     """Group the heatmaps of class CLASS by where their relevance lies (SpRAy) and write a report that opens
     from the file system: spectrum and eigengap, t-SNE, clusters with prototypes, the suspicious one flagged.
     """
-    from relprop.report import analyse_class, write_report, write_virelay_analysis
-    from relprop.spray import SpRAy
-    from relprop.store import open as open_store
+    from relprop.report import write_report, write_virelay_analysis
 
     try:
         if not store.is_file():
             raise FileNotFoundError(f"{store}: no such file")
-        with open_store(store) as run:
-            size = size or min(32, *run.attribution.shape[-2:])
-            analysis = analyse_class(
-                run,
-                class_index,
-                SpRAy(size=size, n_neighbors=neighbors, n_clusters=clusters, random_state=seed),
-                random_state=seed,
-            )
+        analysis = _analyse(store, class_index, size, neighbors, clusters, seed)
         inputs = _inputs(analysis, data, preprocessing)
         out.mkdir(parents=True, exist_ok=True)
         analysis_path = out / "analysis.h5"
