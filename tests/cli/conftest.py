@@ -34,3 +34,15 @@ def scripted(tmp_path_factory) -> Path:
         warnings.simplefilter("ignore")  # torch.jit is deprecated but still writes files
         torch.jit.script(model.eval()).save(str(path))
     return path
+
+
+@pytest.fixture
+def small_scripted(tmp_path) -> Path:
+    """A tiny TorchScript classifier of 3 x 6 x 6 images with 3 classes, in the test's own folder."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
+    path = tmp_path / "model.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated but still writes files
+        torch.jit.script(model.eval()).save(str(path))
+    return path

@@ -23,13 +23,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 
 
 @pytest.fixture
-def scripted(tmp_path) -> Path:
-    """A tiny TorchScript classifier of 3 x 6 x 6 images (overrides the shared 224 x 224 one)."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
-    path = tmp_path / "model.pt"
-    torch.jit.script(model.eval()).save(str(path))
-    return path
+def scripted(small_scripted) -> Path:
+    """This module's classifier: the 3 x 6 x 6 one (overrides the shared 224 x 224 one)."""
+    return small_scripted
 
 
 @pytest.fixture
@@ -67,21 +63,22 @@ def test_image_folder_values_and_parameters(tmp_path, folder, scripted):
         assert run.params["model"] == str(scripted)
 
 
-def test_corrupt_image_is_named_and_finished_work_stays(tmp_path, folder, scripted):
-    (folder / "dog" / "9.png").write_bytes(b"not a png")  # the last sample
+def test_corrupt_image_is_named_before_any_work(tmp_path, folder, scripted):
+    # the last sample, which the data's fingerprint reads first (test_store checks that the batches
+    # before a bad sample that the fingerprint does not read stay)
+    (folder / "dog" / "9.png").write_bytes(b"not a png")
     out = tmp_path / "run.h5"
     result = _attribute(folder, "--model", scripted, "--out", out, "--batch-size", "2")
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and "Traceback" not in result.output
     assert result.output.startswith("error: sample 5 (") and "9.png): cannot read image" in result.output
-    with h5py.File(out, "r") as file:
-        assert int(file["done"][()]) == 4
+    assert not out.exists()
 
 
-def test_foreign_file_and_other_run_are_refused(tmp_path, scripted):
+def test_foreign_file_and_other_run_are_refused(tmp_path, arrays, scripted):
     notes = tmp_path / "notes.h5"
     notes.write_text("keep me")
-    result = _attribute("digits", "--model", scripted, "--out", notes)
+    result = _attribute(arrays, "--model", scripted, "--out", notes)
     assert result.exit_code == 1 and "not a readable HDF5 file" in result.output
     assert notes.read_text() == "keep me"
 
@@ -103,7 +100,22 @@ def test_bad_options_are_one_line_errors(tmp_path, scripted):
 def test_digits_model_mismatch_is_named(tmp_path, scripted):
     # digits are (1, 8, 8) but the model wants 3 channels
     result = _attribute("digits", "--model", scripted, "--out", tmp_path / "x.h5")
-    assert result.exit_code == 1 and "samples 0..63: the model or its explanation failed" in result.output
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert "the model fails on samples of shape (1, 8, 8) (sample 0)" in result.output
+
+
+def test_an_operation_without_rule_is_a_one_line_error(
+    tmp_path, arrays, scripted, monkeypatch, one_line_error
+):
+    from relprop.graph import UnsupportedOperationError
+
+    def no_rule(self, x, start):
+        raise UnsupportedOperationError("relprop has no rule for conv (Conv2d)")
+
+    monkeypatch.setattr(LRP, "propagate", no_rule)
+    one_line_error(
+        _attribute(arrays, "--model", scripted, "--out", tmp_path / "x.h5"), "has no rule for conv"
+    )
 
 
 @pytest.fixture
@@ -153,3 +165,75 @@ def test_shards_merge_to_the_whole_run(tmp_path, arrays, scripted):
         np.testing.assert_array_equal(merged.attribution[:], full.attribution[:])
     result = runner.invoke(app, ["merge", str(tmp_path / "half.h5"), str(parts[0])])
     assert result.exit_code == 1 and "missing samples 1, 3, 5" in result.output
+
+
+def _forged(path, params="{}", datasets=("index", "label", "output", "prediction", "attribution", "done")):
+    from relprop.store._file import FORMAT, FORMAT_VERSION
+
+    with h5py.File(path, "w", libver="latest") as file:
+        file.attrs.update(relprop_format=FORMAT, relprop_format_version=FORMAT_VERSION, params=params, size=3)
+        for name in datasets:
+            file[name] = np.int64(3) if name == "done" else np.zeros(3)
+    return path
+
+
+def test_damaged_stores_are_one_line_errors_naming_the_file(tmp_path, arrays, scripted, one_line_error):
+    full = tmp_path / "full.h5"
+    assert _attribute(arrays, "--model", scripted, "--out", full).exit_code == 0
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(full.read_bytes()[: full.stat().st_size * 7 // 10])
+    cases = [
+        (_forged(tmp_path / "no-rows.h5", datasets=("index",)), "lacks the datasets label, output"),
+        (_forged(tmp_path / "not-json.h5", params="{model: x"), "run parameters are not a JSON object"),
+        (truncated, "is truncated"),
+    ]
+    for path, message in cases:
+        for command in (["spray", str(path), "--class", "0"], ["merge", str(tmp_path / "m.h5"), str(path)]):
+            one_line_error(runner.invoke(app, command), str(path), message)
+        result = _attribute(arrays, "--model", scripted, "--out", path)
+        one_line_error(result, str(path), message)
+
+
+def test_merge_never_destroys_a_shard_or_another_file(tmp_path, arrays, scripted, one_line_error):
+    parts = [tmp_path / f"run-{i}.h5" for i in range(2)]
+    for i, part in enumerate(parts):
+        assert _attribute(arrays, "--model", scripted, "--out", part, "--shard", f"{i}/2").exit_code == 0
+    before = parts[0].read_bytes()
+    one_line_error(runner.invoke(app, ["merge", str(parts[0]), *map(str, parts)]), "is one of the shards")
+    one_line_error(runner.invoke(app, ["merge", str(parts[0]), str(parts[0])]), "is one of the shards")
+    one_line_error(runner.invoke(app, ["merge", str(tmp_path / "all.h5"), str(parts[0]), str(parts[0]),
+                                       str(parts[1])]), "given twice")  # fmt: skip
+    assert parts[0].read_bytes() == before
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    one_line_error(runner.invoke(app, ["merge", str(notes), *map(str, parts)]), "--force")
+    assert notes.read_text() == "keep me"
+    result = runner.invoke(app, ["merge", str(notes), *map(str, parts), "--force"])
+    assert result.exit_code == 0, result.output
+    with store.open(notes) as merged:
+        assert len(merged) == 120
+
+
+def test_a_rewritten_data_file_is_another_run(tmp_path, arrays, scripted, one_line_error):
+    out = tmp_path / "run.h5"
+    assert _attribute(arrays, "--model", scripted, "--out", out).exit_code == 0
+    rng = np.random.default_rng(2)
+    np.savez(arrays, x=rng.random((120, 3, 6, 6), dtype=np.float32), y=rng.integers(0, 3, 120))
+    one_line_error(_attribute(arrays, "--model", scripted, "--out", out), str(out), "dataset_fingerprint")
+
+
+def test_another_spelling_of_the_model_file_is_the_same_run(tmp_path, arrays, scripted, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link.pt").symlink_to(scripted)
+    out = tmp_path / "run.h5"
+    assert _attribute(arrays, "--model", scripted.name, "--out", out).exit_code == 0
+    for spelling in (
+        f"./{scripted.name}",
+        scripted,
+        "link.pt",
+        tmp_path / ".." / tmp_path.name / scripted.name,
+    ):
+        result = _attribute(arrays, "--model", spelling, "--out", out)
+        assert result.exit_code == 0, result.output
+    with store.open(out) as run:
+        assert run.params["model"] == str(scripted.resolve())

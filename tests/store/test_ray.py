@@ -8,6 +8,7 @@ import pytest
 
 from relprop import store
 from relprop.data import ArrayDataset
+from relprop.store.run import _fingerprint_rows
 
 from .test_store import _assert_same
 
@@ -15,14 +16,17 @@ ray = pytest.importorskip("ray")
 
 
 class DiesOnce(ArrayDataset):
-    """Kills the worker process the first time sample 11 is loaded (a marker file remembers it)."""
+    """Kills the worker process the first time sample 12 is loaded (a marker file remembers it).
+
+    The driver, which fingerprints the data set, never loads sample 12 (see the test).
+    """
 
     def __init__(self, x, y, marker):
         super().__init__(x, y)
         self.marker = marker
 
     def __getitem__(self, index):
-        if index == 11 and not self.marker.exists():
+        if index == 12 and not self.marker.exists():
             self.marker.touch()
             os._exit(1)
         return super().__getitem__(index)
@@ -47,6 +51,7 @@ def local_ray():
 def test_ray_run_equals_the_local_run_even_when_a_worker_dies(tmp_path, dataset, model, local_ray):
     local = store.attribute_dataset(dataset, model, tmp_path / "local.h5", batch_size=4, progress=False)
     same = {"dataset": "ArrayDataset"}
+    assert 12 not in _fingerprint_rows(len(dataset))
     dying = DiesOnce(dataset.x, dataset.y, tmp_path / "died")
     on_ray = store.attribute_dataset(
         dying, model, tmp_path / "ray.h5", batch_size=4, ray=True, workers=2, description=same, progress=False

@@ -16,6 +16,7 @@ import torch
 from relprop import LRP, composites, store
 from relprop.data import ArrayDataset, SampleError
 from relprop.store._file import Rows, StoreWriter
+from relprop.store.run import _fingerprint_rows
 
 from .conftest import tiny_model
 
@@ -62,27 +63,35 @@ def test_pool_must_divide_the_sample(tmp_path, dataset, model):
         store.attribute_dataset(dataset, model, tmp_path / "run.h5", pool=(3, 3))
 
 
-def test_resume_continues_after_the_last_complete_batch(tmp_path, dataset, model):
-    calls = []
-
-    class Counting(ArrayDataset):
-        def __getitem__(self, index):
-            calls.append(index)
-            return super().__getitem__(index)
-
+def test_resume_continues_after_the_last_complete_batch(tmp_path, dataset, model, monkeypatch):
     full = store.attribute_dataset(dataset, model, tmp_path / "full.h5", batch_size=4, progress=False)
-    counting = Counting(dataset.x, dataset.y)
-    params = _params_of(full)
-    with StoreWriter(tmp_path / "part.h5", params, 23) as writer:
-        attributor = store.Attributor(counting, model, composites.EpsilonPlusFlat(), (1, 4, 4))
+    with StoreWriter(tmp_path / "part.h5", _params_of(full), 23) as writer:
+        attributor = store.Attributor(dataset, model, composites.EpsilonPlusFlat(), (1, 4, 4))
         writer.append(attributor.compute(np.arange(8)))
-    calls.clear()
-    same = {"dataset": "ArrayDataset"}
-    store.attribute_dataset(
-        counting, model, tmp_path / "part.h5", batch_size=4, progress=False, description=same
+    computed, compute = [], store.Attributor.compute
+    monkeypatch.setattr(
+        store.Attributor, "compute", lambda self, rows: computed.extend(rows) or compute(self, rows)
     )
-    assert sorted(set(calls) - {0}) == list(range(8, 23))  # sample 0 is read once for its shape
+    store.attribute_dataset(dataset, model, tmp_path / "part.h5", batch_size=4, progress=False)
+    assert computed == list(range(8, 23))
     _assert_same(tmp_path / "part.h5", full)
+
+
+def test_other_data_of_the_same_size_is_another_run(tmp_path, dataset, model):
+    path = tmp_path / "run.h5"
+    broken = _Broken(dataset.x, dataset.y, bad=9, what="read")
+    same = {"dataset": "ArrayDataset"}
+    with pytest.raises(SampleError):  # interrupted after 8 samples
+        store.attribute_dataset(broken, model, path, batch_size=4, progress=False, description=same)
+    rewritten = ArrayDataset(dataset.x[::-1].copy(), dataset.y)  # the file rewritten in another order
+    relabelled = ArrayDataset(dataset.x, (dataset.y + 1) % 5)
+    for other in (rewritten, relabelled):
+        with pytest.raises(ValueError, match=r"different run \(dataset_fingerprint differs\)"):
+            store.attribute_dataset(other, model, path, batch_size=4, progress=False)
+    copy = ArrayDataset(dataset.x.copy(), dataset.y.copy())
+    store.attribute_dataset(copy, model, path, batch_size=4, progress=False)  # the same data resumes
+    full = store.attribute_dataset(dataset, model, tmp_path / "full.h5", batch_size=4, progress=False)
+    _assert_same(path, full)
 
 
 def _params_of(path):
@@ -121,7 +130,8 @@ def test_killed_with_sigkill_then_resumed_equals_an_uninterrupted_run(tmp_path, 
     script.write_text(textwrap.dedent(KILLER.format(tests=str(Path(__file__).parents[1]))))
     env = {**os.environ, "PYTHONPATH": str(Path(store.__file__).parents[2])}
     path = tmp_path / "run.h5"
-    killed = subprocess.run([sys.executable, str(script), str(path)], env={**env, "KILL_AT": "13"})
+    assert 12 not in _fingerprint_rows(23)  # killed while computing, not while fingerprinting the data
+    killed = subprocess.run([sys.executable, str(script), str(path)], env={**env, "KILL_AT": "12"})
     assert killed.returncode == -signal.SIGKILL
     with h5py.File(path, "r", swmr=True) as file:  # left "open for writing" by the killed writer
         assert int(file["done"][()]) == 12  # batches 0-3, 4-7, 8-11 were committed
@@ -129,7 +139,8 @@ def test_killed_with_sigkill_then_resumed_equals_an_uninterrupted_run(tmp_path, 
     assert resumed.returncode == 0
     full = store.attribute_dataset(dataset, model, tmp_path / "full.h5", batch_size=4, progress=False)
     _assert_same(path, full)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.h5", "killer.py", "run.h5"]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["full.h5", "full.h5.lock", "killer.py", "run.h5", "run.h5.lock"]  # nothing half-written
 
 
 def test_a_store_of_another_run_is_refused_and_left_intact(tmp_path, dataset, model):
@@ -183,6 +194,7 @@ class _Broken(ArrayDataset):
 )
 def test_a_bad_sample_is_named_and_finished_batches_stay(tmp_path, dataset, model, what, message):
     broken = _Broken(dataset.x, dataset.y, bad=9, what=what)
+    assert 9 not in _fingerprint_rows(23)  # a sample the fingerprint reads is part of the data's identity
     same = {"dataset": "ArrayDataset"}  # the data set, fixed, is the same
     path = tmp_path / "run.h5"
     with pytest.raises(SampleError, match=message):
@@ -192,6 +204,33 @@ def test_a_bad_sample_is_named_and_finished_batches_stay(tmp_path, dataset, mode
     store.attribute_dataset(dataset, model, path, batch_size=4, progress=False, description=same)  # resumes
     full = store.attribute_dataset(dataset, model, tmp_path / "full.h5", batch_size=4, progress=False)
     _assert_same(path, full)
+
+
+def test_a_failure_of_the_explainer_is_no_bad_sample(tmp_path, dataset, model, monkeypatch):
+    def bug_in_a_rule(self, x, start):
+        raise RuntimeError("a bug in a rule")
+
+    monkeypatch.setattr(LRP, "propagate", bug_in_a_rule)
+    with pytest.raises(RuntimeError, match="a bug in a rule") as raised:
+        store.attribute_dataset(dataset, model, tmp_path / "run.h5", progress=False)
+    assert not isinstance(raised.value, SampleError)
+
+
+def test_samples_the_model_cannot_take_or_in_training_mode_are_refused_first(tmp_path, dataset, model):
+    wide = ArrayDataset(np.zeros((3, 2, 4, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"the model fails on samples of shape \(2, 4, 4\) \(sample 0\)"):
+        store.attribute_dataset(wide, model, tmp_path / "run.h5", progress=False)
+    training = torch.nn.Sequential(torch.nn.BatchNorm2d(1), *model).train()
+    with pytest.raises(ValueError, match="training mode"):
+        store.attribute_dataset(dataset, training, tmp_path / "run.h5", progress=False)
+    assert not (tmp_path / "run.h5").exists()
+
+
+def test_a_sample_with_nan_or_infinite_values_is_named(tmp_path, dataset, model):
+    x = dataset.x.copy()
+    x[6, 0, 1, 2] = np.inf
+    with pytest.raises(SampleError, match="sample 6 contains NaN or infinite values"):
+        store.attribute_dataset(ArrayDataset(x, dataset.y), model, tmp_path / "run.h5", progress=False)
 
 
 def test_float16_overflow_is_an_error(tmp_path, dataset, model):
@@ -218,6 +257,14 @@ def test_writer_refuses_rows_beyond_its_size(tmp_path):
         writer.append(rows)
 
 
+def test_a_store_that_cannot_be_created_leaves_nothing_half_written(tmp_path):
+    unstorable = np.empty((2, 1), dtype=object)
+    rows = Rows(np.arange(2), np.zeros(2, int), np.zeros((2, 2)), np.zeros(2, int), unstorable)
+    with StoreWriter(tmp_path / "s.h5", {}, 2) as writer, pytest.raises(TypeError, match="Object dtype"):
+        writer.append(rows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5.lock"]
+
+
 def test_shards_are_a_round_robin_partition():
     np.testing.assert_array_equal(store.shard_indices(10, (1, 3)), [1, 4, 7])
     parts = np.concatenate([store.shard_indices(10, (i, 3)) for i in range(3)])
@@ -226,3 +273,51 @@ def test_shards_are_a_round_robin_partition():
     for bad in ("5/5", "1", "a/b", "-1/2"):
         with pytest.raises(ValueError, match="shard"):
             store.parse_shard(bad)
+
+
+def _writer_with_rows(path, dataset, model, rows=4):
+    writer = StoreWriter(path, {"a": 1}, 23).__enter__()
+    attributor = store.Attributor(dataset, model, composites.EpsilonPlusFlat(), (1, 4, 4))
+    writer.append(attributor.compute(np.arange(rows)))
+    return writer
+
+
+def test_a_symlink_to_a_live_store_is_the_same_store(tmp_path, dataset, model):
+    real, link = tmp_path / "real.h5", tmp_path / "link.h5"
+    link.symlink_to(real)
+    writer = _writer_with_rows(real, dataset, model)
+    try:
+        with pytest.raises(ValueError, match="link.h5 is being written by another process"):
+            StoreWriter(link, {"a": 1}, 23).__enter__()
+        assert link.is_symlink() and link.resolve() == real
+    finally:
+        writer.close()
+    with h5py.File(real, "r") as file:
+        assert int(file["done"][()]) == 4
+
+
+def test_a_store_written_through_a_symlink_is_written_where_it_points(tmp_path, dataset, model):
+    real, link = tmp_path / "real.h5", tmp_path / "link.h5"
+    link.symlink_to(real)  # dangling until the store exists
+    _writer_with_rows(link, dataset, model).close()
+    assert link.is_symlink() and real.is_file()
+    with StoreWriter(link, {"a": 1}, 23) as resumed:  # resuming through the link finds the rows
+        assert resumed.done == 4
+    assert link.is_symlink()
+
+
+def test_a_writer_that_closes_leaves_the_lock_to_whoever_opened_it_meanwhile(tmp_path, dataset, model):
+    import fcntl
+
+    path = tmp_path / "run.h5"
+    writer = _writer_with_rows(path, dataset, model)
+    waiting = (tmp_path / "run.h5.lock").open("a")  # another process opened it and is about to lock it
+    writer.close()
+    fcntl.flock(waiting, fcntl.LOCK_EX | fcntl.LOCK_NB)  # it got the lock of the store
+    try:
+        with pytest.raises(ValueError, match="is being written by another process"):
+            StoreWriter(path, {"a": 1}, 23).__enter__()
+    finally:
+        waiting.close()
+    with StoreWriter(path, {"a": 1}, 23) as writer:
+        assert writer.done == 4

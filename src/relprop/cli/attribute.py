@@ -9,6 +9,7 @@ import typer
 
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 from relprop.cli.presets import COMPOSITES, METHODS, make_composite
+from relprop.graph import UnsupportedOperationError
 
 
 def _parse_pool(text: str | None) -> tuple[int, int] | None:
@@ -19,6 +20,17 @@ def _parse_pool(text: str | None) -> tuple[int, int] | None:
         return int(rows), int(cols)
     except ValueError:
         raise ValueError(f"--pool must look like HxW (e.g. 7x7), got {text!r}") from None
+
+
+def _model_identity(spec: str) -> str:
+    """``spec`` with its file resolved (symbolic links too), so that the store of a run knows its model by
+    one name whatever the spelling; the weights themselves are compared by their fingerprint."""
+    if Path(spec).is_file():
+        return str(Path(spec).resolve())
+    name, colon, weights = spec.partition(":")
+    if colon and Path(weights).is_file():
+        return f"{name}:{Path(weights).resolve()}"
+    return spec
 
 
 @app.command()
@@ -83,7 +95,7 @@ def attribute(
         dataset = load_dataset(data, preprocessing)
         description = {
             "dataset": str(Path(data).resolve()) if folder or Path(data).is_file() else data,
-            "model": model,
+            "model": _model_identity(model),
             "method": method,
             "composite": composite + (f" low={low} high={high}" if composite == "epsilon-gamma-box" else ""),
             "preprocessing": preprocessing if folder else "none",
@@ -105,7 +117,7 @@ def attribute(
             workers=workers,
             progress=progress,
         )
-    except EXPECTED_ERRORS as error:
+    except (*EXPECTED_ERRORS, UnsupportedOperationError) as error:
         raise fail(error) from None
 
 
@@ -113,11 +125,14 @@ def attribute(
 def merge(
     out: Annotated[Path, typer.Argument(help="The merged store to write.")],
     shards: Annotated[list[Path], typer.Argument(help="The complete shard stores of one run.")],
+    force: Annotated[
+        bool, typer.Option(help="Replace OUT even if it is not a merged store of this run (never a shard).")
+    ] = False,
 ) -> None:
     """Join shard stores (from --shard i/n) into one store; checks every sample is there exactly once."""
     from relprop.store import merge as merge_stores
 
     try:
-        merge_stores(out, shards)
+        merge_stores(out, shards, force=force)
     except EXPECTED_ERRORS as error:
         raise fail(error) from None

@@ -11,28 +11,87 @@ import typer
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 
 
+def _analyse(path: Path, class_index: int, size: int | None, neighbors: int, clusters: int | None, seed: int):
+    """SpRAy of the class's heatmaps in the store ``path``; rows that HDF5 cannot read (a damaged chunk)
+    name the store."""
+    from relprop.report import analyse_class
+    from relprop.spray import SpRAy
+    from relprop.store import open as open_store
+
+    with open_store(path) as run:
+        size = size or min(32, *run.attribution.shape[-2:])
+        spray = SpRAy(size=size, n_neighbors=neighbors, n_clusters=clusters, random_state=seed)
+        try:
+            return analyse_class(run, class_index, spray, random_state=seed)
+        except OSError as error:
+            raise ValueError(f"{path} is damaged: reading its rows failed: {error}") from error
+
+
+class _OtherData(ValueError):
+    """The data set is not the one the store was computed on."""
+
+
+def _inputs(analysis, data: str | None, preprocessing: str | None) -> np.ndarray | None:
+    """The analysed samples to show: from ``data`` (refused unless it is the store's data set), else from
+    the store's own data set if it loads here and is unchanged; ``None`` (saying why) for heatmaps only."""
+    if data is not None:
+        return _load_inputs(analysis, data, preprocessing)
+    spec = _stored_dataset(analysis.params)
+    if spec is None:
+        typer.echo("The store's data set cannot be loaded here (pass --data): showing heatmaps only.")
+        return None
+    try:
+        return _load_inputs(analysis, spec, None)
+    except _OtherData as error:
+        typer.echo(f"{error}: showing heatmaps only.")
+        return None
+
+
 def _load_inputs(analysis, spec: str, preprocessing: str | None) -> np.ndarray:
-    """The analysed samples from the data set ``spec``, checked against the store's data-set size."""
+    """The analysed samples from the data set ``spec``, checked to be the store's (size and fingerprint).
+
+    Image folders are prepared as the store's samples were, unless ``preprocessing`` says otherwise; the
+    check compares the samples as the store's run prepared them.
+    """
     from relprop.data import load_dataset
 
-    dataset = load_dataset(spec, preprocessing or "to-tensor")
-    expected = analysis.params.get("dataset_size")
-    if expected is not None and len(dataset) != expected:
-        raise ValueError(
-            f"data set {spec!r} has {len(dataset)} samples, but the store was computed on {expected}"
-        )
+    stored = _stored_preprocessing(analysis.params)
+    dataset = load_dataset(spec, preprocessing or stored or "to-tensor")
+    as_computed = dataset if preprocessing in (None, stored) else load_dataset(spec, stored or "to-tensor")
+    _check_same_data(spec, as_computed, analysis.params)
     return np.stack([np.asarray(dataset[int(index)][0], dtype=np.float32) for index in analysis.index])
 
 
-def _stored_dataset(params: dict) -> tuple[str, str | None] | None:
-    """The store's data set and preprocessing, if this machine can load it (a registered name or a path)."""
-    from relprop.data import PREPROCESSING, dataset_names
+def _check_same_data(spec: str, dataset, params: dict) -> None:
+    from relprop.store.run import dataset_fingerprint
+
+    expected = params.get("dataset_size")
+    if expected is not None and len(dataset) != expected:
+        raise _OtherData(
+            f"data set {spec!r} has {len(dataset)} samples, but the store was computed on {expected}"
+        )
+    fingerprint = params.get("dataset_fingerprint")
+    if fingerprint is not None and dataset_fingerprint(dataset) != fingerprint:
+        raise _OtherData(
+            f"data set {spec!r} is not the data set the store was computed on (same size, but other "
+            "samples, types or labels)"
+        )
+
+
+def _stored_preprocessing(params: dict) -> str | None:
+    """The store's preprocessing, if it is one this relprop knows (image folders; ``none`` otherwise)."""
+    from relprop.data import PREPROCESSING
+
+    preprocessing = params.get("preprocessing")
+    return preprocessing if preprocessing in PREPROCESSING else None
+
+
+def _stored_dataset(params: dict) -> str | None:
+    """The store's data set, if this machine can load it (a registered name or a path)."""
+    from relprop.data import dataset_names
 
     spec = str(params.get("dataset", ""))
-    if spec not in dataset_names() and not Path(spec).exists():
-        return None
-    preprocessing = params.get("preprocessing")
-    return spec, preprocessing if preprocessing in PREPROCESSING else None
+    return spec if spec in dataset_names() or Path(spec).exists() else None
 
 
 @app.command()
@@ -53,32 +112,22 @@ def spray(
         str | None,
         typer.Option(help="The data set, to show the inputs (default: the store's, if it can be loaded)."),
     ] = None,
-    preprocessing: Annotated[str | None, typer.Option(help="For an image folder --data.")] = None,
+    preprocessing: Annotated[
+        str | None, typer.Option(help="For an image folder --data (default: the store's preprocessing).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seeds k-means and t-SNE.")] = 0,
     max_images: Annotated[int, typer.Option(min=0, help="At most this many samples get images.")] = 1500,
 ) -> None:
     """Group the heatmaps of class CLASS by where their relevance lies (SpRAy) and write a report that opens
     from the file system: spectrum and eigengap, t-SNE, clusters with prototypes, the suspicious one flagged.
     """
-    from relprop.report import analyse_class, write_report, write_virelay_analysis
-    from relprop.spray import SpRAy
-    from relprop.store import open as open_store
+    from relprop.report import write_report, write_virelay_analysis
 
     try:
         if not store.is_file():
             raise FileNotFoundError(f"{store}: no such file")
-        with open_store(store) as run:
-            size = size or min(32, *run.attribution.shape[-2:])
-            analysis = analyse_class(
-                run,
-                class_index,
-                SpRAy(size=size, n_neighbors=neighbors, n_clusters=clusters, random_state=seed),
-                random_state=seed,
-            )
-        source = (data, preprocessing) if data is not None else _stored_dataset(analysis.params)
-        inputs = None if source is None else _load_inputs(analysis, *source)
-        if inputs is None:
-            typer.echo("The store's data set cannot be loaded here (pass --data): showing heatmaps only.")
+        analysis = _analyse(store, class_index, size, neighbors, clusters, seed)
+        inputs = _inputs(analysis, data, preprocessing)
         out.mkdir(parents=True, exist_ok=True)
         analysis_path = out / "analysis.h5"
         analysis_path.unlink(missing_ok=True)

@@ -17,6 +17,11 @@ and flushes again, so ``done`` never counts a row that is not on disk. A file le
 still carries HDF5's "open for writing" flag; resuming copies its ``done`` complete rows into a fresh
 file (written aside, then atomically renamed over it). A new file is first written aside and renamed once
 its first batch is committed, so a crash never leaves a half-created store either.
+
+Damage. Reading in SWMR mode skips HDF5's check that the file is as long as it recorded, and a store cut
+short (a copy that stopped, a full disk) would read its lost rows as zeros; so every open checks the length
+first (:mod:`relprop.store._integrity`), then the header against the datasets, and names the file and what
+is wrong in a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from relprop.store._integrity import check_length, lock, real_path, replaced_atomically
 
 FORMAT = "relprop-attributions"
 FORMAT_VERSION = 1
@@ -56,22 +63,124 @@ def _not_closed_cleanly(error: OSError) -> bool:
     return "consistency flags" in str(error)
 
 
-def _read_params(file: h5py.File, path: Path) -> dict[str, Any]:
-    if file.attrs.get("relprop_format") != FORMAT:
+@dataclass(frozen=True)
+class _Header:
+    """What a store says about itself: the run's parameters, its rows, and how many are complete."""
+
+    params: dict[str, Any]
+    size: int
+    done: int
+
+
+def _read_header(file: h5py.File, path: Path) -> _Header:
+    """The header of the open store ``file``, checked against its datasets.
+
+    Raises
+    ------
+    ValueError
+        Naming ``path`` and what is wrong, if it is no store, of another format version, or damaged.
+    """
+    try:
+        return _checked_header(file, path)
+    except (KeyError, OSError, RuntimeError, TypeError) as error:  # HDF5 failing on damaged metadata
+        raise ValueError(f"{path} is damaged: {' '.join(str(error).split())}") from error
+
+
+def _checked_header(file: h5py.File, path: Path) -> _Header:
+    attrs = file.attrs
+    if attrs.get("relprop_format") != FORMAT:
         raise ValueError(f"{path} is not a relprop attribution store")
-    if file.attrs["relprop_format_version"] != FORMAT_VERSION:
+    _require(path, "attribute", [a for a in ("relprop_format_version", "params", "size") if a not in attrs])
+    if attrs["relprop_format_version"] != FORMAT_VERSION:
         raise ValueError(
-            f"{path} has store format version {file.attrs['relprop_format_version']}; this relprop "
-            f"reads version {FORMAT_VERSION}"
+            f"{path} has store format version {attrs['relprop_format_version']}; this relprop reads "
+            f"version {FORMAT_VERSION}"
         )
-    return json.loads(file.attrs["params"])
+    params = _parse_params(attrs["params"], path)
+    datasets = (*ROW_FIELDS, "done")
+    _require(path, "dataset", [d for d in datasets if not isinstance(file.get(d), h5py.Dataset)])
+    size, done = int(attrs["size"]), file["done"]
+    for field in ROW_FIELDS:
+        rows = file[field].shape[0] if file[field].shape else 0
+        if rows != size:
+            raise ValueError(f"{path} is damaged: its {field} has {rows} rows, the store {size}")
+    if done.shape != () or not 0 <= int(done[()]) <= size:
+        raise ValueError(f"{path} is damaged: its count of complete rows is not a number from 0 to {size}")
+    return _Header(params, size, int(done[()]))
+
+
+def _require(path: Path, kind: str, missing: list[str]) -> None:
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise ValueError(f"{path} is damaged or no store: it lacks the {kind}{plural} {', '.join(missing)}")
+
+
+def _parse_params(text: Any, path: Path) -> dict[str, Any]:
+    try:
+        params = json.loads(text)
+    except (TypeError, ValueError):
+        params = None
+    if not isinstance(params, dict):
+        raise ValueError(f"{path} is damaged: its run parameters are not a JSON object ({str(text)[:60]!r})")
+    return params
+
+
+def _open_for_reading(path: Path) -> h5py.File:
+    """Open ``path`` in SWMR mode (readable while its writer runs, or after it was killed), checked first for
+    truncation, which SWMR readers do not detect."""
+    try:
+        check_length(path)
+        return h5py.File(path, "r", swmr=True)
+    except OSError as error:
+        raise ValueError(f"cannot open {path} as an attribution store: {error}") from error
+
+
+def _open_finished(path: Path) -> tuple[h5py.File, _Header]:
+    """Open the finished store ``path`` for reading, with its header.
+
+    Raises
+    ------
+    ValueError
+        If it cannot be opened, is damaged, truncated or incomplete (naming it).
+    """
+    file = _open_for_reading(path)
+    try:
+        header = _read_header(file, path)
+        if header.done != header.size:
+            raise ValueError(
+                f"{path} is incomplete ({header.done} of {header.size} samples): finish it by running the "
+                "relprop attribute command (or attribute_dataset call) that wrote it again"
+            )
+    except BaseException:
+        file.close()
+        raise
+    return file, header
+
+
+def _open_shard(path: Path) -> tuple[h5py.File, _Header]:
+    """Open the finished store ``path`` as a shard to merge: a merged store is refused."""
+    file, header = _open_finished(path)
+    if file["index"].is_virtual:
+        file.close()
+        raise ValueError(f"{path} is a merged store, not a shard: merge the shards it was merged from")
+    return file, header
+
+
+def _run_of(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters its shards share: all but the shard."""
+    return {key: value for key, value in params.items() if key != "shard"}
 
 
 def _check_params(found: Mapping[str, Any], wanted: Mapping[str, Any], path: Path) -> None:
     if dict(found) == dict(wanted):
         return
     keys = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
-    differences = "; ".join(f"{k}: store has {found.get(k)!r}, this run {wanted.get(k)!r}" for k in keys)
+    differences = "; ".join(
+        f"{k} differs"
+        if k.endswith("_fingerprint")
+        else f"{k}: store has {found.get(k)!r}, this run {wanted.get(k)!r}"
+        for k in keys
+    )
     raise ValueError(
         f"{path} holds a different run ({differences}); refusing to mix them: choose another --out or "
         "delete the file to start over"
@@ -112,11 +221,13 @@ class StoreWriter:
     size:
         The number of rows the finished store has.
 
-    Use as a context manager; :attr:`done` is the number of rows already complete.
+    Use as a context manager; :attr:`done` is the number of rows already complete. The store is written
+    where ``path`` points (a symbolic link stays a link), and one writer at a time holds it.
     """
 
     def __init__(self, path: str | Path, params: Mapping[str, Any], size: int) -> None:
         self.path = Path(path)
+        self._real = real_path(path)
         self.params = dict(params)
         self.size = size
         self._file: h5py.File | None = None
@@ -124,9 +235,9 @@ class StoreWriter:
         self.done = 0
 
     def __enter__(self) -> StoreWriter:
-        self._acquire_lock()
+        self._lock = lock(self.path)
         try:
-            if self.path.exists():
+            if self._real.exists():
                 self._open_existing()
         except BaseException:
             self.close()
@@ -150,48 +261,43 @@ class StoreWriter:
             self._file.close()
             self._file = None
         if self._lock is not None:
-            Path(self._lock.name).unlink(missing_ok=True)  # while still holding it
             self._lock.close()
             self._lock = None
 
     # ------------------------------------------------------------------------------------------ internals
-    def _acquire_lock(self) -> None:
-        """One writer per store: a second process on the same file would interleave batches."""
-        import fcntl
-
-        self._lock = self.path.with_name(self.path.name + ".lock").open("a")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            self._lock.close()
-            self._lock = None
-            raise ValueError(f"{self.path} is being written by another process") from error
-
     def _open_existing(self) -> None:
+        check_length(self._real)
         try:
-            file = h5py.File(self.path, "r+", libver="latest")
+            file = h5py.File(self._real, "r+", libver="latest")
         except OSError as error:
             if not _not_closed_cleanly(error):
                 raise ValueError(f"{self.path} exists and is not a readable HDF5 file: {error}") from error
             self._recover()
-            file = h5py.File(self.path, "r+", libver="latest")
+            file = h5py.File(self._real, "r+", libver="latest")
         try:
-            _check_params(_read_params(file, self.path), self.params, self.path)
-            if int(file.attrs["size"]) != self.size:
-                raise ValueError(f"{self.path} has {file.attrs['size']} rows, this run {self.size}")
-            self.done = int(file["done"][()])
+            self.done = self._same_run(file).done
             file.swmr_mode = True
         except BaseException:
             file.close()
             raise
         self._file = file
 
+    def _same_run(self, file: h5py.File) -> _Header:
+        """The header of the open store ``file``, refused unless it is this run's."""
+        header = _read_header(file, self.path)
+        _check_params(header.params, self.params, self.path)
+        if header.size != self.size:
+            raise ValueError(f"{self.path} has {header.size} rows, this run {self.size}")
+        return header
+
     def _recover(self) -> None:
         """Copy the complete rows of a store whose writer was killed into a cleanly closed file."""
-        aside = self.path.with_name(self.path.name + ".recover")
-        with h5py.File(self.path, "r", swmr=True) as damaged, h5py.File(aside, "w", libver="latest") as fresh:
-            _check_params(_read_params(damaged, self.path), self.params, self.path)
-            done = int(damaged["done"][()])
+        with (
+            replaced_atomically(self._real) as aside,
+            h5py.File(self._real, "r", swmr=True) as damaged,
+            h5py.File(aside, "w-", libver="latest") as fresh,
+        ):
+            done = self._same_run(damaged).done
             for name, value in damaged.attrs.items():
                 fresh.attrs[name] = value
             for field in ROW_FIELDS:
@@ -202,14 +308,11 @@ class StoreWriter:
                         start : min(done, start + _COPY_ROWS)
                     ]
             fresh.create_dataset("done", data=np.int64(done))
-        os.replace(aside, self.path)
 
     def _create(self, first: Rows) -> None:
-        aside = self.path.with_name(self.path.name + ".new")
-        with h5py.File(aside, "w", libver="latest") as file:
+        with replaced_atomically(self._real) as aside, h5py.File(aside, "w-", libver="latest") as file:
             _create_layout(file, self.params, self.size, first)
             self._write(file, first)
-        os.replace(aside, self.path)
         self._open_existing()
 
     def _write(self, file: h5py.File, rows: Rows) -> None:
@@ -225,6 +328,10 @@ class StoreWriter:
 class AttributionStore:
     """A finished store, read lazily: the row fields are :class:`h5py.Dataset` objects, read on slicing.
 
+    A merged store reads its rows from its shards, found beside it (by the paths relative to it that
+    :func:`relprop.store.merge` recorded); opening it refuses a shard that is missing, damaged or of
+    another run, whose rows HDF5 would otherwise read as zeros.
+
     Attributes
     ----------
     index, label, output, prediction, attribution:
@@ -235,24 +342,16 @@ class AttributionStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._file, header = _open_finished(self.path)
         try:
-            self._file = h5py.File(self.path, "r", swmr=True)
-        except OSError as error:
-            raise ValueError(f"cannot open {self.path} as an attribution store: {error}") from error
-        try:
-            self.params = _read_params(self._file, self.path)
-            done, size = int(self._file["done"][()]), int(self._file.attrs["size"])
-            if done != size:
-                raise ValueError(
-                    f"{self.path} is incomplete ({done} of {size} samples): run the same command again to "
-                    "finish it"
-                )
+            self.params = header.params
+            folder = real_path(self.path).parent
+            rows = [_open_rows(self._file, field, folder) for field in ROW_FIELDS]
+            _check_shards(self.path, rows, self.params, folder)
         except BaseException:
             self._file.close()
             raise
-        self.index, self.label, self.output, self.prediction, self.attribution = (
-            self._file[field] for field in ROW_FIELDS
-        )
+        self.index, self.label, self.output, self.prediction, self.attribution = rows
 
     def __len__(self) -> int:
         return len(self.index)
@@ -270,6 +369,48 @@ class AttributionStore:
         return (
             f"AttributionStore({str(self.path)!r}, {len(self)} samples, attribution {self.attribution.shape})"
         )
+
+
+def _open_rows(file: h5py.File, field: str, folder: Path) -> h5py.Dataset:
+    """The dataset ``field`` of ``file``; if virtual, it reads its shards from ``folder``, whatever the
+    current folder (HDF5 would otherwise also look for them there)."""
+    access = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    access.set_virtual_prefix(os.fsencode(folder))
+    return h5py.Dataset(h5py.h5d.open(file.id, field.encode(), dapl=access))
+
+
+def _check_shards(path: Path, rows: list[h5py.Dataset], params: dict[str, Any], folder: Path) -> None:
+    """Refuse a merged store whose shards are not all there, whole, and of its run: HDF5 would read the
+    rows of a missing or truncated shard as zeros.
+
+    Raises
+    ------
+    ValueError
+        Naming the merged store, the shard and what is wrong with it.
+    """
+    expected = {
+        source.file_name: source.src_space.shape[0]
+        for dataset in rows
+        if dataset.is_virtual
+        for source in dataset.virtual_sources()
+        if source.file_name != "."  # a dataset of the file itself
+    }
+    for name, size in expected.items():
+        shard = folder / name
+        if not shard.is_file():
+            raise ValueError(
+                f"{path}: its shard {shard} is missing; a merged store reads its rows from its shards, which "
+                "must stay where they were beside it"
+            )
+        try:
+            file, header = _open_shard(shard)
+        except ValueError as error:
+            raise ValueError(f"{path}: its shard is unusable: {error}") from error
+        with file:
+            if _run_of(header.params) != _run_of(params) or header.size != size:
+                raise ValueError(
+                    f"{path}: its shard {shard} holds another run, or another shard of it, than was merged"
+                )
 
 
 def open(path: str | Path) -> AttributionStore:  # noqa: A001 - mirrors h5py.File / builtins.open

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from relprop.checks import check_eval_mode
 from relprop.composites import Composite, EpsilonPlusFlat
 from relprop.data import SampleError
 from relprop.lrp import LRP
@@ -33,6 +34,7 @@ __all__ = ["Attributor", "attribute_dataset", "parse_shard", "shard_indices"]
 
 _DTYPES = ("float16", "float32")
 _TARGETS = ("prediction", "label")
+_FINGERPRINT_SAMPLES = 16
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -62,8 +64,43 @@ def model_fingerprint(model: nn.Module) -> str:
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
         digest.update(str(tensor.dtype).encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(_bytes(tensor))
     return digest.hexdigest()
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """SHA-256 of the data set's size and of 16 evenly spaced samples (values, shape, type and label).
+
+    A store is never resumed, nor shown, with another data set, even one of the same size (a rewritten
+    file), while fingerprinting costs 16 sample loads whatever the size. A change that spares every
+    fingerprinted sample goes unnoticed.
+    """
+    digest = hashlib.sha256(f"{len(dataset)} samples".encode())
+    for index in _fingerprint_rows(len(dataset)):
+        x, label = _load_sample(dataset, index)
+        digest.update(f"{index}: {tuple(x.shape)} {x.dtype} label {label}".encode())
+        digest.update(_bytes(x))
+    return digest.hexdigest()
+
+
+def _fingerprint_rows(size: int) -> np.ndarray:
+    """The data-set indices :func:`dataset_fingerprint` reads: the first, the last, and evenly between."""
+    return np.unique(np.linspace(0, size - 1, min(size, _FINGERPRINT_SAMPLES)).astype(np.int64))
+
+
+def _bytes(tensor: torch.Tensor) -> bytes:
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def _load_sample(dataset: Dataset, index: int) -> tuple[torch.Tensor, int]:
+    """Sample ``index`` of ``dataset`` as a tensor and its label; a failure to load it names it."""
+    try:
+        x, label = dataset[int(index)]
+    except SampleError:
+        raise
+    except Exception as error:  # a data set may fail in any way: name the sample
+        raise SampleError(f"sample {index}: cannot load it: {error}") from error
+    return torch.as_tensor(x), int(label)
 
 
 class Attributor:
@@ -115,7 +152,15 @@ class Attributor:
         self.explainer = LRP(model.to(self.device), composite=composite)
 
     def compute(self, indices: np.ndarray) -> Rows:
-        """The rows of the samples at ``indices`` (data-set indices)."""
+        """The rows of the samples at ``indices`` (data-set indices).
+
+        Raises
+        ------
+        relprop.data.SampleError
+            If a sample cannot be loaded or used, or relprop's checks refuse the batch or the model's output
+            on it (the message names the samples). Any other error (a bug, a rule that cannot explain an
+            operation, a device out of memory) is no fault of the data and propagates as it is.
+        """
         x, labels = self._load(indices)
         outputs = []
 
@@ -129,7 +174,7 @@ class Attributor:
             relevance = self.explainer.propagate(x.to(self.device), start)
         except SampleError:
             raise
-        except (RuntimeError, ValueError, TypeError) as error:
+        except (ValueError, TypeError) as error:  # relprop's checks of the batch and of the model's output
             raise SampleError(
                 f"samples {indices[0]}..{indices[-1]}: the model or its explanation failed: {error}"
             ) from error
@@ -145,20 +190,16 @@ class Attributor:
     def _load(self, indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         samples, labels = [], []
         for index in indices:
-            try:
-                x, label = self.dataset[int(index)]
-            except SampleError:
-                raise
-            except Exception as error:  # a data set may fail in any way: name the sample
-                raise SampleError(f"sample {index}: cannot load it: {error}") from error
-            x = torch.as_tensor(x)
+            x, label = _load_sample(self.dataset, index)
             if tuple(x.shape) != self.sample_shape or not x.is_floating_point():
                 raise SampleError(
                     f"sample {index} has shape {tuple(x.shape)} and dtype {x.dtype}; every sample must be "
                     f"floating point of shape {self.sample_shape}, as sample 0"
                 )
+            if not torch.isfinite(x).all():
+                raise SampleError(f"sample {index} contains NaN or infinite values")
             samples.append(x.float())
-            labels.append(int(label))
+            labels.append(label)
         return torch.stack(samples), np.asarray(labels, dtype=np.int64)
 
     def _check_labels(self, indices: np.ndarray, labels: np.ndarray, classes: int) -> None:
@@ -207,6 +248,23 @@ def _check_pool(pool: tuple[int, int] | None, shape: tuple[int, ...]) -> None:
         )
 
 
+def _check_model_takes(model: nn.Module, sample: torch.Tensor) -> None:
+    """Refuse a model in training mode, or one that fails on ``sample`` (sample 0), before any batch: then
+    an error while explaining a batch is no mismatch of model and data.
+    """
+    check_eval_mode(model)
+    parameter = next(model.parameters(), None)
+    device = torch.device("cpu") if parameter is None else parameter.device
+    try:
+        with torch.no_grad():
+            model(sample.float()[None].to(device))
+    except RuntimeError as error:
+        message = " ".join(str(error).split())
+        raise ValueError(
+            f"the model fails on samples of shape {tuple(sample.shape)} (sample 0): {message}"
+        ) from None
+
+
 def attribute_dataset(
     dataset: Dataset,
     model: nn.Module,
@@ -228,7 +286,8 @@ def attribute_dataset(
     """Explain every sample of ``dataset`` (or of one shard of it) into the store ``out``.
 
     Started again after an interruption (a crash or ``kill -9`` included) with the same arguments, it
-    continues after the last complete batch. A store written with other parameters is refused.
+    continues after the last complete batch. A store written with other parameters, another model (by
+    :func:`model_fingerprint`) or other data (by :func:`dataset_fingerprint`) is refused.
 
     Parameters
     ----------
@@ -276,6 +335,7 @@ def attribute_dataset(
     first = torch.as_tensor(dataset[0][0])
     sample_shape = tuple(first.shape)
     _check_pool(pool, sample_shape)
+    _check_model_takes(model, first)
     params = {
         "model": type(model).__qualname__,
         "method": "lrp",
@@ -283,6 +343,7 @@ def attribute_dataset(
         "dataset": type(dataset).__qualname__,
         **(description or {}),
         "model_fingerprint": model_fingerprint(model),
+        "dataset_fingerprint": dataset_fingerprint(dataset),
         "dataset_size": len(dataset),
         "sample_shape": list(sample_shape),
         "dtype": dtype,
