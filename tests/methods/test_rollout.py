@@ -19,9 +19,9 @@ class TokenAttention(nn.Module):
     cannot trace (relprop then captures the model with torch.export).
     """
 
-    def __init__(self, dim=4, heads=2, layers=2, attention="softmax", branch=False):
+    def __init__(self, dim=4, heads=2, layers=2, attention="softmax", branch=False, per_token=False):
         super().__init__()
-        self.heads, self.attention_kind, self.branch = heads, attention, branch
+        self.heads, self.attention_kind, self.branch, self.per_token = heads, attention, branch, per_token
         self.qk = nn.ModuleList(nn.Linear(dim, 2 * dim) for _ in range(layers))
         self.v = nn.ModuleList(nn.Linear(dim, dim) for _ in range(layers))
         self.head = nn.Linear(dim, 3)
@@ -41,7 +41,7 @@ class TokenAttention(nn.Module):
                 weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)
                 out = weights @ values
             x = x + out.transpose(1, 2).flatten(2)
-        return self.head(x[:, 0])
+        return self.head(x) if self.per_token else self.head(x[:, 0])
 
 
 class PatchAttention(nn.Module):
@@ -238,6 +238,16 @@ def test_the_target_is_checked_and_ignored():
         torch.testing.assert_close(explainer(x, target), expected)
     with pytest.raises(ValueError, match="out of range"):
         explainer(x, 3)
+
+
+def test_no_target_is_needed_for_outputs_that_are_not_classes():
+    """A model with an output per token ``(B, T, K)`` has no predicted class, and rollout needs none."""
+    model = tokens_model(per_token=True)
+    x = token_batch()
+    product = explicit_rollout(explicit_attention(model, x))
+    torch.testing.assert_close(AttentionRollout(model)(x), product[:, 0, :, None].expand_as(x))
+    with pytest.raises(ValueError, match="class target needs an output"):
+        AttentionRollout(model)(x, 1)
 
 
 def test_a_model_without_attention_is_named(make_model, images):

@@ -31,8 +31,9 @@ class AttentionRollout(Explainer):
     attention) and the attribution of input token :math:`j` is :math:`\tilde A_{t j}`, the row of the
     explained token :math:`t` (``token``, the class token by default).
 
-    The method ignores the ``target``: rollout depends on the input only, not on the class explained. The
-    target is still checked as every method checks it, so a class out of range raises.
+    The method ignores the ``target``: rollout depends on the input only, not on the class explained. A
+    target that is given is still checked as every method checks it, so a class out of range raises; the
+    default ``None`` is accepted whatever the model's output (a language model's ``(B, T, V)`` too).
 
     The attention matrices are read from relprop's graph of the model (:class:`relprop.graph.Graph`, traced
     with ``torch.fx``, or captured with ``torch.export`` where fx cannot trace the model): every softmax over
@@ -91,10 +92,11 @@ class AttentionRollout(Explainer):
 
     def attention(self, x: Tensor, target: Target = None) -> list[Tensor]:
         """The attention matrices of the model on ``x``, one ``(B, H, T, T)`` tensor per layer, in the order
-        the model computes them. ``target`` is only checked."""
+        the model computes them. A ``target`` other than ``None`` is only checked."""
         graph = self._graph(x)
         maps, rejected, output = _attention_maps(graph, x)
-        target_weights(output, target)  # the target does not matter, but a wrong one is refused
+        if target is not None:
+            target_weights(output, target)  # the target does not matter, but a wrong one is refused
         name = type(self.model).__name__
         if not maps:
             why = f" (rejected: {'; '.join(rejected[:3])})" if rejected else ""
