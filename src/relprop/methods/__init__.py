@@ -12,12 +12,14 @@ from relprop.methods.excitation import ExcitationBackprop
 from relprop.methods.gradient import Gradient, InputXGradient
 from relprop.methods.integrated import IntegratedGradients
 from relprop.methods.occlusion import Occlusion
+from relprop.methods.rollout import AttentionRollout
 from relprop.methods.smoothing import SmoothGrad
 from relprop.methods.surrogate import LIME, KernelSHAP
 
 __all__ = [
     "LIME",
     "LRP",
+    "AttentionRollout",
     "Deconvnet",
     "ExcitationBackprop",
     "GradCAM",
