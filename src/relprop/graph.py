@@ -166,6 +166,8 @@ class Node:
             return _normalization(self, args, kwargs)
         if self.kind == Kind.ATTENTION:
             return _attention(self, args, kwargs, operand_nodes)
+        if self.kind == Kind.SOFTMAX:
+            return _softmax(self, args, kwargs)
         if self.kind != Kind.LINEAR:
             # the other arguments as they are now: the engine frees values once their consumers ran
             fixed = {n: values[n] for n in self.fx.all_input_nodes if n not in operand_nodes}
@@ -952,6 +954,21 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
         return node.run((x, *rest), kwargs)
 
     return operations.Normalization(fn, transpose)
+
+
+def _softmax(node: Node, args: tuple, kwargs: dict) -> operations.Softmax:
+    """A softmax, as a module, a function, a method or an ATen operation, with its dimension."""
+    dim = (
+        node.module.dim if node.module is not None else kwargs.get("dim", args[1] if len(args) > 1 else None)
+    )
+    if dim is None:
+        raise UnsupportedOperationError(f"{node.describe()}: softmax without a dimension")
+    rest = args[1:]
+
+    def fn(x: Tensor) -> Tensor:
+        return node.run((x, *rest), kwargs)
+
+    return operations.Softmax(fn, dim)
 
 
 def _attention(

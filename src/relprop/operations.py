@@ -223,6 +223,18 @@ class Normalization:
         return self.fn(x)
 
 
+class Softmax:
+    """``softmax(x)`` along dimension ``dim``: ``fn(x)``."""
+
+    def __init__(self, fn: Callable[[Tensor], Tensor], dim: int) -> None:
+        self.fn = fn
+        self.dim = dim
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        (x,) = inputs
+        return self.fn(x)
+
+
 class Attention:
     """Scaled dot-product attention ``softmax(q k^T scale + mask) v`` (``F.scaled_dot_product_attention``).
 
@@ -294,7 +306,7 @@ class Attention:
         return products, scores, weights, weights @ value
 
 
-Operation = Affine | Weightless | MaxPool | Call | Normalization | Attention
+Operation = Affine | Weightless | MaxPool | Call | Normalization | Softmax | Attention
 
 
 def linear(module: nn.Linear) -> Affine:

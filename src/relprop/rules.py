@@ -717,15 +717,18 @@ class Softmax(Rule):
     """
 
     kinds = frozenset({Kind.SOFTMAX})
+    needs_output = True
+    reads_inputs = False  # the input is recovered from the output: x = log s + logsumexp(x)
+
+    def forward(self, op, inputs):
+        (x,) = inputs
+        return op.forward(inputs), torch.logsumexp(x, dim=op.dim, keepdim=True)
 
     def backward(self, op, inputs, output, context, relevance):
-        (x,) = inputs
-        leaf = x.detach().requires_grad_()
-        with torch.enable_grad():
-            s = op.forward([leaf])
-        # the gradient of softmax at R / s is R - s sum(R), the bracket of the equation
-        (bracket,) = torch.autograd.grad(s, leaf, divide(relevance, s.detach()))
-        return [_where_finite(x, x * bracket)]
+        s, dim = output, op.dim
+        x = torch.log(s).add_(context)  # -inf where s is 0: masked entries, which get nothing
+        share = x.mul_(relevance - s * relevance.sum(dim, keepdim=True))
+        return [share.masked_fill_(s == 0, 0.0)]
 
 
 class Product(Rule):
