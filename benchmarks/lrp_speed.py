@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torchvision
+from _memory import ENVIRONMENT, peak_mib
 from zennit import composites as zennit_composites
 from zennit.attribution import Gradient
 from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 
 from relprop import LRP, composites
+
+HERE = Path(__file__).resolve().parent
 
 LOW = torch.tensor([-2.1179, -2.0357, -1.8044]).view(1, 3, 1, 1)  # ImageNet-normalized pixel bounds
 HIGH = torch.tensor([2.2489, 2.4286, 2.6400]).view(1, 3, 1, 1)
@@ -103,13 +106,9 @@ def median_ratio(times: dict[str, list[float]], numerator: str, denominator: str
 def peak_memory(model_name, batch, preset_name, method, size, device) -> float:
     """Peak memory of one method in MiB above the model and input, in a fresh process."""
     arguments = f"{model_name!r}, {batch}, {preset_name!r}, {method!r}, {size}, {str(device)!r}"
-    code = f"import json, benchmarks.lrp_speed as b; print(json.dumps(b._measure({arguments})))"
-    # glibc's malloc keeps freed blocks in its heap and reuses them by chance, which made the resident peak of
-    # one configuration vary by up to 2x between runs; with every block above 64 KiB mapped and unmapped on
-    # its own, the peak follows the tensors alive at once
-    environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    code = f"import json, lrp_speed as b; print(json.dumps(b._measure({arguments})))"
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENVIRONMENT, cwd=HERE
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -119,25 +118,7 @@ def _measure(model_name, batch, preset_name, method, size, device):
     torch.manual_seed(0)
     model = getattr(torchvision.models, model_name)().eval().to(device)
     x = torch.randn(batch, 3, size, size, device=device)
-    call = methods(model, model_name, x, preset_name, device)[method]
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        call()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
-    with open("/proc/self/clear_refs", "w") as handle:  # Linux: reset the peak resident set size (VmHWM)
-        handle.write("5")
-    base = _status_kib("VmRSS")
-    call()
-    return (_status_kib("VmHWM") - base) / 1024
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
+    return peak_mib(methods(model, model_name, x, preset_name, device)[method], device)
 
 
 def main() -> None:

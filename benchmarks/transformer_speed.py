@@ -28,10 +28,12 @@ import time
 from pathlib import Path
 
 import torch
+from _memory import ENVIRONMENT, peak_mib
 
 from relprop import LRP, composites
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 SITE = ROOT / ".lxt-site"
 SHAPES = {"vit_b_16": (4, 224), "bert": (8, 128), "gpt2": (2, 128)}
 
@@ -136,13 +138,9 @@ def lxt_ratio(name: str, repeats: int) -> float | None:
 
 def peak_memory(name: str, method: str) -> float:
     """Peak resident memory of one call in MiB above the model and its input, in a fresh process."""
-    code = (
-        f"import json, benchmarks.transformer_speed as b; print(json.dumps(b._measure({name!r}, {method!r})))"
-    )
-    # every block above 64 KiB mapped on its own, so that the peak follows the tensors alive at once
-    environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    code = f"import json, transformer_speed as b; print(json.dumps(b._measure({name!r}, {method!r})))"
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment, cwd=ROOT
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENVIRONMENT, cwd=HERE
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -150,19 +148,7 @@ def peak_memory(name: str, method: str) -> float:
 def _measure(name: str, method: str) -> float:
     call = methods(name)[method]
     call()  # the first call captures the graph: not what a user pays per explanation
-    with open("/proc/self/clear_refs", "w") as handle:  # Linux: reset the peak resident set size
-        handle.write("5")
-    base = _status_kib("VmRSS")
-    call()
-    return (_status_kib("VmHWM") - base) / 1024
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
+    return peak_mib(call)
 
 
 def main() -> None:
