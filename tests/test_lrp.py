@@ -600,3 +600,16 @@ def test_naming_the_first_layer_keeps_the_first_layer_rule_where_it_is():
     by_name = {node.name: rule for node, rule in LRP(model, composite).rules.items()}
     assert by_name["0"] is named
     assert not isinstance(by_name["2"], rules.Flat)
+
+
+def test_functional_dropout_in_evaluation_mode_is_a_route():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.linear(F.dropout(x, 0.5, False))
+
+    model, x = Functional().eval(), torch.rand(3, 4)
+    torch.testing.assert_close(LRP(model)(x), LRP(model.linear)(x))

@@ -708,42 +708,40 @@ def _classify_module(fx_node: fx.Node, module: nn.Module) -> Node:
     return Node(fx_node, kind, type(module), module, scope=fx_node.target, reason=reason)
 
 
+_FUNCTION_KINDS: tuple[tuple[Kind, dict[Any, type | None]], ...] = (
+    (Kind.ELEMENTWISE, _ACTIVATION_FUNCTIONS),
+    (Kind.LINEAR, {**_POOL_FUNCTIONS, F.interpolate: nn.Upsample}),
+    (Kind.MAXPOOL, _MAXPOOL_FUNCTIONS),
+    (Kind.LINEAR, _FUNCTIONAL_AFFINE),
+    (Kind.LINEAR, {**dict.fromkeys(_ADD, types.Add), torch.addcmul: types.Scale}),
+    (Kind.GATE, dict.fromkeys(_GATE, types.Multiply)),
+    (Kind.NORM, _NORM_FUNCTIONS),
+    (Kind.SOFTMAX, dict.fromkeys(_SOFTMAX_FUNCTIONS, nn.Softmax)),
+    (Kind.PRODUCT, dict.fromkeys(_PRODUCT_FUNCTIONS, types.MatMul)),
+    (Kind.ATTENTION, {F.scaled_dot_product_attention: types.Attention}),
+    (Kind.UNKNOWN, {F.embedding: nn.Embedding}),  # explained by the embedding rule, as the module is
+    # getattr: a field of a named tuple (torch.sort(x).values) or of a tensor (x.T)
+    (Kind.ROUTE, dict.fromkeys({*_ROUTE_FUNCTIONS, getattr})),
+)
+"""Functions by the kind of operation they are, each with the type composites map rules to."""
+
+
 def _classify_function(fx_node: fx.Node, target: Callable, scope: str) -> Node:
-    if target in _ACTIVATION_FUNCTIONS:
-        return Node(fx_node, Kind.ELEMENTWISE, _ACTIVATION_FUNCTIONS[target], scope=scope)
-    if target in _POOL_FUNCTIONS or target is F.interpolate:
-        return Node(fx_node, Kind.LINEAR, _POOL_FUNCTIONS.get(target, nn.Upsample), scope=scope)
-    if target in _MAXPOOL_FUNCTIONS:
-        return Node(fx_node, Kind.MAXPOOL, _MAXPOOL_FUNCTIONS[target], scope=scope)
-    if target in _FUNCTIONAL_AFFINE:
-        return Node(fx_node, Kind.LINEAR, _FUNCTIONAL_AFFINE[target], scope=scope)
-    if target in _ADD:
-        return Node(fx_node, Kind.LINEAR, types.Add, scope=scope)
-    if target in _GATE:
-        return Node(fx_node, Kind.GATE, types.Multiply, scope=scope)
-    if target in _NORM_FUNCTIONS:
-        return Node(fx_node, Kind.NORM, _NORM_FUNCTIONS[target], scope=scope)
-    if target in _SOFTMAX_FUNCTIONS:
-        return Node(fx_node, Kind.SOFTMAX, nn.Softmax, scope=scope)
-    if target in _PRODUCT_FUNCTIONS:
-        return Node(fx_node, Kind.PRODUCT, types.MatMul, scope=scope)
-    if target is F.scaled_dot_product_attention:
-        return Node(fx_node, Kind.ATTENTION, types.Attention, scope=scope)
+    for kind, types_of in _FUNCTION_KINDS:
+        if target in types_of:
+            return Node(fx_node, kind, types_of[target], scope=scope)
     if target is F.batch_norm:
         training = fx_node.kwargs.get("training", fx_node.args[5] if len(fx_node.args) > 5 else False)
         if training is False:
             return Node(fx_node, Kind.LINEAR, nn.BatchNorm2d, scope=scope)
         return Node(fx_node, Kind.UNKNOWN, scope=scope, reason="batch normalization in training mode")
-    if target is torch.addcmul:
-        return Node(fx_node, Kind.LINEAR, types.Scale, scope=scope)
-    if target is F.embedding:
-        return Node(fx_node, Kind.UNKNOWN, nn.Embedding, scope=scope)
-    if target is getattr:  # a field of a named tuple (torch.sort(x).values) or of a tensor (x.T)
-        return Node(fx_node, Kind.ROUTE, scope=scope)
-    if target in _ROUTE_FUNCTIONS:
-        return Node(fx_node, Kind.ROUTE, scope=scope)
     if target is F.dropout or getattr(target, "__name__", "") == "stochastic_depth":
-        training = fx_node.kwargs.get("training", fx_node.args[3] if len(fx_node.args) > 3 else True)
+        position = (
+            2 if target is F.dropout else 3
+        )  # dropout(x, p, training), stochastic_depth(x, p, mode, training)
+        training = fx_node.kwargs.get(
+            "training", fx_node.args[position] if len(fx_node.args) > position else True
+        )
         if training is False:
             return Node(fx_node, Kind.ROUTE, scope=scope)
         return Node(fx_node, Kind.UNKNOWN, scope=scope, reason="dropout in training mode (call model.eval())")
