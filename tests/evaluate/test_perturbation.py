@@ -240,8 +240,8 @@ def test_dataset_mean_replacement(cnn, images):
         (dict(perturbation="mean"), ValueError, "unknown perturbation"),
         (dict(perturbation=[0.0]), TypeError, "perturbation"),
         (dict(target=3), ValueError, "out of range"),
-        (dict(target=torch.tensor([0, 1])), ValueError, r"shaped \(B,\)"),
-        (dict(target=torch.zeros(3, 2, dtype=torch.float64)), ValueError, "shaped like the model output"),
+        (dict(target=torch.tensor([0, 1])), ValueError, r"must have shape \(3,\)"),
+        (dict(target=torch.zeros(3, 2, dtype=torch.float64)), ValueError, "shaped like the model's output"),
         (dict(batch_size=0), ValueError, "batch_size"),
         (dict(seed=1.5), TypeError, "seed"),
     ],
@@ -252,3 +252,13 @@ def test_bad_input_is_rejected(cnn, images, change, error, message):
     x, attribution, target = arguments.pop("x"), arguments.pop("attribution"), arguments.pop("target")
     with pytest.raises(error, match=message):
         region_perturbation(cnn, x, attribution, target, **arguments)
+
+
+def test_targets_mean_what_they_mean_for_lrp(cnn, images):
+    """One target convention: a 0-d or an int32 tensor selects a class here as it does for relprop.LRP."""
+    attribution = torch.rand_like(images)
+    expected = region_perturbation(cnn, images, attribution, 1, patch_size=4, steps=None).scores
+    for target in (torch.tensor(1), torch.tensor([1, 1, 1], dtype=torch.int32)):
+        torch.testing.assert_close(
+            region_perturbation(cnn, images, attribution, target, patch_size=4, steps=None).scores, expected
+        )

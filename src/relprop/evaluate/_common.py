@@ -1,11 +1,16 @@
-"""Argument handling shared by the evaluation metrics: seeds, input checks, target selection."""
+"""Argument handling shared by the evaluation metrics: seeds, input checks, the explained output.
+
+Targets mean what they mean everywhere in relprop: :func:`relprop.targets.target_weights`.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-Target = int | Tensor | None
+from relprop.targets import Target, target_weights
+
+__all__ = ["Target", "as_generator", "explained_output", "target_weights"]
 
 
 def as_generator(seed: int | torch.Generator) -> torch.Generator:
@@ -52,51 +57,6 @@ def heatmap_like(attribution: Tensor, x: Tensor) -> Tensor:
             f"{(x.shape[0], *x.shape[2:])}, got {tuple(attribution.shape)}"
         )
     return pooled_heatmap(attribution)
-
-
-def target_weights(output: Tensor, target: Target) -> Tensor:
-    """Turn ``target`` into a weighting of the model output, shaped like ``output`` (B, K).
-
-    The explained quantity of sample ``b`` is ``sum_k output[b, k] * weights[b, k]``: an int or a LongTensor
-    (B,) selects one logit (a one-hot weighting), None selects the predicted class (arg-max of ``output``) and
-    a floating-point tensor shaped like ``output`` is the weighting itself.
-    """
-    if output.dim() != 2:
-        raise ValueError(f"the model output must be shaped (B, K), got shape {tuple(output.shape)}")
-    batch, classes = output.shape
-    if target is None:
-        index = output.argmax(dim=1)
-    elif isinstance(target, bool):
-        raise TypeError("target must be None, an int or a tensor, got a bool")
-    elif isinstance(target, int):
-        if not 0 <= target < classes:
-            raise ValueError(f"target {target} is out of range for a model output with {classes} classes")
-        index = torch.full((batch,), target, dtype=torch.long, device=output.device)
-    elif isinstance(target, Tensor) and target.is_floating_point():
-        if target.shape != output.shape:
-            raise ValueError(
-                f"a floating-point target must be shaped like the model output {tuple(output.shape)}, "
-                f"got {tuple(target.shape)}"
-            )
-        check_finite(target, "target")
-        return target.to(device=output.device, dtype=output.dtype)
-    elif isinstance(target, Tensor) and target.dtype == torch.long:
-        if target.shape != (batch,):
-            raise ValueError(
-                f"a LongTensor target must be shaped (B,) = ({batch},), got {tuple(target.shape)}"
-            )
-        if ((target < 0) | (target >= classes)).any():
-            raise ValueError(f"target holds class indices outside [0, {classes})")
-        index = target.to(output.device)
-    else:
-        raise TypeError(
-            "target must be None, an int, a LongTensor (B,) or a float tensor shaped like the model output, "
-            f"got {type(target).__name__}"
-            + (f" of dtype {target.dtype}" if isinstance(target, Tensor) else "")
-        )
-    weights = torch.zeros_like(output)
-    weights[torch.arange(batch, device=output.device), index] = 1.0
-    return weights
 
 
 def explained_output(output: Tensor, weights: Tensor) -> Tensor:
