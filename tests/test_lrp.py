@@ -613,3 +613,29 @@ def test_functional_dropout_in_evaluation_mode_is_a_route():
 
     model, x = Functional().eval(), torch.rand(3, 4)
     torch.testing.assert_close(LRP(model)(x), LRP(model.linear)(x))
+
+
+def test_functions_are_layer_map_keys_and_the_advice_names_them():
+    class Shrinking(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return F.softshrink(self.linear(x), 0.1)
+
+    model, x = Shrinking().eval(), torch.rand(2, 4)
+    with pytest.raises(
+        UnsupportedOperationError, match=r"layer_map=\[\(torch\.nn\.functional\.softshrink, rule\)\]"
+    ):
+        LRP(model)(x)
+    composite = composites.Composite(
+        layer_map=[(types.Linear, rules.Epsilon()), (F.softshrink, rules.Pass())]
+    )
+    books = LRP(model, composite).audit(x)
+    assert [row.rule for row in books.rows][0] == "Pass()"
+    assert torch.allclose(books.residual, torch.zeros(2), atol=1e-6)
+    with pytest.raises(TypeError, match="layer map key must be"):
+        composites.Composite(layer_map=[("softshrink", rules.Pass())])
+    with pytest.raises(TypeError, match="name_map keys are"):
+        composites.Composite(name_map={nn.Linear: rules.Pass()})

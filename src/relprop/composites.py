@@ -7,7 +7,7 @@ that results are comparable across libraries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from torch import Tensor, nn
 
@@ -32,7 +32,9 @@ from relprop.rules import (
     ZPlus,
 )
 
-TypeKey = type | tuple[type, ...]
+TypeKey = type | Callable | tuple[type | Callable, ...]
+"""A key of a layer map: a module class or marker type, a function (``torch.sort``, ``F.layer_norm``, an ATen
+operation), or a tuple of them."""
 LayerMap = Sequence[tuple[TypeKey, Rule]]
 
 
@@ -71,9 +73,10 @@ class Composite:
     Parameters
     ----------
     layer_map:
-        ``(type or tuple of types, rule)`` pairs. Types are module classes, the groups of
-        :mod:`relprop.types`, or the markers ``types.Add``, ``types.Multiply`` and ``types.Reduce``.
-        Module classes outside ``torch.nn`` named here are kept whole when the model is traced.
+        ``(key, rule)`` pairs. A key is a module class, a group of :mod:`relprop.types` or one of its markers
+        (``types.Add``, ``types.Multiply``, ...), a function the model calls (``torch.sort``,
+        ``F.layer_norm``; it matches the calls of that function), or a tuple of these. Module classes outside
+        ``torch.nn`` named here are kept whole when the model is traced.
     name_map:
         Rules by module name (as in ``model.named_modules()``) or, for functional operations, by graph node
         name (as listed by :meth:`relprop.LRP.audit`).
@@ -97,13 +100,27 @@ class Composite:
         for key, rule in [*self.layer_map, *self.first_map, *((k, r) for k, r in self.name_map.items())]:
             if not isinstance(rule, Rule):
                 raise TypeError(f"composite maps {key!r} to {rule!r}, which is not a relprop rule")
+        for key, _ in [*self.layer_map, *self.first_map]:
+            for part in key if isinstance(key, tuple) else (key,):
+                if not (isinstance(part, type) or callable(part)):
+                    raise TypeError(
+                        "a layer map key must be a module class, a relprop.types marker, a function or a "
+                        f"tuple of them, got {part!r}"
+                    )
+        for name in self.name_map:
+            if not isinstance(name, str):
+                raise TypeError(f"name_map keys are module or graph node names (strings), got {name!r}")
 
     def leaf_types(self) -> tuple[type, ...]:
         """Module types of the maps that torch.fx would otherwise trace into."""
         found = []
         for key, _ in [*self.layer_map, *self.first_map]:
             for cls in key if isinstance(key, tuple) else (key,):
-                if issubclass(cls, nn.Module) and not cls.__module__.startswith("torch.nn"):
+                if (
+                    isinstance(cls, type)
+                    and issubclass(cls, nn.Module)
+                    and not cls.__module__.startswith("torch.nn")
+                ):
                     found.append(cls)
         return tuple(found)
 
@@ -116,11 +133,11 @@ class Composite:
             if node.kind in (Kind.INPUT, Kind.CONSTANT, Kind.OUTPUT, Kind.ROUTE, Kind.FOLDED):
                 continue
             rule = self.name_map.get(node.name)
-            if not first_done and node.type is not None and _lookup(self.first_map, node.type) is not None:
+            if not first_done and _lookup(self.first_map, node) is not None:
                 first_done = True  # the first layer is the first layer, whatever else maps it
-                rule = rule or _lookup(self.first_map, node.type)
-            if rule is None and node.type is not None:
-                rule = _lookup(self.layer_map, node.type) or _lookup(fallback, node.type)
+                rule = rule or _lookup(self.first_map, node)
+            if rule is None:
+                rule = _lookup(self.layer_map, node) or _lookup(fallback, node)
             if rule is not None:
                 rules[node] = rule
         return rules
@@ -129,10 +146,15 @@ class Composite:
         return f"{type(self).__name__}()"
 
 
-def _lookup(mapping: Iterable[tuple[TypeKey, Rule]], cls: type) -> Rule | None:
+def _lookup(mapping: Iterable[tuple[TypeKey, Rule]], node: Node) -> Rule | None:
+    """The rule of the first key that matches the node: its type, or the function it calls."""
     for key, rule in mapping:
-        if issubclass(cls, key):
-            return rule
+        for part in key if isinstance(key, tuple) else (key,):
+            if isinstance(part, type):
+                if isinstance(node.type, type) and issubclass(node.type, part):
+                    return rule
+            elif node.fx.op == "call_function" and part in (node.fx.target, node.function):
+                return rule
     return None
 
 

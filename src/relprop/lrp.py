@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -372,9 +373,20 @@ def _per_sample(relevance, batch: int) -> Tensor:
 
 
 def _type_name(node: Node) -> str:
-    return (
-        f"{node.type.__module__}.{node.type.__qualname__}" if node.type is not None else "<its module type>"
-    )
+    """What a layer map keys the node by: its type, or the function it calls."""
+    if node.type is not None:
+        return f"{node.type.__module__}.{node.type.__qualname__}"
+    function = node.fx.target
+    if node.fx.op != "call_function":
+        return "<its module type>"
+    if isinstance(function, torch._ops.OpOverload):
+        return f"torch.ops.{function}"
+    name = getattr(function, "__name__", str(function))
+    for public in (torch, torch.nn.functional, operator):  # the spelling a user writes, not the C module's
+        if getattr(public, name, None) is function:
+            return f"{public.__name__}.{name}"
+    module = getattr(function, "__module__", None)
+    return name if module in (None, "builtins") else f"{module}.{name}"
 
 
 Inputs = Tensor | tuple | Mapping[str, Any]
