@@ -18,6 +18,9 @@ aten = torch.ops.aten
 
 EQUIVALENTS = {
     aten.linear.default: F.linear,
+    aten.addmm.default: torch.addmm,
+    aten.batch_norm.default: F.batch_norm,
+    aten.dropout.default: F.dropout,
     aten.conv1d.default: F.conv1d,
     aten.conv2d.default: F.conv2d,
     aten.conv3d.default: F.conv3d,
@@ -116,9 +119,9 @@ EQUIVALENTS = {
     aten.sin.default: torch.sin,
     aten.cos.default: torch.cos,
 }
-"""Each ATen operation that relprop explains, and the ``torch`` function that computes the same (for
-classification: the ATen operation itself is what runs). Operations that take their arguments in another order
-(batch normalization, dropout, ``addmm``, embedding) are classified on their own in :mod:`relprop.graph`."""
+"""Each ATen operation that relprop explains, and the ``torch`` function that computes the same, by which it
+is classified (the ATen operation itself is what runs). ATen's batch normalization takes its arguments in
+another order than ``F.batch_norm``: :mod:`relprop.graph` binds it by target."""
 
 
 def export(model: nn.Module, args: tuple, kwargs: dict) -> fx.GraphModule:

@@ -85,10 +85,6 @@ class Node:
     @property
     def function(self) -> Any:
         """The ``torch`` function the node computes: its target, or the equivalent of an ATen operation."""
-        if self.fx.target is capture.aten.batch_norm.default:
-            return F.batch_norm
-        if self.fx.target is capture.aten.addmm.default:
-            return torch.addmm
         return capture.EQUIVALENTS.get(self.fx.target, self.fx.target)
 
     def run(self, args: tuple, kwargs: dict) -> Any:
@@ -675,8 +671,6 @@ def _classify(fx_node: fx.Node, root: nn.Module) -> Node:
     if op == "call_module":
         return _classify_module(fx_node, root.get_submodule(target))
     if op == "call_function":
-        if target in _ATEN_SPECIAL:
-            return _ATEN_SPECIAL[target](fx_node, scope)
         return _classify_function(fx_node, capture.EQUIVALENTS.get(target, target), scope)
     return _classify_method(fx_node, target, scope)
 
@@ -713,7 +707,7 @@ _FUNCTION_KINDS: tuple[tuple[Kind, dict[Any, type | None]], ...] = (
     (Kind.LINEAR, {**_POOL_FUNCTIONS, F.interpolate: nn.Upsample}),
     (Kind.MAXPOOL, _MAXPOOL_FUNCTIONS),
     (Kind.LINEAR, _FUNCTIONAL_AFFINE),
-    (Kind.LINEAR, {**dict.fromkeys(_ADD, types.Add), torch.addcmul: types.Scale}),
+    (Kind.LINEAR, {**dict.fromkeys(_ADD, types.Add), torch.addcmul: types.Scale, torch.addmm: nn.Linear}),
     (Kind.GATE, dict.fromkeys(_GATE, types.Multiply)),
     (Kind.NORM, _NORM_FUNCTIONS),
     (Kind.SOFTMAX, dict.fromkeys(_SOFTMAX_FUNCTIONS, nn.Softmax)),
@@ -730,22 +724,27 @@ def _classify_function(fx_node: fx.Node, target: Callable, scope: str) -> Node:
     for kind, types_of in _FUNCTION_KINDS:
         if target in types_of:
             return Node(fx_node, kind, types_of[target], scope=scope)
-    if target is F.batch_norm:
-        training = fx_node.kwargs.get("training", fx_node.args[5] if len(fx_node.args) > 5 else False)
-        if training is False:
+    if (
+        target is F.batch_norm
+    ):  # batch_norm(x, mean, var, weight, bias, training) and ATen's, in another order
+        if _training(fx_node, 5, default=False) is False:
             return Node(fx_node, Kind.LINEAR, nn.BatchNorm2d, scope=scope)
         return Node(fx_node, Kind.UNKNOWN, scope=scope, reason="batch normalization in training mode")
     if target is F.dropout or getattr(target, "__name__", "") == "stochastic_depth":
-        position = (
-            2 if target is F.dropout else 3
-        )  # dropout(x, p, training), stochastic_depth(x, p, mode, training)
-        training = fx_node.kwargs.get(
-            "training", fx_node.args[position] if len(fx_node.args) > position else True
-        )
-        if training is False:
+        # dropout(x, p, training) and ATen's dropout(x, p, train); stochastic_depth(x, p, mode, training)
+        if _training(fx_node, 2 if target is F.dropout else 3, default=True) is False:
             return Node(fx_node, Kind.ROUTE, scope=scope)
         return Node(fx_node, Kind.UNKNOWN, scope=scope, reason="dropout in training mode (call model.eval())")
     return Node(fx_node, Kind.UNKNOWN, scope=scope)
+
+
+def _training(fx_node: fx.Node, position: int, default: bool) -> Any:
+    """The training flag of a call: the keyword ``training`` (``train`` in ATen), or the argument at
+    ``position``."""
+    for name in ("training", "train"):
+        if name in fx_node.kwargs:
+            return fx_node.kwargs[name]
+    return fx_node.args[position] if len(fx_node.args) > position else default
 
 
 def _classify_method(fx_node: fx.Node, name: str, scope: str) -> Node:
@@ -1011,36 +1010,6 @@ def _addmm(args: tuple, kwargs: dict) -> operations.Affine:
         transpose=lambda c, w, x: c @ w.T,
         input_dims=(-1, 0),
     )
-
-
-def _aten_dropout(fx_node: fx.Node, scope: str) -> Node:
-    train = fx_node.kwargs.get("train", fx_node.args[2] if len(fx_node.args) > 2 else True)
-    if train is False:
-        return Node(fx_node, Kind.ROUTE, scope=scope)
-    return Node(fx_node, Kind.UNKNOWN, scope=scope, reason="dropout in training mode (call model.eval())")
-
-
-def _aten_batch_norm(fx_node: fx.Node, scope: str) -> Node:
-    training = fx_node.kwargs.get("training", fx_node.args[5] if len(fx_node.args) > 5 else True)
-    if training is False:
-        return Node(fx_node, Kind.LINEAR, nn.BatchNorm2d, scope=scope)
-    return Node(fx_node, Kind.UNKNOWN, scope=scope, reason="batch normalization in training mode")
-
-
-def _aten_linear(fx_node: fx.Node, scope: str) -> Node:
-    return Node(fx_node, Kind.LINEAR, nn.Linear, scope=scope)
-
-
-def _aten_embedding(fx_node: fx.Node, scope: str) -> Node:
-    return Node(fx_node, Kind.UNKNOWN, nn.Embedding, scope=scope)
-
-
-_ATEN_SPECIAL = {
-    capture.aten.dropout.default: _aten_dropout,
-    capture.aten.batch_norm.default: _aten_batch_norm,
-    capture.aten.addmm.default: _aten_linear,
-    capture.aten.embedding.default: _aten_embedding,
-}
 
 
 _SHAPE_ONLY = {
