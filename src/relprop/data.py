@@ -5,7 +5,8 @@ float tensor (one sample, without batch dimension) and ``label`` an ``int`` clas
 :func:`load_dataset` makes one from a command-line specification:
 
 * a directory in torchvision's ``ImageFolder`` layout (``root/<class>/<image>``), classes numbered in
-  sorted order, each image prepared by a named :data:`PREPROCESSING`;
+  sorted order, each image read by :func:`relprop.images.read_image` (upright, 16-bit and float pixels
+  scaled, not clipped) and prepared by a named :data:`PREPROCESSING`;
 * a ``.npz`` file with arrays ``x`` (samples) and ``y`` (integer labels), or a ``.npy`` file of samples
   without labels (label ``-1``);
 * the name of a data set registered with :func:`register_dataset` (``digits`` is built in).
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from relprop.images import read_image, to_rgb
 
 __all__ = [
     "PREPROCESSING",
@@ -59,7 +62,7 @@ class Preprocessing:
 def _to_tensor(image) -> torch.Tensor:
     from torchvision.transforms import functional as tvf
 
-    return tvf.pil_to_tensor(image.convert("RGB")).float() / 255.0
+    return tvf.pil_to_tensor(to_rgb(image)).float() / 255.0
 
 
 def _efficientnet_lite(image) -> torch.Tensor:
@@ -116,7 +119,7 @@ class _ImageFolder(Dataset):
     def __init__(self, root: Path, preprocessing: Preprocessing) -> None:
         from torchvision.datasets import ImageFolder
 
-        self.folder = ImageFolder(str(root), transform=preprocessing.transform)
+        self.folder = ImageFolder(str(root), transform=preprocessing.transform, loader=read_image)
 
     def __len__(self) -> int:
         return len(self.folder)

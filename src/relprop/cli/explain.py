@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 from relprop.cli.presets import COMPOSITES, EXPLAINERS, MethodOptions, make_explainer
 from relprop.graph import UnsupportedOperationError
+from relprop.images import read_image
 
 #: scikit-image's bundled photos, explained when no image is given.
 SAMPLE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
@@ -57,7 +58,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 @dataclass(frozen=True)
 class Photo:
-    """A photo to explain: ``name`` names its results, ``image`` is RGB."""
+    """A photo to explain: ``name`` names its results, ``image`` is upright 8-bit RGB
+    (:func:`relprop.images.read_image`)."""
 
     name: str
     image: Image.Image
@@ -124,9 +126,9 @@ def collect_photos(arguments: Sequence[str]) -> list[Photo]:
             files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
             if not files:
                 raise ValueError(f"{path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            photos.extend(Photo(f.stem, _read_image(f)) for f in files)
+            photos.extend(Photo(f.stem, read_image(f)) for f in files)
         elif path.is_file():
-            photos.append(Photo(path.stem, _read_image(path)))
+            photos.append(Photo(path.stem, read_image(path)))
         elif argument in SAMPLE_PHOTOS:
             import skimage.data
 
@@ -141,14 +143,6 @@ def collect_photos(arguments: Sequence[str]) -> list[Photo]:
         if seen[photo.name] > 1:
             photos[k] = Photo(f"{photo.name}-{seen[photo.name]}", photo.image)
     return photos
-
-
-def _read_image(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{path}: not an image that Pillow can read ({error})") from None
 
 
 def parse_target(target: str, categories: Sequence[str] | None, n_classes: int) -> int | str:
