@@ -110,7 +110,8 @@ class ArrayDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         label = -1 if self.y is None else int(self.y[index])
-        return torch.from_numpy(np.asarray(self.x[index], dtype=np.float32)), label
+        # a copy: a memory-mapped file's rows are read-only, which torch tensors cannot be
+        return torch.from_numpy(np.array(self.x[index], dtype=np.float32)), label
 
 
 class _ImageFolder(Dataset):
@@ -169,6 +170,22 @@ def _digits() -> Dataset:
 register_dataset("digits", _digits)
 
 
+#: The first bytes of the files of ``np.save`` (``.npy``) and ``np.savez`` (``.npz``, a zip archive).
+_NUMPY_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK\x03\x04"}
+
+
+def _check_numpy_file(path: Path) -> None:
+    """Refuse a ``.npy`` / ``.npz`` file that numpy did not write (numpy would try to unpickle it)."""
+    magic = _NUMPY_MAGIC[path.suffix]
+    with path.open("rb") as file:
+        head = file.read(len(magic))
+    if not head:
+        raise ValueError(f"{path} is empty (0 bytes)")
+    if head != magic:
+        writer = "np.save" if path.suffix == ".npy" else "np.savez"
+        raise ValueError(f"{path} is not a {path.suffix} file of {writer}: it starts with {head!r}")
+
+
 def load_dataset(spec: str | Path, preprocessing: str = "to-tensor") -> Dataset:
     """The data set that ``spec`` names.
 
@@ -198,9 +215,10 @@ def load_dataset(spec: str | Path, preprocessing: str = "to-tensor") -> Dataset:
             return _ImageFolder(path, PREPROCESSING[preprocessing])
         except FileNotFoundError as error:  # torchvision: no class folders or no images
             raise ValueError(f"{path}: not an image folder in ImageFolder layout ({error})") from error
-    if path.suffix in (".npz", ".npy"):
+    if path.suffix in _NUMPY_MAGIC:
         if not path.is_file():
             raise FileNotFoundError(f"data set file {path} does not exist")
+        _check_numpy_file(path)
         try:
             if path.suffix == ".npy":
                 return ArrayDataset(np.load(path, mmap_mode="r", allow_pickle=False))
@@ -213,6 +231,11 @@ def load_dataset(spec: str | Path, preprocessing: str = "to-tensor") -> Dataset:
                     )
                 return ArrayDataset(arrays["x"], arrays["y"])
         except (ValueError, TypeError) as error:
+            if "allow_pickle" in str(error):  # numpy's advice to unpickle: not for files from strangers
+                raise ValueError(
+                    f"{path} holds arrays of Python objects, which relprop does not unpickle (that could run "
+                    "code): save numeric arrays"
+                ) from None
             raise ValueError(f"{path}: {error}") from error
     known = ", ".join(dataset_names())
     raise ValueError(

@@ -178,6 +178,16 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path, scripted, one_line_e
     one_line_error(_explain(photo, "--model", tmp_path / "pickled.pt"), "could run arbitrary code")
     one_line_error(_explain(photo, "--model", f"resnet18:{tmp_path / 'pickled.pt'}"), "could run arbitrary")
     one_line_error(_explain(photo, "--model", "resnet18"), "needs a local weights file")
+    one_line_error(_explain(photo, *model, "--device", "banana"), "unknown device 'banana'")
+    one_line_error(_explain(photo, *model, "--device", "cuda:99"), "device 'cuda:99' is not usable here")
+    if not torch.cuda.is_available():
+        one_line_error(_explain(photo, *model, "--device", "cuda"), "device 'cuda' is not usable here")
+    (tmp_path / "notes.pt").write_text("my notes\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "cut.pt").write_bytes(scripted.read_bytes()[:5000])
+    one_line_error(_explain(photo, "--model", tmp_path / "notes.pt"), "notes.pt is not a file of torch.save")
+    one_line_error(_explain(photo, "--model", tmp_path / "empty.pt"), "empty.pt is empty (0 bytes)")
+    one_line_error(_explain(photo, "--model", tmp_path / "cut.pt"), "cut.pt is a damaged zip archive")
 
 
 def test_class_names_are_resolved_with_their_ambiguities(tmp_path, resnet_weights):

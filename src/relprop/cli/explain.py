@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 from relprop.cli.presets import COMPOSITES, EXPLAINERS, MethodOptions, make_explainer
+from relprop.devices import parse_device
 from relprop.graph import UnsupportedOperationError
 from relprop.images import read_image
 
@@ -258,6 +259,7 @@ def explain(
 ) -> None:
     """Explain a classifier on photos: print its top classes, write heatmaps and overlays per method."""
     try:
+        on_device = parse_device(device)
         methods, every = parse_methods(method)
         if "lrp" in methods and composite not in COMPOSITES:
             raise ValueError(f"unknown composite {composite!r}; choose one of {', '.join(COMPOSITES)}")
@@ -265,11 +267,11 @@ def explain(
             raise ValueError("pass both --low and --high, or neither")
         photos = collect_photos(images or [])
         classifier = load_classifier(model, trust=trust_model)
-        classifier.model.to(device)
-        bounds = (classifier.low.to(device), classifier.high.to(device)) if low is None else (low, high)
+        classifier.model.to(on_device)
+        bounds = (classifier.low.to(on_device), classifier.high.to(on_device)) if low is None else (low, high)
         options = MethodOptions(composite, bounds, layer, patch, samples, seed, batch_size)
         explainers = make_explainers(methods, classifier.model, options, every)
-        x = torch.stack([classifier.transform(photo.image) for photo in photos]).to(device)
+        x = torch.stack([classifier.transform(photo.image) for photo in photos]).to(on_device)
         probabilities = classify(classifier, x, batch_size)
         wanted = parse_target(target, classifier.categories, probabilities.shape[1])
         classes = [
