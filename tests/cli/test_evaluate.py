@@ -65,21 +65,58 @@ def test_table_and_plot_equal_region_perturbation_called_directly(tmp_path, scri
         "lrp composite epsilon-plus-flat"
     )
     table = _table(result.stdout)
-    assert table.pop("method") == ["MoRF AOPC", "LeRF AOPC"]
+    assert table.pop("method") == ["MoRF AOPC", "LeRF AOPC", "ABPC (MoRF - LeRF)"]
     assert list(table) == ["lrp", "gradient", "random"]
 
     classifier, x, target = _inputs(str(scripted), photos)
     options = MethodOptions(composite="epsilon-plus-flat", bounds=(classifier.low, classifier.high))
     for name in ("lrp", "gradient"):
         attribution = make_explainer(name, classifier.model, options)(x, target)
+        aopc = {}
         for column, order in enumerate(("morf", "lerf")):
             curve = region_perturbation(
                 classifier.model, x, attribution, target, steps=4, order=order, seed=0
             )
             assert table[name][column] == _cell(curve.aopc), (name, order)
+            aopc[order] = curve.aopc
+        assert table[name][2] == _cell(aopc["morf"] - aopc["lerf"])  # per image, then mean and error
     random = region_perturbation(classifier.model, x, torch.zeros_like(x), target, steps=4, order="random")
-    assert table["random"] == [_cell(random.aopc)] * 2  # a random order has no least or most relevant end
+    # a random order has no least or most relevant end: the same curve both ways, ABPC 0
+    assert table["random"] == [_cell(random.aopc)] * 2 + ["0 ± 0"]
     assert Image.open(out).format == "PNG" and Image.open(out).size[0] > Image.open(out).size[1]
+
+
+def test_each_order_gives_the_same_numbers_whatever_else_is_computed(tmp_path, scripted):
+    """The MoRF column of --metric morf equals that of --metric morf,lerf, and a photo's numbers are the
+    same with another photo beside it; in the library, a generator seed gives every curve one seed."""
+    photos = [_photo(tmp_path, "coffee"), _photo(tmp_path, "rocket")]
+    run = ("--model", scripted, "--methods", "lrp,gradient,random", "--steps", 4, "--no-progress")
+    tables = {
+        metric: _table(_evaluate(*photos, *run, "--metric", metric, "--out", tmp_path / "c.png").stdout)
+        for metric in ("morf", "morf,lerf", "lerf")
+    }
+    for name in ("lrp", "gradient", "random"):
+        assert tables["morf"][name][0] == tables["morf,lerf"][name][0], name
+        assert tables["lerf"][name][0] == tables["morf,lerf"][name][1], name
+    alone = _table(_evaluate(photos[1], *run, "--out", tmp_path / "c.png").stdout)
+    classifier, x, target = _inputs(str(scripted), photos)
+    curve = region_perturbation(classifier.model, x[1:], torch.zeros_like(x[1:]), target[1:], steps=4,
+                                order="random")  # fmt: skip
+    assert alone["random"] == [_cell(curve.aopc)]
+
+    from relprop.cli.evaluate import perturbation_curves
+
+    explainers = {"gradient": make_explainer("gradient", classifier.model), "random": None}
+    curves = {
+        orders: perturbation_curves(
+            classifier.model, x, target, explainers, orders, steps=4, seed=torch.Generator().manual_seed(1)
+        )  # fmt: skip
+        for orders in (("morf",), ("lerf", "morf"))
+    }
+    for name in explainers:
+        torch.testing.assert_close(
+            curves[("morf",)]["morf"][name].scores, curves[("lerf", "morf")]["morf"][name].scores
+        )
 
 
 def test_perturbations_are_those_of_the_library(tmp_path, scripted):

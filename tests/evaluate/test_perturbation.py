@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from relprop.evaluate import Constant, GaussianBlur, UniformNoise, insertion, region_perturbation
+from relprop.evaluate._common import image_generators
 
 from .conftest import tiny_cnn
 
@@ -138,7 +139,8 @@ def test_batched_curve_equals_the_sequential_definition(size, patch, windows, or
     generator = torch.Generator().manual_seed(4)
     x = torch.rand(2, 2, size, size, generator=generator, dtype=torch.float64)
     attribution = torch.randn(x.shape, generator=generator, dtype=torch.float64)
-    noise = UniformNoise()(x, torch.Generator().manual_seed(7))
+    streams = image_generators(7, x, "replacement")  # each image's own noise
+    noise = torch.cat([UniformNoise()(x[k : k + 1], g) for k, g in enumerate(streams)])
     result = region_perturbation(
         model, x, attribution, None, patch_size=patch, steps=12, order=order, windows=windows, seed=7
     )
@@ -206,12 +208,43 @@ def test_batch_size_and_batch_composition_do_not_change_the_result(cnn, images):
 def test_seed_reproducibility(cnn, images):
     attribution = torch.randn(images.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     first = region_perturbation(cnn, images, attribution, patch_size=4, steps=5, seed=11)
-    again = region_perturbation(
-        cnn, images, attribution, patch_size=4, steps=5, seed=torch.Generator().manual_seed(11)
-    )
+    again = region_perturbation(cnn, images, attribution, patch_size=4, steps=5, seed=11)
     other = region_perturbation(cnn, images, attribution, patch_size=4, steps=5, seed=12)
     torch.testing.assert_close(first.scores, again.scores, rtol=0, atol=0)
     assert not torch.allclose(first.scores, other.scores)
+    drawn = [
+        region_perturbation(
+            cnn, images, attribution, patch_size=4, steps=5, seed=torch.Generator().manual_seed(11)
+        ).scores
+        for _ in range(2)
+    ]
+    torch.testing.assert_close(drawn[0], drawn[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("order", ["morf", "random"])
+def test_an_images_curve_depends_only_on_the_seed_the_image_and_its_attribution(cnn, images, order):
+    """With uniform noise and a random order: the same curve for image 1 alone, in the batch, in the batch
+    reversed, and after other curves were computed; the noise of image 1 was once the second slice of the
+    batch's stream, so it changed with the images before it."""
+    attribution = torch.randn(images.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    kwargs = dict(patch_size=4, steps=8, order=order, seed=3)
+    full = region_perturbation(cnn, images, attribution, 1, **kwargs).scores
+    alone = region_perturbation(cnn, images[1:2], attribution[1:2], 1, **kwargs).scores
+    reversed_ = region_perturbation(cnn, images.flip(0), attribution.flip(0), 1, **kwargs).scores
+    torch.testing.assert_close(alone[0], full[1])  # to rounding: the model runs on other batches
+    torch.testing.assert_close(reversed_.flip(0), full)
+    assert not torch.equal(full[0], full[1])  # and the images do not share one stream's values
+
+
+def test_the_random_order_sees_the_replacement_of_every_other_order(cnn, images):
+    # once every region is removed the image is its replacement, whatever the order
+    attribution = torch.randn(images.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    final = {
+        order: region_perturbation(cnn, images, attribution, 1, patch_size=4, steps=None, order=order).scores
+        for order in ("morf", "lerf", "random")
+    }
+    torch.testing.assert_close(final["random"][:, -1], final["morf"][:, -1], rtol=0, atol=0)
+    torch.testing.assert_close(final["lerf"][:, -1], final["morf"][:, -1], rtol=0, atol=0)
 
 
 def test_dataset_mean_replacement(cnn, images):

@@ -14,9 +14,15 @@ as the mean and standard error over the photos (large is good for MoRF, small fo
 mean curves :math:`f(x) - f(x^{(k)})` as a PNG, one line per method. ``random`` removes the regions in a
 random order, the baseline every method should beat.
 
-With one ``seed``, every method's regions are replaced by the same values, so their curves differ only by
-the order of the regions (the random baseline draws its order from the seed first, and then replacement
-values of the same distribution).
+With both orders (``--metric morf,lerf``) it also prints the area between the two curves,
+:math:`\mathrm{ABPC} = \mathrm{AOPC}_\text{MoRF} - \mathrm{AOPC}_\text{LeRF}` per image (the measure of the
+AttnLRP paper): a method that ranks the regions well destroys the evidence fast from the top and slowly from
+the bottom, while a random order has ABPC 0.
+
+Every curve depends only on the seed, the photo and the method: each photo draws its replacement values and
+its random order from streams of its own (see :func:`relprop.evaluate.region_perturbation`), so every
+method, the random baseline included, replaces a photo's regions by the same values, and the numbers of one
+order do not change when the other order or other photos are computed too.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from relprop.cli.explain import (
 from relprop.cli.presets import COMPOSITES, EXPLAINERS, Explainer, MethodOptions
 from relprop.devices import parse_device
 from relprop.evaluate import Constant, GaussianBlur, PerturbationCurve, UniformNoise, region_perturbation
+from relprop.evaluate._common import as_seed
 from relprop.evaluate.replacement import Replacement
 from relprop.graph import UnsupportedOperationError
 
@@ -103,8 +110,10 @@ def perturbation_curves(
         Called with each method's name once its curves are computed.
     settings
         Keyword arguments of :func:`relprop.evaluate.region_perturbation` (``patch_size``, ``steps``,
-        ``perturbation``, ``seed``, ``batch_size``, ...), the same for every method.
+        ``perturbation``, ``seed``, ``batch_size``, ...), the same for every method and order (a
+        ``torch.Generator`` seed gives one seed to all of them).
     """
+    settings["seed"] = as_seed(settings.get("seed", 0))  # a generator is drawn from once, for every curve
     curves: dict[str, dict[str, PerturbationCurve]] = {order: {} for order in orders}
     for name, explainer in explainers.items():
         attribution = torch.zeros_like(x) if explainer is None else explainer(x, target).detach()
@@ -256,9 +265,12 @@ def evaluate(
             + f": {patch_size}x{patch_size} regions, {steps} steps, {perturbation} perturbation"
             + (f", lrp composite {composite}" if "lrp" in explainers else "")
         )
-        typer.echo(
-            aopc_table({f"{METRICS[o]} AOPC": {n: c.aopc for n, c in curves[o].items()} for o in orders})
-        )
+        columns = {f"{METRICS[o]} AOPC": {n: c.aopc for n, c in curves[o].items()} for o in orders}
+        if len(orders) == 2:
+            columns["ABPC (MoRF - LeRF)"] = {
+                n: curves["morf"][n].aopc - curves["lerf"][n].aopc for n in names
+            }
+        typer.echo(aopc_table(columns))
         out.parent.mkdir(parents=True, exist_ok=True)
         plot_curves(out, {f"{METRICS[o]}, {patch_size}x{patch_size} regions": curves[o] for o in orders})
         typer.echo(f"curves in {out}")

@@ -5,12 +5,14 @@ Targets mean what they mean everywhere in relprop: :func:`relprop.targets.target
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import Tensor
 
 from relprop.targets import Target, target_weights
 
-__all__ = ["Target", "as_generator", "explained_output", "target_weights"]
+__all__ = ["Target", "as_generator", "as_seed", "explained_output", "image_generators", "target_weights"]
 
 
 def as_generator(seed: int | torch.Generator) -> torch.Generator:
@@ -20,6 +22,34 @@ def as_generator(seed: int | torch.Generator) -> torch.Generator:
     if isinstance(seed, int) and not isinstance(seed, bool):
         return torch.Generator().manual_seed(seed)
     raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
+
+
+def as_seed(seed: int | torch.Generator) -> int:
+    """The integer ``seed``, or one integer drawn from the generator ``seed`` (which advances it)."""
+    if isinstance(seed, torch.Generator):
+        return int(torch.randint(2**62, (), generator=seed))
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return seed
+    raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
+
+
+def image_generators(seed: int, x: Tensor, stream: str) -> list[torch.Generator]:
+    """One CPU generator per image of the batch ``x`` (B, ...), seeded by ``seed``, the name ``stream``
+    and the image's own values (shape, dtype and bytes, hashed with BLAKE2b).
+
+    What an image draws therefore depends on nothing else: not on the other images of the batch or their
+    order, not on what was drawn before, and not on the explanation method. Streams of different names are
+    independent, so one image can draw, say, a random order and its replacement values separately.
+    """
+    images = x.detach().cpu().contiguous()
+    generators = []
+    for image in images:
+        digest = hashlib.blake2b(
+            f"{seed}:{stream}:{image.dtype}:{tuple(image.shape)}".encode(), digest_size=8
+        )
+        digest.update(image.flatten().view(torch.uint8).numpy().tobytes())
+        generators.append(torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") >> 1))
+    return generators
 
 
 def check_finite(tensor: Tensor, name: str) -> None:

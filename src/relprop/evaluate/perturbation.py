@@ -12,7 +12,8 @@ for a good explanation. Step :math:`k` of a curve removes (or, for insertion, re
 
 where :math:`f` is the explained model output (the target logit, or the target weighting of the output)
 and :math:`g` replaces the pixels of a region by a replacement image (uniform noise in the paper, see
-:mod:`relprop.evaluate.replacement`). Each image has one replacement image, so
+:mod:`relprop.evaluate.replacement`). Each image has one replacement image, drawn from a random stream of
+its own (seeded by the seed and the image's values, see ``seed`` in :func:`region_perturbation`), so
 :math:`x^{(k)} = (1 - M_k) \odot x + M_k \odot \tilde x` with :math:`M_k` the union of the first
 :math:`k` regions. This makes every step independent of the others, and all :math:`B (L+1)` perturbed
 images run through the model in large batches.
@@ -51,11 +52,12 @@ from torch import Tensor, nn
 
 from relprop.evaluate._common import (
     Target,
-    as_generator,
+    as_seed,
     check_images,
     check_positive_int,
     explained_output,
     heatmap_like,
+    image_generators,
     target_weights,
 )
 from relprop.evaluate.replacement import Replacement, as_replacement
@@ -137,11 +139,15 @@ def region_perturbation(
     perturbation
         ``"uniform"`` (per-pixel noise within each image's value range, as in the paper), a number or a
         tensor (C, 1, 1) such as the dataset mean (constant replacement), or a callable
-        ``(x, generator) -> Tensor`` such as :class:`~relprop.evaluate.replacement.GaussianBlur`.
+        ``(x, generator) -> Tensor`` such as :class:`~relprop.evaluate.replacement.GaussianBlur`, called on
+        each image alone (a batch of one) with that image's generator.
     windows
         ``"grid"`` (non-overlapping cells) or ``"sliding"`` (a window centred at every pixel).
     seed
-        An int or a ``torch.Generator`` for the noise and the random order.
+        An int, or a ``torch.Generator`` to draw one from. Each image draws its random order and its
+        replacement from two streams of its own, seeded by the seed and a hash of the image's values: its
+        curve depends on the seed, the image and the attribution only, not on the other images of the batch
+        or on curves computed before, and every method (the random order too) sees the same replacement.
     batch_size
         Number of perturbed images per forward pass.
 
@@ -229,7 +235,7 @@ def _perturbation_curve(
     if windows not in WINDOWS:
         raise ValueError(f"unknown windows {windows!r}, expected one of {WINDOWS}")
     replace = as_replacement(perturbation)
-    generator = as_generator(seed)
+    seed = as_seed(seed)
 
     scores = _region_scores(heatmap, patch_size, windows)
     regions = scores.shape[1]
@@ -241,14 +247,16 @@ def _perturbation_curve(
             f"steps={steps} exceeds the {regions} regions of {windows} {patch_size}x{patch_size} windows "
             f"on {tuple(x.shape[2:])} images; pass steps <= {regions} or steps=None"
         )
-    rank = _region_rank(scores, order, generator)
+    rank = _region_rank(scores, order, image_generators(seed, x, "order") if order == "random" else [])
     removal_step = _removal_step(rank, x.shape[2:], patch_size, windows)
 
     with torch.no_grad():
         output = model(x)
         weights = target_weights(output, target)
         reference = explained_output(output, weights)
-        replacement = replace(x, generator)
+        replacement = torch.cat(
+            [replace(x[k : k + 1], g) for k, g in enumerate(image_generators(seed, x, "replacement"))]
+        )
         if replacement.shape != x.shape:
             raise ValueError(
                 f"the perturbation returned shape {tuple(replacement.shape)}, expected {tuple(x.shape)}"
@@ -281,10 +289,11 @@ def _region_scores(heatmap: Tensor, patch_size: int, windows: str) -> Tensor:
     return sums.flatten(1)
 
 
-def _region_rank(scores: Tensor, order: str, generator: torch.Generator) -> Tensor:
-    """Position of each region in the removal order (0 = removed first), shaped like ``scores``."""
+def _region_rank(scores: Tensor, order: str, generators: list[torch.Generator]) -> Tensor:
+    """Position of each region in the removal order (0 = removed first), shaped like ``scores``; the random
+    order of image ``b`` is drawn from ``generators[b]``."""
     if order == "random":
-        keys = torch.rand(scores.shape, generator=generator).to(scores.device)
+        keys = torch.stack([torch.rand(scores.shape[1], generator=g) for g in generators]).to(scores.device)
     else:
         keys = -scores if order == "morf" else scores
     sequence = torch.sort(keys, dim=1, stable=True).indices

@@ -2,7 +2,8 @@
 
 A replacement is a callable ``replacement(x, generator) -> Tensor`` that returns, for an image batch ``x``
 (B, C, H, W), the values that removed pixels take, shaped like ``x``. It is computed once per image, so a
-pixel keeps one replacement value however often it is covered by a removed region.
+pixel keeps one replacement value however often it is covered by a removed region; the perturbation curves
+call it on each image alone with that image's own generator.
 """
 
 from __future__ import annotations
