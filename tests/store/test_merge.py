@@ -81,6 +81,17 @@ def test_a_shard_given_twice_is_refused(tmp_path, dataset, model):
     assert not (tmp_path / "m.h5").exists()
 
 
+def test_shards_of_another_run_are_named_with_advice_that_fits_merge(tmp_path, dataset, model):
+    shards = _shards(tmp_path, dataset, model, 2)
+    other = store.attribute_dataset(
+        dataset, model, tmp_path / "other.h5", shard=(1, 2), dtype="float32", progress=False
+    )
+    with pytest.raises(ValueError, match=r"other.h5 holds a different run \(dtype: ") as error:
+        store.merge(tmp_path / "m.h5", [shards[0], other])
+    assert str(error.value).endswith(f"merge only the shards of the run of {shards[0]}")
+    assert "--out" not in str(error.value)  # merge has no --out
+
+
 def test_a_merged_store_is_no_shard(tmp_path, dataset, model):
     shards = _shards(tmp_path, dataset, model, 2)
     merged = store.merge(tmp_path / "m.h5", shards)

@@ -171,7 +171,8 @@ def _run_of(params: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in params.items() if key != "shard"}
 
 
-def _check_params(found: Mapping[str, Any], wanted: Mapping[str, Any], path: Path) -> None:
+def _check_params(found: Mapping[str, Any], wanted: Mapping[str, Any], path: Path, advice: str) -> None:
+    """Refuse a store whose run ``found`` differs from ``wanted``, naming the differences, then ``advice``."""
     if dict(found) == dict(wanted):
         return
     keys = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
@@ -181,10 +182,7 @@ def _check_params(found: Mapping[str, Any], wanted: Mapping[str, Any], path: Pat
         else f"{k}: store has {found.get(k)!r}, this run {wanted.get(k)!r}"
         for k in keys
     )
-    raise ValueError(
-        f"{path} holds a different run ({differences}); refusing to mix them: choose another --out or "
-        "delete the file to start over"
-    )
+    raise ValueError(f"{path} holds a different run ({differences}); refusing to mix them: {advice}")
 
 
 def _create_layout(file: h5py.File, params: Mapping[str, Any], size: int, like: Rows) -> None:
@@ -285,7 +283,9 @@ class StoreWriter:
     def _same_run(self, file: h5py.File) -> _Header:
         """The header of the open store ``file``, refused unless it is this run's."""
         header = _read_header(file, self.path)
-        _check_params(header.params, self.params, self.path)
+        _check_params(
+            header.params, self.params, self.path, "choose another --out or delete the file to start over"
+        )
         if header.size != self.size:
             raise ValueError(f"{self.path} has {header.size} rows, this run {self.size}")
         return header

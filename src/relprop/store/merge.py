@@ -113,7 +113,7 @@ def _read_shards(paths: list[Path]) -> tuple[dict[str, Any], list[np.ndarray], l
             found = _run_of(header.params)
             if params is None:
                 params = found
-            _check_params(found, params, path)
+            _check_params(found, params, path, f"merge only the shards of the run of {paths[0]}")
             indices.append(file["index"][:])
             layouts.append({field: (file[field].shape, file[field].dtype) for field in ROW_FIELDS})
     return params, indices, layouts

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from relprop._extras import install_hint
 from relprop.checks import check_eval_mode
 from relprop.composites import Composite, EpsilonPlusFlat
 from relprop.data import SampleError
@@ -384,7 +385,7 @@ def _run_on_ray(address, workers, device, arguments, batches, writer: StoreWrite
     try:
         import ray
     except ImportError as error:
-        raise ImportError("computing on a Ray cluster needs Ray: pip install relprop[ray]") from error
+        raise ImportError(f"computing on a Ray cluster needs Ray: {install_hint('ray')}") from error
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False)
