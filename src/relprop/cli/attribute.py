@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from relprop._extras import install_hint
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 from relprop.cli.presets import COMPOSITES, METHODS, make_composite
 from relprop.graph import UnsupportedOperationError
@@ -60,7 +61,7 @@ def attribute(
     target: Annotated[str, typer.Option(help="Explain the 'prediction' or the 'label'.")] = "prediction",
     shard: Annotated[str, typer.Option(help="i/n: compute shard i of n into its own store.")] = "0/1",
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
-    ray: Annotated[bool, typer.Option(help="Compute on Ray (pip install relprop[ray]).")] = False,
+    ray: Annotated[bool, typer.Option(help=f"Compute on Ray ({install_hint('ray')}).")] = False,
     ray_address: Annotated[
         str | None,
         typer.Option(

