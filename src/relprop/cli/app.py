@@ -1,20 +1,55 @@
 """The ``relprop`` command: one Typer application that each command module adds itself to."""
 
+import importlib
+
 import click
 import typer
 from typer.core import TyperGroup
 
+#: The one-line summary of every command, and the module that defines it, by command name.
+_SUMMARIES: dict[str, str] = {}
+_MODULES: dict[str, str] = {}
+
+
+def command_module(module: str, **summaries: str) -> None:
+    """Declare the commands that ``module`` defines (with ``@app.command()``), each with its summary.
+
+    ``relprop --help`` lists the commands from these declarations without importing their modules (which
+    import torch, seconds and hundreds of megabytes); running a command, or asking for its help, imports
+    every declared module, so that the names they register (data sets, models) are known to all commands.
+    """
+    for name, summary in summaries.items():
+        _SUMMARIES[name.replace("_", "-")] = summary
+        _MODULES[name.replace("_", "-")] = module
+
 
 class _Commands(TyperGroup):
-    """Typer's group of commands, whose options show their value by name (``--model MODEL``, as argparse
-    does) rather than by Python type (``--model <str>``)."""
+    """Typer's group of commands, which imports the commands' modules only when one runs, and whose
+    options show their value by name (``--model MODEL``, as argparse does) rather than by Python type
+    (``--model <str>``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(dict.fromkeys([*_SUMMARIES, *super().list_commands(ctx)]))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in _MODULES and not set(_MODULES) <= set(self.commands):
+            for module in dict.fromkeys(_MODULES.values()):
+                importlib.import_module(module)
+            self.commands.update(typer.main.get_command(app).commands)
         command = super().get_command(ctx, name)
         for param in command.params if command is not None else ():
             if param.metavar is None and not getattr(param, "is_flag", False):
                 param.metavar = param.name.upper()
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [
+            (name, _SUMMARIES.get(name) or self.get_command(ctx, name).get_short_help_str())
+            for name in self.list_commands(ctx)
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 app = typer.Typer(
