@@ -136,6 +136,9 @@ def demo_run(tmp_path_factory):
 def test_demo_prints_where_the_report_is(demo_run):
     out, result = demo_run
     assert result.exit_code == 0, result.output
+    stages = result.stderr.splitlines()  # a line as each stage starts, so that 30 s are not silent
+    assert [line[:5] for line in stages] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"], result.stderr
+    assert "10 epochs" in stages[0] and "class 8" in stages[3]
     report = (out / "report" / "index.html").resolve()
     assert report.is_file()
     assert f"Report: {report}\n" in result.output

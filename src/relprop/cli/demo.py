@@ -31,8 +31,10 @@ def demo(
     from relprop.demo.run import SPRAY_NEIGHBORS, SPRAY_SIZE
 
     try:
-        typer.echo(f"Training a small CNN on {SIZE}x{SIZE} digits with a planted tag (seed {seed}) ...")
-        result = run_demo(out, seed=seed, epochs=epochs, quick=quick)
+        typer.echo(f"relprop demo on {SIZE}x{SIZE} digits (seed {seed}), on the CPU; the stages on stderr:")
+        result = run_demo(
+            out, seed=seed, epochs=epochs, quick=quick, stage=lambda line: typer.echo(line, err=True)
+        )
     except EXPECTED_ERRORS as error:
         raise fail(error) from None
     behaviour = result.behaviour

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +130,7 @@ def run_demo(
     epochs: int | None = None,
     quick: bool = False,
     progress: bool = False,
+    stage: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Plant a tag, train a model that uses it, and find it with LRP and SpRAy; see :mod:`relprop.demo`.
 
@@ -145,6 +147,9 @@ def run_demo(
         The faster variant (fewer epochs), for tests.
     progress:
         Show the attribution's progress bar.
+    stage:
+        Called with a line saying what starts, at each of the five stages (training, attribution,
+        behavioural check, SpRAy, report).
     """
     from relprop.report import analyse_class, write_report, write_virelay_analysis
     from relprop.spray import SpRAy
@@ -154,8 +159,10 @@ def run_demo(
     epochs = (QUICK_EPOCHS if quick else EPOCHS) if epochs is None else epochs
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    say = stage or (lambda line: None)
     data = make_tagged_digits(seed)
     c = data.tagged_class
+    say(f"[1/5] training a small CNN on digits with a tag planted on most {c}s ({epochs} epochs)")
     model = train_demo_cnn(data, epochs=epochs, seed=seed)
     model_path = out / "model.pt"
     torch.save(model.state_dict(), model_path)
@@ -171,6 +178,7 @@ def run_demo(
         "composite": "epsilon-plus-flat",
         "preprocessing": "none",
     }
+    say(f"[2/5] LRP heatmaps of the {len(test)} test digits into {store_path}")
     attribute_dataset(
         ArrayDataset(inputs, data.labels[test]),
         model,
@@ -181,8 +189,10 @@ def run_demo(
         target="label",
         progress=progress,
     )
+    say("[3/5] behavioural check: the tag pasted on and removed")
     behaviour = behavioural_check(model, data)
 
+    say(f"[4/5] SpRAy on the heatmaps of class {c}")
     with open_store(store_path) as store:
         test_accuracy = float(np.mean(store.label[:] == store.prediction[:]))
         rows = np.flatnonzero(store.label[:] == c)
@@ -200,6 +210,7 @@ def run_demo(
     recall = float(members[tagged].mean()) if tagged.any() else 0.0
 
     report_dir = out / "report"
+    say(f"[5/5] the report in {report_dir}")
     analysis_path = report_dir / "analysis.h5"
     report_dir.mkdir(exist_ok=True)
     analysis_path.unlink(missing_ok=True)
