@@ -25,7 +25,16 @@ NEGATIVE = ("bad", "terrible", "awful", "horrible", "poor", "nasty", "dreadful",
 DISTRACTORS = ("big", "old", "new", "small", "red", "long", "quiet", "early")
 NEGATION = "not"
 
-_SUBJECTS = ("the food", "the room", "the service", "the trip", "the hotel", "the show", "the meal", "the staff")
+_SUBJECTS = (
+    "the food",
+    "the room",
+    "the service",
+    "the trip",
+    "the hotel",
+    "the show",
+    "the meal",
+    "the staff",
+)
 _VERBS = ("was", "is", "seemed", "looked", "felt")
 _OPENERS = ("we went there in june and", "after a long day", "on the second night", "my friend said that", "")
 _CLOSERS = ("for the price", "this time", "as usual", "in the end", "")
