@@ -30,6 +30,7 @@ def test_classifier_prints_words_and_writes_the_page(tiny_bert_folder, tmp_path)
     lines = result.output.splitlines()
     assert lines[0].startswith("text 1: predicted ") and "(" in lines[0]
     assert lines[1].startswith("  the(") and "good(" in lines[1]
+    assert lines[-2].startswith("words with the most relevance for yes (1): ")
     assert lines[-1] == f"page in {page}"
     document = page.read_text()
     assert "the food was good" not in document or "relprop-token" in document

