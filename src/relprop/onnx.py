@@ -163,10 +163,13 @@ class OnnxModel(nn.Module):
         inputs' shapes and the model's constants alone are constants in it, and the operators that take
         shapes, indices or weights as tensors are written as torch operations (see :mod:`relprop.onnx`).
 
+        The rewrites are relprop's view only: the model itself computes as onnx2torch converted it.
+
         Raises
         ------
         ValueError
-            If an operator whose shape depends on the input's values lies on the input's path.
+            If an operator whose shape or index inputs onnx2torch reads as numbers, and relprop does not
+            rewrite (``Pad``, ``Resize``, ``TopK``, ...), takes a value that depends on the inputs' values.
         """
         inputs = self._bind(args, kwargs)
         order = list(range(len(args))) + [self.input_names.index(name) for name in kwargs]
