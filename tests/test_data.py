@@ -1,5 +1,7 @@
 """Data sets from specifications: digits, npz/npy arrays, image folders, the registry."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -50,3 +52,33 @@ def test_registry():
     assert "three" in data.dataset_names() and len(data.load_dataset("three")) == 3
     with pytest.raises(ValueError, match="no '/' or '.'"):
         data.register_dataset("a.npz", lambda: None)
+
+
+def test_files_that_numpy_did_not_write_are_named_without_advice_to_unpickle(tmp_path):
+    (tmp_path / "notes.npz").write_text("my notes\n")
+    (tmp_path / "notes.npy").write_text("my notes\n")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    np.savez(tmp_path / "objects.npz", x=np.array([None, 1], dtype=object), y=np.zeros(2, int))
+    cases = {
+        "notes.npz": r"notes.npz is not a .npz file of np.savez: it starts with b'my n'",
+        "notes.npy": r"notes.npy is not a .npy file of np.save: it starts with b'my not'",
+        "empty.npz": r"empty.npz is empty \(0 bytes\)",
+        "objects.npz": r"objects.npz holds arrays of Python objects, which relprop does not unpickle",
+    }
+    for name, message in cases.items():
+        with pytest.raises(ValueError, match=message) as error:
+            data.load_dataset(tmp_path / name)
+        assert "allow_pickle" not in str(error.value)
+
+
+def test_memory_mapped_samples_load_without_a_warning(tmp_path):
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    np.save(tmp_path / "x.npy", x)
+    dataset = data.load_dataset(tmp_path / "x.npy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warned that the memory-mapped rows are not writable
+        sample, label = dataset[1]
+    assert label == -1
+    np.testing.assert_array_equal(sample.numpy(), x[1])
+    mapped = dataset.x.ctypes.data  # torch warns once per process: check that the sample is a copy
+    assert not mapped <= sample.data_ptr() < mapped + dataset.x.nbytes

@@ -164,6 +164,30 @@ def test_sum_pool_hand_computed():
     assert SumPool2d((1, 3), (1, 1))(x).item() == pytest.approx(6 / np.sqrt(3), abs=1e-15)
 
 
+def test_epsilon_at_sum_pooling_divides_by_the_unscaled_window_sum(tmp_path):
+    """The toolbox's epsilon-rule at SumPool (sumpool.py, _epsilon_lrp): R_i = x_i R_j / (s_j + eps sgn(s_j))
+    with s_j the window's plain sum, not its average s_j / 4 nor the output s_j / 2. By hand, eps = 1 at
+    every layer: windows [[1, 2], [3, 4]] (s = 10, y = 5) and [[-1, 0], [-2, -3]] (s = -6, y = -3), then
+    f = y_1 + y_2 = 2; the Linear layer passes y_k / (2 + 1) * 2 = (10/3, -2) on, and the windows
+    10/3 * x_i / 11 and -2 * x_i / -7."""
+    from torch import nn
+
+    from relprop import LRP, types
+    from relprop.composites import Composite
+    from relprop.rules import Epsilon
+
+    (tmp_path / "pool.txt").write_text("SumPool 2 2 2 2\nFlatten\nLinear 2 1\n1 1\n0\n")
+    model = read_model(tmp_path / "pool.txt", dtype=torch.float64)
+    x = torch.tensor([[[[1, 2, -1, 0], [3, 4, -2, -3]]]], dtype=torch.float64)
+    assert model(x).item() == 2
+    every_layer = Composite(layer_map=[((nn.Linear, *types.AvgPool), Epsilon(1.0))])
+    relevance = LRP(model, composite=every_layer)(x, 0)
+    expected = [[10 / 33, 20 / 33, -2 / 7, 0], [30 / 33, 40 / 33, -4 / 7, -6 / 7]]
+    torch.testing.assert_close(
+        relevance[0, 0], torch.tensor(expected, dtype=torch.float64), rtol=1e-14, atol=0
+    )
+
+
 def test_flatten_channels_last_order():
     x = torch.arange(12.0).reshape(1, 3, 2, 2)  # x[0, c, i, j] = 4 c + 2 i + j
     expected = [4 * c + 2 * i + j for i in range(2) for j in range(2) for c in range(3)]

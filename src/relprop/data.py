@@ -5,7 +5,8 @@ float tensor (one sample, without batch dimension) and ``label`` an ``int`` clas
 :func:`load_dataset` makes one from a command-line specification:
 
 * a directory in torchvision's ``ImageFolder`` layout (``root/<class>/<image>``), classes numbered in
-  sorted order, each image prepared by a named :data:`PREPROCESSING`;
+  sorted order, each image read by :func:`relprop.images.read_image` (upright, 16-bit and float pixels
+  scaled, not clipped) and prepared by a named :data:`PREPROCESSING`;
 * a ``.npz`` file with arrays ``x`` (samples) and ``y`` (integer labels), or a ``.npy`` file of samples
   without labels (label ``-1``);
 * the name of a data set registered with :func:`register_dataset` (``digits`` is built in).
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from relprop.images import read_image, to_rgb
 
 __all__ = [
     "PREPROCESSING",
@@ -59,7 +62,7 @@ class Preprocessing:
 def _to_tensor(image) -> torch.Tensor:
     from torchvision.transforms import functional as tvf
 
-    return tvf.pil_to_tensor(image.convert("RGB")).float() / 255.0
+    return tvf.pil_to_tensor(to_rgb(image)).float() / 255.0
 
 
 def _efficientnet_lite(image) -> torch.Tensor:
@@ -107,7 +110,8 @@ class ArrayDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         label = -1 if self.y is None else int(self.y[index])
-        return torch.from_numpy(np.asarray(self.x[index], dtype=np.float32)), label
+        # a copy: a memory-mapped file's rows are read-only, which torch tensors cannot be
+        return torch.from_numpy(np.array(self.x[index], dtype=np.float32)), label
 
 
 class _ImageFolder(Dataset):
@@ -116,7 +120,7 @@ class _ImageFolder(Dataset):
     def __init__(self, root: Path, preprocessing: Preprocessing) -> None:
         from torchvision.datasets import ImageFolder
 
-        self.folder = ImageFolder(str(root), transform=preprocessing.transform)
+        self.folder = ImageFolder(str(root), transform=preprocessing.transform, loader=read_image)
 
     def __len__(self) -> int:
         return len(self.folder)
@@ -166,6 +170,22 @@ def _digits() -> Dataset:
 register_dataset("digits", _digits)
 
 
+#: The first bytes of the files of ``np.save`` (``.npy``) and ``np.savez`` (``.npz``, a zip archive).
+_NUMPY_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK\x03\x04"}
+
+
+def _check_numpy_file(path: Path) -> None:
+    """Refuse a ``.npy`` / ``.npz`` file that numpy did not write (numpy would try to unpickle it)."""
+    magic = _NUMPY_MAGIC[path.suffix]
+    with path.open("rb") as file:
+        head = file.read(len(magic))
+    if not head:
+        raise ValueError(f"{path} is empty (0 bytes)")
+    if head != magic:
+        writer = "np.save" if path.suffix == ".npy" else "np.savez"
+        raise ValueError(f"{path} is not a {path.suffix} file of {writer}: it starts with {head!r}")
+
+
 def load_dataset(spec: str | Path, preprocessing: str = "to-tensor") -> Dataset:
     """The data set that ``spec`` names.
 
@@ -195,9 +215,10 @@ def load_dataset(spec: str | Path, preprocessing: str = "to-tensor") -> Dataset:
             return _ImageFolder(path, PREPROCESSING[preprocessing])
         except FileNotFoundError as error:  # torchvision: no class folders or no images
             raise ValueError(f"{path}: not an image folder in ImageFolder layout ({error})") from error
-    if path.suffix in (".npz", ".npy"):
+    if path.suffix in _NUMPY_MAGIC:
         if not path.is_file():
             raise FileNotFoundError(f"data set file {path} does not exist")
+        _check_numpy_file(path)
         try:
             if path.suffix == ".npy":
                 return ArrayDataset(np.load(path, mmap_mode="r", allow_pickle=False))
@@ -210,6 +231,11 @@ def load_dataset(spec: str | Path, preprocessing: str = "to-tensor") -> Dataset:
                     )
                 return ArrayDataset(arrays["x"], arrays["y"])
         except (ValueError, TypeError) as error:
+            if "allow_pickle" in str(error):  # numpy's advice to unpickle: not for files from strangers
+                raise ValueError(
+                    f"{path} holds arrays of Python objects, which relprop does not unpickle (that could run "
+                    "code): save numeric arrays"
+                ) from None
             raise ValueError(f"{path}: {error}") from error
     known = ", ".join(dataset_names())
     raise ValueError(

@@ -34,9 +34,18 @@ __all__ = ["FlattenChannelsLast", "SumPool2d", "read_model", "write_model"]
 class SumPool2d(nn.Module):
     r"""Sum pooling scaled by the inverse square root of the window area, as in the LRP Toolbox.
 
-    .. math:: y_{c,i,j} = \frac{1}{\sqrt{k_h k_w}} \sum_{p<k_h,\,q<k_w} x_{c,\,i s_h + p,\,j s_w + q}
+    .. math:: y_{c,i,j} = \frac{1}{\sqrt{k_h k_w}} s_{c,i,j}, \qquad
+        s_{c,i,j} = \sum_{p<k_h,\,q<k_w} x_{c,\,i s_h + p,\,j s_w + q}
 
-    computed as ``avg_pool2d(x) * sqrt(k_h k_w)``, without padding.
+    computed as the toolbox computes it: the window sum :math:`s` (``avg_pool2d(x, divisor_override=1)``,
+    no padding) times :math:`1 / \sqrt{k_h k_w}` (``1 / scale``). Rules explain the window sum, and the
+    product with the constant passes relevance on unchanged. This is the toolbox's convention: its ε-rule
+    divides by the unscaled sum,
+
+    .. math:: R_{c,\,i s_h + p,\,j s_w + q} \mathrel{+}= \frac{x_{c,\,i s_h + p,\,j s_w + q}}
+        {s_{c,i,j} + \varepsilon \operatorname{sgn}_+(s_{c,i,j})} R_{c,i,j},
+
+    not by the average (as if its ε were :math:`k_h k_w` times larger) nor by :math:`y`.
 
     Parameters
     ----------
@@ -53,7 +62,7 @@ class SumPool2d(nn.Module):
         self.scale = math.sqrt(self.kernel_size[0] * self.kernel_size[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(x, self.kernel_size, self.stride) * self.scale
+        return F.avg_pool2d(x, self.kernel_size, self.stride, divisor_override=1) * (1 / self.scale)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"

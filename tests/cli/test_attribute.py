@@ -90,11 +90,20 @@ def test_bad_options_are_one_line_errors(tmp_path, scripted):
         (["digits", "--model", scripted, "--composite", "nope"], "unknown composite 'nope'"),
         (["digits", "--model", scripted, "--shard", "3/2"], "shard '3/2'"),
         (["nowhere", "--model", scripted], "data set 'nowhere' is neither"),
+        (["digits", "--model", scripted, "--device", "banana"], "unknown device 'banana'"),
+        (["digits", "--model", scripted, "--device", "cuda:99"], "device 'cuda:99' is not usable here"),
+        (["digits", "--model", tmp_path / "notes.pt"], "notes.pt is not a file of torch.save"),
+        ([tmp_path / "notes.npz", "--model", scripted], "notes.npz is not a .npz file of np.savez"),
+        ([tmp_path / "empty.npy", "--model", scripted], "empty.npy is empty (0 bytes)"),
     ]
+    (tmp_path / "notes.pt").write_text("my notes\n")
+    (tmp_path / "notes.npz").write_text("my notes\n")
+    (tmp_path / "empty.npy").write_bytes(b"")
     for args, message in cases:
         result = _attribute(*args, "--out", tmp_path / "x.h5")
         assert result.exit_code == 1 and message in result.output, result.output
-        assert result.output.count("\n") == 1
+        assert result.output.count("\n") == 1 and "allow_pickle" not in result.output
+        assert not (tmp_path / "x.h5").exists()
 
 
 def test_digits_model_mismatch_is_named(tmp_path, scripted):

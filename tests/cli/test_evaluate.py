@@ -151,6 +151,8 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path, scripted, one_line_e
     one_line_error(_evaluate(*run, "--patch-size", 225), "patch_size 225 exceeds the image size")
     one_line_error(_evaluate(*run[:-3], "--out", tmp_path / "c.pdf"), "--out must name a .png file")
     one_line_error(_evaluate(photo, "--model", "no-such-net"), "model 'no-such-net' is neither")
+    one_line_error(_evaluate(*run, "--device", "banana"), "unknown device 'banana'")
+    one_line_error(_evaluate(*run, "--device", "cuda:99"), "device 'cuda:99' is not usable here")
 
 
 def test_efficientnet_lite0_equals_a_direct_call(tmp_path):

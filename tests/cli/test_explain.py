@@ -131,6 +131,36 @@ def test_scripted_model_by_class_index_with_all_methods_that_fit(tmp_path, scrip
     assert Image.open(out / "compare.png").size[0] > (len(EXPLAINERS) + 1) * 224  # input + a column each
 
 
+def test_sixteen_bit_float_and_rotated_photos_reach_the_model_as_their_8_bit_upright_copy(tmp_path, scripted):
+    """The same picture as 8-bit greyscale, 16-bit greyscale, float and stored sideways with an EXIF
+    orientation tag: the model sees the same crop and LRP explains it the same."""
+    grey = skimage.data.camera()[::2, ::2]  # 256 x 256, 8 bits
+    Image.fromarray(grey).save(tmp_path / "camera8.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "camera16.png")
+    Image.fromarray(grey.astype(np.float32) / 255).save(tmp_path / "camera-float.tif")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter to the left: a viewer turns it right
+    Image.fromarray(grey).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "camera-turned.png", exif=exif)
+    result = _explain(tmp_path, "--model", scripted, "--target", "3", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    expected = tmp_path / "out" / "camera8"
+    shown = np.asarray(Image.open(expected / "input.png"))
+    assert shown.std() > 30  # a photo, not a white or black square
+    for name in ("camera16", "camera-float", "camera-turned"):
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / name / "input.png")), shown)
+        np.testing.assert_array_equal(
+            np.load(tmp_path / "out" / name / "lrp" / "3" / "relevance.npy"),
+            np.load(expected / "lrp" / "3" / "relevance.npy"),
+        )
+
+
+def test_images_that_cannot_be_decoded_faithfully_are_one_line(tmp_path, scripted, one_line_error):
+    Image.fromarray(np.array([[0.0, 2.0]], np.float32)).save(tmp_path / "wide.tif")
+    one_line_error(_explain(tmp_path / "wide.tif", "--model", scripted), "wide.tif: float pixels must lie in")
+    Image.new("L", (20000, 1)).save(tmp_path / "long.png")  # 144 bytes; resized, 5 million x 256 pixels
+    one_line_error(_explain(tmp_path / "long.png", "--model", scripted), "long.png: 20000 x 1 pixels")
+
+
 def test_bad_input_is_one_line_naming_the_problem(tmp_path, scripted, one_line_error):
     photo = _photo(tmp_path, "coffee")
     (tmp_path / "fake.jpg").write_text("no jpeg")
@@ -148,6 +178,16 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path, scripted, one_line_e
     one_line_error(_explain(photo, "--model", tmp_path / "pickled.pt"), "could run arbitrary code")
     one_line_error(_explain(photo, "--model", f"resnet18:{tmp_path / 'pickled.pt'}"), "could run arbitrary")
     one_line_error(_explain(photo, "--model", "resnet18"), "needs a local weights file")
+    one_line_error(_explain(photo, *model, "--device", "banana"), "unknown device 'banana'")
+    one_line_error(_explain(photo, *model, "--device", "cuda:99"), "device 'cuda:99' is not usable here")
+    if not torch.cuda.is_available():
+        one_line_error(_explain(photo, *model, "--device", "cuda"), "device 'cuda' is not usable here")
+    (tmp_path / "notes.pt").write_text("my notes\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "cut.pt").write_bytes(scripted.read_bytes()[:5000])
+    one_line_error(_explain(photo, "--model", tmp_path / "notes.pt"), "notes.pt is not a file of torch.save")
+    one_line_error(_explain(photo, "--model", tmp_path / "empty.pt"), "empty.pt is empty (0 bytes)")
+    one_line_error(_explain(photo, "--model", tmp_path / "cut.pt"), "cut.pt is a damaged zip archive")
 
 
 def test_class_names_are_resolved_with_their_ambiguities(tmp_path, resnet_weights):

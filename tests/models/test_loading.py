@@ -1,6 +1,7 @@
 """Model loading: TorchScript rebuilt as nn modules with the same function; pickles refused."""
 
 import warnings
+import zipfile
 
 import pytest
 import torch
@@ -76,3 +77,34 @@ def test_export_programs_load_only_when_trusted(tmp_path):
     loaded = loading.load_model(str(tmp_path / "m.pt2"), trust=True)
     torch.testing.assert_close(loaded(x), model(x))
     torch.testing.assert_close(LRP(loaded)(x), LRP(model)(x))
+
+
+def test_files_that_no_torch_serializer_wrote_are_named(tmp_path):
+    """Text, empty, truncated or damaged files are named with what they are, as models and as weights,
+    instead of torch's KeyError: 101, an EOFError or a TorchScript parse error."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.script(model).save(str(tmp_path / "m.pt"))
+    archive = (tmp_path / "m.pt").read_bytes()
+    with zipfile.ZipFile(tmp_path / "m.pt") as source, zipfile.ZipFile(tmp_path / "garbled.pt", "w") as out:
+        for item in source.infolist():  # the same archive, with its forward code garbled
+            garbled = "/code/" in item.filename and item.filename.endswith(".py")
+            out.writestr(item, b"def forward(self x) ->:\n" if garbled else source.read(item))
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as out:
+        out.writestr("a.txt", "not torch")
+    cases = {
+        "text.pt": (b"hello world\n", r"text.pt is not a file of torch.save.*starts with b'hello world\\n'"),
+        "empty.pt": (b"", r"empty.pt is empty \(0 bytes\)"),
+        "truncated.pt": (archive[: len(archive) // 2], r"truncated.pt is a damaged zip archive"),
+        "photos.zip": (None, r"photos.zip cannot be read as a torch file"),
+    }
+    loading.register_model("tiny-flat", lambda pretrained: nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
+    for name, (content, message) in cases.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+        for spec in (str(tmp_path / name), f"tiny-flat:{tmp_path / name}"):
+            with pytest.raises(ValueError, match=message):
+                loading.load_model(spec)
+    with pytest.raises(ValueError, match=r"garbled.pt is a damaged TorchScript archive: "):
+        loading.load_model(str(tmp_path / "garbled.pt"))

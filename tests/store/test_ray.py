@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from relprop import store
 from relprop.data import ArrayDataset
@@ -60,3 +61,9 @@ def test_ray_run_equals_the_local_run_even_when_a_worker_dies(tmp_path, dataset,
     _assert_same(on_ray, local)
     with store.open(on_ray) as run:
         np.testing.assert_array_equal(run.index[:], np.arange(len(dataset)))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a Ray cluster without GPUs")
+def test_cuda_on_a_cluster_without_gpus_is_refused_instead_of_waiting(tmp_path, dataset, model, local_ray):
+    with pytest.raises(ValueError, match="device 'cuda' needs GPUs, and the Ray cluster has none"):
+        store.attribute_dataset(dataset, model, tmp_path / "r.h5", ray=True, device="cuda", progress=False)

@@ -40,6 +40,7 @@ from relprop.cli.explain import (
     parse_methods,
 )
 from relprop.cli.presets import COMPOSITES, EXPLAINERS, Explainer, MethodOptions
+from relprop.devices import parse_device
 from relprop.evaluate import Constant, GaussianBlur, PerturbationCurve, UniformNoise, region_perturbation
 from relprop.evaluate.replacement import Replacement
 from relprop.graph import UnsupportedOperationError
@@ -215,17 +216,18 @@ def evaluate(
 ) -> None:
     """Region perturbation: print each method's AOPC over the photos and plot the mean curves."""
     try:
+        on_device = parse_device(device)
         explained, every, with_random = _parse_method_names(methods)
         orders = _parse_metrics(metric)
         if out.suffix.lower() != ".png":
             raise ValueError(f"--out must name a .png file, got {out}")
         photos = collect_photos(images or [])
         classifier = load_classifier(model)
-        classifier.model.to(device)
-        x = torch.stack([classifier.transform(photo.image) for photo in photos]).to(device)
+        classifier.model.to(on_device)
+        x = torch.stack([classifier.transform(photo.image) for photo in photos]).to(on_device)
         replacement = parse_perturbation(perturbation, x)
         target = classify(classifier, x, batch_size).argmax(dim=1)
-        bounds = (classifier.low.to(device), classifier.high.to(device))
+        bounds = (classifier.low.to(on_device), classifier.high.to(on_device))
         options = MethodOptions(
             composite=composite, bounds=bounds, samples=samples, seed=seed, batch_size=batch_size
         )

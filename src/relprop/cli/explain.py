@@ -32,7 +32,9 @@ from torch import Tensor, nn
 
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 from relprop.cli.presets import COMPOSITES, EXPLAINERS, MethodOptions, make_explainer
+from relprop.devices import parse_device
 from relprop.graph import UnsupportedOperationError
+from relprop.images import read_image
 
 #: scikit-image's bundled photos, explained when no image is given.
 SAMPLE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
@@ -57,7 +59,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 @dataclass(frozen=True)
 class Photo:
-    """A photo to explain: ``name`` names its results, ``image`` is RGB."""
+    """A photo to explain: ``name`` names its results, ``image`` is upright 8-bit RGB
+    (:func:`relprop.images.read_image`)."""
 
     name: str
     image: Image.Image
@@ -124,9 +127,9 @@ def collect_photos(arguments: Sequence[str]) -> list[Photo]:
             files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
             if not files:
                 raise ValueError(f"{path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            photos.extend(Photo(f.stem, _read_image(f)) for f in files)
+            photos.extend(Photo(f.stem, read_image(f)) for f in files)
         elif path.is_file():
-            photos.append(Photo(path.stem, _read_image(path)))
+            photos.append(Photo(path.stem, read_image(path)))
         elif argument in SAMPLE_PHOTOS:
             import skimage.data
 
@@ -141,14 +144,6 @@ def collect_photos(arguments: Sequence[str]) -> list[Photo]:
         if seen[photo.name] > 1:
             photos[k] = Photo(f"{photo.name}-{seen[photo.name]}", photo.image)
     return photos
-
-
-def _read_image(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{path}: not an image that Pillow can read ({error})") from None
 
 
 def parse_target(target: str, categories: Sequence[str] | None, n_classes: int) -> int | str:
@@ -264,6 +259,7 @@ def explain(
 ) -> None:
     """Explain a classifier on photos: print its top classes, write heatmaps and overlays per method."""
     try:
+        on_device = parse_device(device)
         methods, every = parse_methods(method)
         if "lrp" in methods and composite not in COMPOSITES:
             raise ValueError(f"unknown composite {composite!r}; choose one of {', '.join(COMPOSITES)}")
@@ -271,11 +267,11 @@ def explain(
             raise ValueError("pass both --low and --high, or neither")
         photos = collect_photos(images or [])
         classifier = load_classifier(model, trust=trust_model)
-        classifier.model.to(device)
-        bounds = (classifier.low.to(device), classifier.high.to(device)) if low is None else (low, high)
+        classifier.model.to(on_device)
+        bounds = (classifier.low.to(on_device), classifier.high.to(on_device)) if low is None else (low, high)
         options = MethodOptions(composite, bounds, layer, patch, samples, seed, batch_size)
         explainers = make_explainers(methods, classifier.model, options, every)
-        x = torch.stack([classifier.transform(photo.image) for photo in photos]).to(device)
+        x = torch.stack([classifier.transform(photo.image) for photo in photos]).to(on_device)
         probabilities = classify(classifier, x, batch_size)
         wanted = parse_target(target, classifier.categories, probabilities.shape[1])
         classes = [

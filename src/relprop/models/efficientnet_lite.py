@@ -26,6 +26,8 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms import functional as tvf
 
+from relprop.images import to_rgb
+
 __all__ = ["EfficientNetLite0", "efficientnet_lite0", "preprocess"]
 
 # (repeats, kernel, stride, expansion, output channels) per stage, as in EfficientNet-B0.
@@ -194,7 +196,8 @@ def preprocess(image: Image.Image | np.ndarray) -> torch.Tensor:
     Parameters
     ----------
     image : PIL.Image.Image or numpy.ndarray
-        An RGB image; an array must be ``uint8`` with shape ``(H, W, 3)``.
+        An image of any mode, converted by :func:`relprop.images.to_rgb` (16-bit and float pixels are
+        scaled from their full range); an array must be ``uint8`` with shape ``(H, W, 3)``.
 
     Returns
     -------
@@ -209,6 +212,6 @@ def preprocess(image: Image.Image | np.ndarray) -> torch.Tensor:
         image = Image.fromarray(image)
     elif not isinstance(image, Image.Image):
         raise TypeError(f"image must be a PIL image or a numpy array, got {type(image).__name__}")
-    image = tvf.center_crop(tvf.resize(image.convert("RGB"), 256, tvf.InterpolationMode.BICUBIC), INPUT_SIZE)
+    image = tvf.center_crop(tvf.resize(to_rgb(image), 256, tvf.InterpolationMode.BICUBIC), INPUT_SIZE)
     pixels = tvf.pil_to_tensor(image).float()
     return (pixels - INPUT_MEAN) / INPUT_STD

@@ -111,6 +111,7 @@ def load_model(spec: str, trust: bool = False) -> nn.Module:
             "followed by :WEIGHTS), a torchvision architecture with :WEIGHTS (e.g. resnet50:weights.pth), "
             "nor an existing file"
         )
+    _check_torch_file(path)
     if _is_exported(path):
         if not trust:
             raise ValueError(
@@ -118,17 +119,51 @@ def load_model(spec: str, trust: bool = False) -> nn.Module:
                 "pickled sample inputs, its guards): relprop loads it only if you trust the file "
                 "(--trust-model, or load_model(..., trust=True)); state dicts are the safe format"
             )
-        return torch.export.load(str(path)).module()
+        try:
+            return torch.export.load(str(path)).module()
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise ValueError(f"{path} is a damaged torch.export program: {_summary(error)}") from error
     if _is_torchscript(path):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still reads files
-            script = torch.jit.load(str(path), map_location="cpu")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter(
+                    "ignore", FutureWarning
+                )  # torch.jit is deprecated but still reads files
+                script = torch.jit.load(str(path), map_location="cpu")
+        except (RuntimeError, ValueError) as error:
+            raise ValueError(f"{path} is a damaged TorchScript archive: {_summary(error)}") from error
         return _rebuild(script, where="model").eval()
     _load_state_dict(path)  # refuses pickles with a clear message; a state dict lands below
     raise ValueError(
         f"{path} holds a state dict, which has no architecture: pass NAME:{path} with NAME one of "
         f"{', '.join(model_names())}, or save the model with torch.jit.script(model).save(...)"
     )
+
+
+def _check_torch_file(path: Path) -> None:
+    """Refuse, saying what it is, a file that no torch serializer wrote: empty, text, a truncated archive.
+
+    ``torch.save``, ``torch.jit.save`` and ``torch.export.save`` write zip archives (``torch.save`` of old
+    versions a pickle, which starts with the byte 0x80).
+    """
+    with path.open("rb") as file:
+        head = file.read(16)
+    if not head:
+        raise ValueError(f"{path} is empty (0 bytes): not a model or weights file")
+    if zipfile.is_zipfile(path) or head[:1] == b"\x80":
+        return
+    if head.startswith(b"PK\x03\x04"):
+        raise ValueError(f"{path} is a damaged zip archive (truncated?): torch cannot read it")
+    raise ValueError(
+        f"{path} is not a file of torch.save, torch.jit.save or torch.export.save: it starts with "
+        f"{head[:16]!r}"
+    )
+
+
+def _summary(error: BaseException, limit: int = 300) -> str:
+    """The error's message on one line, cut at ``limit`` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 def _is_exported(path: Path) -> bool:
@@ -153,22 +188,25 @@ def _load_weights(model: nn.Module, path: Path) -> None:
     try:
         model.load_state_dict(_load_state_dict(path), strict=True)
     except RuntimeError as error:
-        summary = " ".join(str(error).split())
-        summary = summary if len(summary) <= 300 else summary[:300] + " ..."
-        raise ValueError(f"the weights in {path} do not fit {type(model).__name__}: {summary}") from error
+        raise ValueError(
+            f"the weights in {path} do not fit {type(model).__name__}: {_summary(error)}"
+        ) from error
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    _check_torch_file(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as error:
+    except pickle.UnpicklingError as error:  # what weights_only raises for anything but tensors
         raise ValueError(
             f"{path} is not a plain weights file: it holds pickled Python objects, and loading them could "
             "run arbitrary code, so relprop only reads tensors (torch.load(weights_only=True)); save "
             f"model.state_dict() or a TorchScript module instead ({type(error).__name__})"
         ) from error
+    except (RuntimeError, OSError, EOFError, KeyError, ValueError, AttributeError, TypeError) as error:
+        raise ValueError(f"{path} cannot be read as a torch file: {_summary(error)}") from error
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
     return state

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from relprop.checks import check_eval_mode
 from relprop.composites import Composite, EpsilonPlusFlat
 from relprop.data import SampleError
+from relprop.devices import parse_device
 from relprop.lrp import LRP
 from relprop.store._file import Rows, StoreWriter
 from relprop.targets import target_weights
@@ -148,7 +149,7 @@ class Attributor:
         self.pool = pool
         self.sum_channels = sum_channels
         self.target = target
-        self.device = torch.device(device)
+        self.device = parse_device(device)
         self.explainer = LRP(model.to(self.device), composite=composite)
 
     def compute(self, indices: np.ndarray) -> Rows:
@@ -329,6 +330,7 @@ def attribute_dataset(
         raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
     if target not in _TARGETS:
         raise ValueError(f"target must be one of {_TARGETS}, got {target!r}")
+    parse_device(device, available=ray is False)  # Ray workers check it where they run
     if len(dataset) == 0:
         raise ValueError("the data set is empty")
     indices = shard_indices(len(dataset), shard)
@@ -389,6 +391,8 @@ def _run_on_ray(address, workers, device, arguments, batches, writer: StoreWrite
     gpus = 1 if str(device).startswith("cuda") else 0
     actors = []
     try:
+        if gpus and not ray.cluster_resources().get("GPU"):
+            raise ValueError(f"device {device!r} needs GPUs, and the Ray cluster has none")
         if workers is None:
             workers = max(1, int(ray.available_resources().get("GPU" if gpus else "CPU", 1)))
         remote = ray.remote(num_cpus=0 if gpus else 1, num_gpus=gpus, max_restarts=-1, max_task_retries=-1)

@@ -14,6 +14,8 @@ import torch
 from numpy.typing import ArrayLike
 from PIL import Image
 
+from relprop.images import to_rgb
+
 from ._arrays import as_float_array
 from .colormaps import colorize
 
@@ -106,7 +108,8 @@ def as_rgb_image(image: torch.Tensor | np.ndarray | Image.Image) -> np.ndarray:
     image : torch.Tensor, numpy.ndarray or PIL.Image.Image
         A torch tensor is channels first, ``(C, H, W)`` or ``(H, W)``; a numpy array is channels last,
         ``(H, W, C)`` or ``(H, W)``; ``C`` is 1 (grey) or 3 (RGB). Values are floats in [0, 1] or uint8.
-        A PIL image of any mode is converted to RGB (an alpha channel is dropped).
+        A PIL image of any mode is converted by :func:`relprop.images.to_rgb` (16-bit and float pixels
+        scaled from their full range, an alpha channel dropped).
 
     Returns
     -------
@@ -114,7 +117,7 @@ def as_rgb_image(image: torch.Tensor | np.ndarray | Image.Image) -> np.ndarray:
         uint8 ``(H, W, 3)``; floats are scaled by 255 and rounded.
     """
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
+        return np.asarray(to_rgb(image))
     if isinstance(image, torch.Tensor):
         tensor = image.detach().cpu()
         shape = tuple(tensor.shape)
