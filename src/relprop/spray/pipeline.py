@@ -46,8 +46,13 @@ class SpRAy:
         Clustering of the spectral embedding (:func:`relprop.spray.cluster_embedding`).
     n_nearest, top_fraction
         Per-cluster statistics (:func:`relprop.spray.cluster_statistics`).
+    n_permutations, level, min_lift
+        The test of each cluster's artefact score against random groups of as many heatmaps of the class
+        (:func:`relprop.spray.artefact_test`): a cluster is flagged when its Bonferroni-corrected permutation
+        p-value is below ``level`` and its score is at least ``min_lift`` times that of the random groups.
     random_state
-        Seed for PCA, the Lanczos start vector, k-means and the 2-D views.
+        Seed for PCA, the Lanczos start vector, k-means, the random groups of the artefact test and the 2-D
+        views.
 
     Attributes
     ----------
@@ -68,7 +73,7 @@ class SpRAy:
     labels_ : ndarray (N,)
         Cluster of each heatmap (-1: noise, density-based methods only).
     clusters_ : ClusterStatistics
-        Per-cluster summaries.
+        Per-cluster summaries, with the artefact test (``clusters_.artefact_test``, ``clusters_.flagged``).
     """
 
     def __init__(
@@ -87,6 +92,9 @@ class SpRAy:
         clustering_params: dict[str, Any] | None = None,
         n_nearest: int = 8,
         top_fraction: float = 0.05,
+        n_permutations: int = 999,
+        level: float = 0.01,
+        min_lift: float = 2.0,
         random_state: int | None = None,
     ) -> None:
         self.size = size
@@ -103,6 +111,9 @@ class SpRAy:
         self.clustering_params = clustering_params
         self.n_nearest = n_nearest
         self.top_fraction = top_fraction
+        self.n_permutations = n_permutations
+        self.level = level
+        self.min_lift = min_lift
         self.random_state = random_state
 
     def fit(
@@ -139,7 +150,17 @@ class SpRAy:
             params=self.clustering_params,
         )
         self.clusters_ = cluster_statistics(
-            self.features_, self.labels_, labels, predictions, groups, self.n_nearest, self.top_fraction
+            self.features_,
+            self.labels_,
+            labels,
+            predictions,
+            groups,
+            self.n_nearest,
+            self.top_fraction,
+            self.n_permutations,
+            self.level,
+            self.min_lift,
+            self.random_state,
         )
         return self
 
