@@ -188,7 +188,8 @@ SCRIPT = r"""
                  title: "prototype: mean heatmap"}, null, card);
       const table = el("table", {}, null, card);
       const rows = [["samples", c.size], ["accuracy", pct(c.accuracy)], ["artefact score", num(c.artefact)],
-                    ["× random groups", num(c.lift)], ["p (corrected)", num(c.p)]];
+                    ["× random groups", num(c.lift)], ["p (corrected)", num(c.p)],
+                    ["× others' neighbourhoods", num(c.contrast)]];
       if (c.purity !== null) rows.push([`${data.groupName}: ${c.majority}`, pct(c.purity)]);
       for (const [k, v] of rows) {
         const tr = el("tr", {}, null, table);
@@ -216,7 +217,8 @@ SCRIPT = r"""
     const stats = detail.querySelector(".hint");
     stats.textContent = `accuracy ${pct(c.accuracy)} · artefact score ${num(c.artefact)} ` +
       `(concentration ${num(c.concentration)}, consistency ${num(c.consistency)}; ` +
-      `${num(c.lift)} times that of random groups of the class, p = ${num(c.p)})` +
+      `${num(c.lift)} times that of random groups of the class, p = ${num(c.p)}; ` +
+      `neighbourhoods ${num(c.contrast)} times as artefact-like as the other samples')` +
       (c.purity !== null ? ` · ${data.groupName}: ${c.majority} for ${pct(c.purity)}` : "") +
       (data.images.overlay ? " · heatmaps over the inputs (red: evidence for the class, blue: against)"
                            : " · heatmaps (red: evidence for the class, blue: against)");
@@ -276,8 +278,10 @@ PAGE = """<!DOCTYPE html>
     <h2>Clusters: prototype (mean heatmap) and statistics</h2>
     <p class="hint">Artefact score: how much of the relevance sits in one small region that is the same for
     all samples of the cluster (1: all of it). It is compared with random groups of as many samples of the
-    class: "× random groups" is the ratio, p the permutation p-value corrected for the number of clusters.
-    A cluster that stands out, with a region outside the object, is the mark of a "Clever Hans" strategy.
+    class: "× random groups" is the ratio, p the permutation p-value corrected for the number of clusters;
+    "× others' neighbourhoods" compares groups of similar heatmaps around the cluster's samples with those
+    around the other samples. A cluster that stands out, with a region outside the object, is the mark of a
+    "Clever Hans" strategy.
     Click a cluster to see its samples.</p>
     <div class="cards" id="cards"></div>
   </section>

@@ -117,6 +117,7 @@ def _clusters(analysis: ClassAnalysis) -> list[dict]:
                 "consistency": float(statistics.consistency[row]),
                 "lift": float(test.lift[row]),
                 "p": float(test.p_values[row]),
+                "contrast": float(test.contrast[row]),
                 "purity": None if statistics.group_purity is None else float(statistics.group_purity[row]),
                 "majority": None
                 if statistics.majority_group is None

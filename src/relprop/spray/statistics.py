@@ -33,8 +33,8 @@ class ClusterStatistics:
     artefact_scores, concentration, consistency
         See :func:`artefact_score`; shape (K,).
     artefact_test
-        Whether each cluster's artefact score stands out from random groups of the class
-        (:func:`artefact_test`); its rows are those of ``cluster_ids``.
+        Whether each cluster's artefact score stands out from its class (:func:`artefact_test`); its rows
+        are those of ``cluster_ids``.
     """
 
     cluster_ids: np.ndarray
@@ -82,6 +82,8 @@ def cluster_statistics(
     n_permutations: int = 999,
     level: float = 0.01,
     min_lift: float = 2.0,
+    min_contrast: float = 1.5,
+    space: np.ndarray | None = None,
     random_state: int | None = None,
 ) -> ClusterStatistics:
     """Summaries of every cluster of preprocessed heatmaps.
@@ -101,8 +103,8 @@ def cluster_statistics(
         Number of representatives per cluster.
     top_fraction
         Region size for :func:`artefact_score`.
-    n_permutations, level, min_lift, random_state
-        The test of the artefact scores against random groups of the class (:func:`artefact_test`).
+    n_permutations, level, min_lift, min_contrast, space, random_state
+        The test of whether a cluster's artefact score stands out from its class (:func:`artefact_test`).
     """
     if features.ndim != 3:
         raise ValueError(f"features must have shape (N, h, w), got shape {features.shape}")
@@ -116,7 +118,15 @@ def cluster_statistics(
     if not isinstance(n_nearest, (int, np.integer)) or n_nearest < 1:
         raise ValueError(f"n_nearest must be a positive int, got {n_nearest!r}")
     test = artefact_test(
-        features, cluster_labels, n_permutations, level, min_lift, top_fraction, random_state=random_state
+        features,
+        cluster_labels,
+        space,
+        n_permutations,
+        level,
+        min_lift,
+        min_contrast,
+        top_fraction,
+        random_state=random_state,
     )
 
     cluster_ids = np.unique(cluster_labels[cluster_labels >= 0])
