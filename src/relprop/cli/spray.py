@@ -137,7 +137,8 @@ def spray(
     except EXPECTED_ERRORS as error:
         raise fail(error) from None
     typer.echo(
-        f"Class {class_index}: {len(analysis.rows)} samples, {analysis.spray.n_clusters_} clusters; "
+        f"Class {class_index}: {len(analysis.rows)} samples, {analysis.spray.n_clusters_} "
+        + ("cluster; " if analysis.spray.n_clusters_ == 1 else "clusters; ")
         + analysis.spray.clusters_.artefact_test.summary()
     )
     typer.echo(f"SpRAy for ViRelAy: {analysis_path}")

@@ -184,6 +184,8 @@ class ArtefactTest:
         if len(self.cluster_ids) == 0:
             return "no cluster to test"
         strongest = self.strongest
+        if strongest is None and len(self.cluster_ids) == 1:
+            return "no cluster stands out: there is a single cluster"
         if strongest is None:
             nearest = int(self.cluster_ids[np.argmax(self.lift)])
             highest = f"the highest lift is cluster {nearest}'s, {self.describe(nearest)}"
