@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -13,6 +14,9 @@ from relprop.composites import EpsilonPlusFlat
 from relprop.data import ArrayDataset
 from relprop.demo.data import TaggedDigits, make_tagged_digits, paste_tag
 from relprop.demo.model import train_demo_cnn
+
+if TYPE_CHECKING:
+    from relprop.spray import ArtefactTest
 
 __all__ = ["Behaviour", "DemoResult", "behavioural_check", "run_demo"]
 
@@ -103,8 +107,11 @@ class DemoResult:
         The behavioural check.
     n_clusters:
         The number of clusters SpRAy found for the tagged class.
+    artefact_test:
+        Whether each cluster's artefact score stands out from random groups of the class
+        (:func:`relprop.spray.artefact_test`).
     suspicious_cluster:
-        The cluster with the highest artefact score (``None`` if SpRAy found one cluster).
+        The cluster that stands out most (``None`` if none stands out, as for a single cluster).
     purity:
         The fraction of the suspicious cluster's samples that carry the tag (0 if there is none).
     recall:
@@ -118,6 +125,7 @@ class DemoResult:
     test_accuracy: float
     behaviour: Behaviour
     n_clusters: int
+    artefact_test: ArtefactTest
     suspicious_cluster: int | None
     purity: float
     recall: float
@@ -226,6 +234,7 @@ def run_demo(
         test_accuracy=test_accuracy,
         behaviour=behaviour,
         n_clusters=analysis.spray.n_clusters_,
+        artefact_test=analysis.spray.clusters_.artefact_test,
         suspicious_cluster=suspicious,
         purity=purity,
         recall=recall,
