@@ -242,7 +242,7 @@ def artefact_test(
     8x8 and to 32x32), 98 of 263 clusters of writing styles reach p < 0.01, at lifts up to 1.88 and
     contrasts up to 1.52, and none is flagged; 13 of the 16 clusters of tagged 8s are flagged (lifts 2.18 to
     3.24, contrasts 1.65 to 4.07), at least one in every run and pooling but the quick seed 3's, whose model
-    hardly uses the tag.
+    relies on the tag least.
     Gaussian blobs at random places give lifts of 2 to 6.9 but contrasts up to 1.2, and none is flagged; rings
     of random radius 5 to 9 give the clusters of the smallest rings lifts up to 2.39 and contrasts up to
     1.54, and 4 of 81 are flagged.
