@@ -46,6 +46,30 @@ def test_folded_graph_computes_the_models_output():
     torch.testing.assert_close(books.output, model(x).sum(1))
 
 
+def test_functional_batch_norms_of_an_exported_graph_are_folded_as_modules_are():
+    """Called with a dict, the model is captured by torch.export, which records F.conv2d and F.batch_norm
+    where torch.fx records modules: both fold, and explain alike."""
+    torch.manual_seed(0)
+    model = (
+        nn.Sequential(
+            nn.Conv2d(3, 4, 3),
+            randomize(nn.BatchNorm2d(4)),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(144, 5),
+            randomize(nn.BatchNorm1d(5)),
+        )
+        .double()
+        .eval()
+    )
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    explainer = LRP(model, composites.EpsilonPlus())
+    exported = explainer({"input": x}, target=1)
+    assert sum(node.kind == Kind.FOLDED for node in explainer.graph) == 2
+    assert all(node.module is None for node in explainer.graph if node.weighted)  # functional calls
+    torch.testing.assert_close(exported, explainer(x, target=1))
+
+
 def test_folded_layers_compute_exactly_the_models_output():
     """Unmodified, a folded layer runs as the model does (layer, then normalization): the same floats."""
     model = model_with_batch_norms().float()

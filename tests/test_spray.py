@@ -1,5 +1,7 @@
 """Tests of the SpRAy analysis core (relprop.spray)."""
 
+from itertools import combinations
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -14,6 +16,7 @@ from sklearn.neighbors import NearestNeighbors
 from relprop.spray import (
     SpRAy,
     artefact_score,
+    artefact_test,
     as_heatmap_array,
     cluster_embedding,
     cluster_statistics,
@@ -26,6 +29,7 @@ from relprop.spray import (
     spectral_embedding,
     sum_pool,
 )
+from relprop.spray.artefact import _neighbourhoods
 from relprop.spray.graph import _nearest_neighbours
 
 
@@ -60,6 +64,17 @@ def clever_hans_heatmaps(seed=0, size=32):
             tag[-6:-2, 2:6] = rng.uniform(0.8, 1.0, (4, 4))
             heatmaps.append(tag + noise)
     return np.array(heatmaps), np.arange(100) >= 80
+
+
+def moving_blob_heatmaps(n=150, size=32, sigma=3.0, seed=0):
+    """Heatmaps with one Gaussian blob of relevance each, at a random place (an object that moves)."""
+    rng = np.random.default_rng(seed)
+    grid_y, grid_x = np.mgrid[0:size, 0:size]
+    centres = rng.uniform(0.2 * size, 0.8 * size, (n, 2))
+    blobs = np.exp(
+        -((grid_y - centres[:, :1, None]) ** 2 + (grid_x - centres[:, 1:, None]) ** 2) / (2 * sigma**2)
+    )
+    return blobs + np.abs(rng.normal(0.0, 0.02, blobs.shape))
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -340,6 +355,9 @@ def test_results_are_reproducible_with_a_seed():
     np.testing.assert_array_equal(first.labels_, second.labels_)
     np.testing.assert_array_equal(first.spectrum_.eigenvectors, second.spectrum_.eigenvectors)
     np.testing.assert_array_equal(first.eigenvalues_, second.eigenvalues_)
+    for name in ("scores", "null_mean", "p_values", "contrast", "flagged"):  # the artefact test is seeded too
+        first_test, second_test = first.clusters_.artefact_test, second.clusters_.artefact_test
+        np.testing.assert_array_equal(getattr(first_test, name), getattr(second_test, name))
 
 
 def test_pca_neighbour_space_gives_same_partition_as_exact():
@@ -387,9 +405,158 @@ def test_clever_hans_tag_cluster(seed):
     assert np.argmax(clusters.artefact_scores) == tag_row
     others = np.delete(clusters.artefact_scores, tag_row)
     assert clusters.artefact_scores[tag_row] > 1.5 * others.max()
+    # only the tag cluster stands out, although some ring clusters (small rings) have lifts above 2 too
+    test = clusters.artefact_test
+    np.testing.assert_array_equal(clusters.flagged, np.arange(len(clusters.cluster_ids)) == tag_row)
+    assert test.lift[tag_row] > 4 and test.contrast[tag_row] > 2.5
+    assert test.p_values[tag_row] == len(clusters.cluster_ids) / 1000  # no random group reaches it
+    assert np.delete(test.contrast, tag_row).max() < 1.3
     # the prototype's relevance sits in the corner (2x2 of 256 pooled pixels; half the mass is noise)
     corner = clusters.prototypes[tag_row][-3:-1, 1:3].clip(min=0).sum()
     assert corner / clusters.prototypes[tag_row].clip(min=0).sum() > 0.4
+
+
+# ---------------------------------------------------------------- does a cluster stand out
+
+
+def test_artefact_test_against_the_exact_permutation_distribution():
+    """8 heatmaps, clusters of 4: the C(8, 4) = 70 possible groups give the exact p-value and null mean."""
+    rng = np.random.default_rng(3)
+    features = rng.uniform(0.0, 1.0, (8, 2, 2)) ** 3
+    labels = np.array([0, 1, 1, 0, 1, 0, 0, 1])
+    features[labels == 1, 0, 0] += 0.5  # cluster 1 leans on pixel 0: only 1 of the 70 groups scores as high
+    result = artefact_test(features, labels, n_permutations=20_000, top_fraction=0.25, random_state=0)
+    assert result.n_permutations == 20_000
+    every = np.array(
+        [artefact_score(features[list(group)], 0.25).score for group in combinations(range(8), 4)]
+    )
+    distances = cdist(features.reshape(8, -1), features.reshape(8, -1))
+    local = np.array([artefact_score(features[np.argsort(distances[i])[:4]], 0.25).score for i in range(8)])
+    for row, cluster in enumerate([0, 1]):
+        members = labels == cluster
+        score = artefact_score(features[members], 0.25).score
+        assert result.scores[row] == pytest.approx(score, rel=1e-12)
+        assert result.null_mean[row] == pytest.approx(every.mean(), rel=0.01)
+        assert result.lift[row] == pytest.approx(score / every.mean(), rel=0.01)
+        exact = min(1.0, 2 * np.mean(every >= score - 1e-12))  # Bonferroni for 2 clusters
+        assert result.p_values[row] == pytest.approx(exact, abs=0.015)
+        assert result.contrast[row] == pytest.approx(
+            local[members].mean() / local[~members].mean(), rel=1e-12
+        )
+
+
+def test_artefact_test_p_values_are_calibrated_under_the_null():
+    """Random labels on i.i.d. heatmaps: a corrected p-value < 0.2 (raw p <= 0.09 with 99 permutations)
+    comes with probability 0.09, and without the effect sizes a class is flagged at most at the level."""
+    rng = np.random.default_rng(0)
+    below, flagged, flagged_defaults = [], [], 0
+    for draw in range(300):
+        features = rng.exponential(1.0, (40, 4, 4))
+        labels = rng.permutation(np.repeat([0, 1], [15, 25]))
+        plain = artefact_test(
+            features, labels, n_permutations=99, level=0.1, min_lift=1, min_contrast=1, random_state=draw
+        )
+        below.extend(plain.p_values < 0.2)
+        flagged.append(plain.flagged.any())
+        if draw < 50:  # the default thresholds (and 999 permutations)
+            flagged_defaults += artefact_test(features, labels, random_state=draw).flagged.sum()
+    assert 0.06 < np.mean(below) < 0.13
+    assert 0.04 < np.mean(flagged) < 0.14  # family-wise level 0.1 (Bonferroni is conservative)
+    assert flagged_defaults == 0
+
+
+def test_no_cluster_stands_out_where_the_object_moves():
+    """Blobs at random places: SpRAy groups them by place, every cluster is far more concentrated than random
+    groups of the class (which mix places), but no cluster's neighbourhoods are."""
+    for seed in (0, 1):
+        spray = SpRAy(size=16, random_state=seed).fit(moving_blob_heatmaps(seed=seed))
+        test = spray.clusters_.artefact_test
+        assert len(test.cluster_ids) >= 3
+        assert (test.lift > 2).all() and (test.p_values < 0.01).all()
+        assert test.contrast.max() < 1.3
+        assert not test.flagged.any() and test.strongest is None
+        assert test.summary().startswith("no cluster stands out: the highest lift is cluster ")
+
+
+def test_a_planted_tag_among_moving_objects_stands_out():
+    rng = np.random.default_rng(5)
+    heatmaps = moving_blob_heatmaps(seed=5)
+    tagged = np.zeros(len(heatmaps), dtype=bool)
+    tagged[rng.choice(len(heatmaps), 30, replace=False)] = True
+    heatmaps[tagged] = np.abs(rng.normal(0.0, 0.02, (30, 32, 32)))
+    heatmaps[tagged, 2:6, 2:6] += rng.uniform(0.8, 1.0, (30, 4, 4))
+    spray = SpRAy(size=16, random_state=0).fit(heatmaps, groups=tagged)
+    clusters = spray.clusters_
+    (flagged,) = np.flatnonzero(clusters.flagged)
+    members = spray.labels_ == clusters.cluster_ids[flagged]
+    np.testing.assert_array_equal(members, tagged)
+    assert clusters.artefact_test.strongest == clusters.cluster_ids[flagged]
+    summary = clusters.artefact_test.summary()
+    assert summary.startswith(f"cluster {clusters.cluster_ids[flagged]} stands out: artefact score ")
+    assert f"Bonferroni-corrected for {len(clusters.cluster_ids)} clusters" in summary
+
+
+def test_clusters_of_noise_are_significant_but_do_not_stand_out():
+    """Clustering alone makes clusters of pure noise more concentrated than random groups (p < 0.01 here):
+    why a flag needs the lift and the contrast as well."""
+    heatmaps = np.abs(np.random.default_rng(0).normal(0.0, 1.0, (300, 16, 16)))
+    spray = SpRAy(size=8, n_clusters=4, random_state=0).fit(heatmaps)
+    test = spray.clusters_.artefact_test
+    assert (test.p_values < 0.01).any()
+    assert test.lift.max() < 1.5 and test.contrast.max() < 1.2
+    assert not test.flagged.any()
+
+
+def test_artefact_test_single_cluster_noise_and_permutation_count():
+    features = np.random.default_rng(0).exponential(1.0, (30, 4, 4))
+    whole = artefact_test(features, np.zeros(30, dtype=int), random_state=0)
+    assert (
+        whole.p_values.tolist() == [1.0] and whole.lift.tolist() == [1.0] and whole.contrast.tolist() == [1.0]
+    )
+    assert whole.summary() == "no cluster stands out: there is a single cluster"
+    noise = artefact_test(features, np.full(30, -1), random_state=0)
+    assert len(noise.cluster_ids) == 0 and noise.summary() == "no cluster to test"
+    # six clusters at level 0.01 need B + 1 >= 2 * 6 / 0.01 permutations for a p-value below the level
+    six = artefact_test(features, np.arange(30) % 6, random_state=0)
+    assert six.n_permutations == 1199
+    assert six.p_values.min() >= 6 / 1200
+    with pytest.raises(ValueError, match="no cluster 9; the tested clusters are"):
+        six.describe(9)
+
+
+def test_artefact_test_large_clusters_are_subsampled():
+    features = np.random.default_rng(0).exponential(1.0, (300, 4, 4))
+    labels = np.arange(300) % 2
+    small = artefact_test(features, labels, max_group=20, max_centres=50, random_state=0)
+    full = artefact_test(features, labels, random_state=0)
+    # a random 20 of 150 members against random groups of 20: both scores rise (the prototype is noisier)
+    assert (small.null_mean > full.null_mean).all()
+    assert (np.abs(small.lift - 1) < 0.2).all() and not small.flagged.any()
+
+
+def test_neighbourhoods_start_with_the_centre_also_for_duplicates():
+    space = np.array([[0.0], [0.0], [1.0], [3.0]])
+    found = _neighbourhoods(space, np.array([0, 1, 3]), 2)
+    np.testing.assert_array_equal(found, [[0, 1], [1, 0], [3, 2]])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"cluster_labels": np.zeros(3)}, r"cluster_labels must have shape \(10,\)"),
+        ({"space": np.zeros((9, 2))}, r"space must have shape \(10, d\)"),
+        ({"n_permutations": 0}, "n_permutations must be an int >= 1"),
+        ({"max_group": 2.5}, "max_group must be an int >= 1"),
+        ({"level": 1.0}, r"level must be in \(0, 1\)"),
+        ({"min_lift": 0.5}, "min_lift must be at least 1"),
+        ({"min_contrast": float("nan")}, "min_contrast must be at least 1"),
+        ({"top_fraction": 0.0}, "top_fraction must be in"),
+    ],
+)
+def test_artefact_test_bad_arguments(arguments, message):
+    call = {"features": np.ones((10, 3, 3)), "cluster_labels": np.zeros(10, dtype=int), **arguments}
+    with pytest.raises(ValueError, match=message):
+        artefact_test(**call)
 
 
 # ---------------------------------------------------------------- statistics

@@ -462,6 +462,29 @@ def test_gelu_written_as_arithmetic_gets_the_rule_of_the_function():
     torch.testing.assert_close(relevance[0], relevance[1], rtol=1e-4, atol=1e-6)
 
 
+class ErfGelu(nn.Module):
+    """GELU as ONNX exporters write it, ``x * (1 + erf(x / sqrt 2)) * 0.5``, or as one call: the function's
+    last node runs after the last direct use of its argument."""
+
+    def __init__(self, written: bool):
+        super().__init__()
+        self.written = written
+        self.up, self.down = nn.Linear(4, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = self.up(x)
+        h = h * (1 + torch.erf(h / math.sqrt(2))) * 0.5 if self.written else F.gelu(h)
+        return self.down(h)
+
+
+def test_gelu_written_with_erf_passes_relevance_as_the_function_does():
+    torch.manual_seed(0)
+    written, called = ErfGelu(written=True).double().eval(), ErfGelu(written=False).double().eval()
+    called.load_state_dict(written.state_dict())
+    x = torch.randn(3, 4, dtype=torch.float64)
+    torch.testing.assert_close(LRP(written, composites.AttnLRP())(x), LRP(called, composites.AttnLRP())(x))
+
+
 def test_relevance_per_embedding_dimension():
     """Passing the embeddings instead of the ids gives the relevance per embedding dimension; summed over the
     hidden dimension it is the relevance of the ids."""

@@ -87,6 +87,7 @@ EQUIVALENTS = {
     aten.chunk.default: torch.chunk,
     aten.unbind.int: torch.unbind,
     aten.narrow.default: torch.narrow,
+    aten.index_select.default: torch.index_select,
     aten.select.int: torch.select,
     aten.slice.Tensor: torch.narrow,
     aten.flatten.using_ints: torch.flatten,
@@ -127,13 +128,20 @@ another order than ``F.batch_norm``: :mod:`relprop.graph` binds it by target."""
 def export(model: nn.Module, args: tuple, kwargs: dict) -> fx.GraphModule:
     """The graph of ``model(*args, **kwargs)`` as ``torch.export`` records it (static shapes).
 
+    A model that computes its shapes as tensors provides ``model.specialized(*args, **kwargs)``: the model
+    for inputs of these shapes, taking the inputs in the order of :func:`flatten_inputs`, which is exported
+    instead (:class:`relprop.onnx.OnnxModel`).
+
     Raises
     ------
     TypeError
         If ``torch.export`` cannot capture the model, naming the cause.
     """
+    captured, specialized = model, getattr(model, "specialized", None)
+    if callable(specialized):
+        captured, args, kwargs = specialized(*args, **kwargs), tuple(flatten_inputs(args, kwargs)), {}
     try:
-        program = torch.export.export(model, args, kwargs, strict=False)
+        program = torch.export.export(captured, args, kwargs, strict=False)
     except Exception as error:  # torch.export raises many kinds of errors on code it cannot capture
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TypeError(

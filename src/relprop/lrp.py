@@ -442,9 +442,13 @@ def _check_rules(plan: _Plan, composite: Composite) -> None:
 
 
 def _values_kept(plan: _Plan) -> set[fx.Node]:
-    """Nodes whose value the backward pass reads: the others are freed once their consumers ran."""
+    """Nodes whose value the backward pass reads: the others are freed once their consumers ran. The argument
+    of an element-wise function written as arithmetic is kept too: the function's last node, which takes it,
+    may run after the argument's last direct use (``x * (1 + erf(x / sqrt 2)) * 0.5``)."""
     kept = {plan.graph.output} | set(plan.graph.inputs)
     for node in plan.graph:
+        if node.source is not None:
+            kept.add(node.source)
         rule = plan.rules.get(node)
         if rule is None:
             if node.kind in (Kind.ROUTE, Kind.UNKNOWN):  # routes re-run the operation on its operands

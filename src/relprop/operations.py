@@ -284,26 +284,43 @@ class Attention:
             enable_gqa=self.grouped,
         )
 
-    def parts(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The steps of attention: ``(q k^T scale, scores with the mask, softmax, output)``; masked scores are
-        ``-inf``."""
-        if self.grouped and key.shape[-3] != query.shape[-3]:
-            repeat = query.shape[-3] // key.shape[-3]
-            key = key.repeat_interleave(repeat, dim=-3)
-            value = value.repeat_interleave(repeat, dim=-3)
-        products = query @ key.transpose(-2, -1) * self.scale
+    def expand_groups(self, tensor: Tensor) -> Tensor:
+        """Key or value heads repeated to the query's heads (grouped-query attention); else ``tensor``."""
+        if self.grouped and tensor.shape[-3] != self.query.shape[-3]:
+            return tensor.repeat_interleave(self.query.shape[-3] // tensor.shape[-3], dim=-3)
+        return tensor
+
+    def sum_groups(self, tensor: Tensor, like: Tensor) -> Tensor:
+        """The transpose of :meth:`expand_groups`: per-query-head values summed into ``like``'s heads."""
+        if tensor.shape[-3] != like.shape[-3]:
+            return tensor.unflatten(-3, (like.shape[-3], -1)).sum(-3)
+        return tensor
+
+    def scores(self, query: Tensor, key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The steps before the weighted sum: ``(q k^T scale, scores, softmax weights)``, with ``key``'s heads
+        already those of the query.
+
+        The scores are ``q k^T scale`` plus a float mask (the same tensor as the products without one). Masked
+        entries (a boolean mask, causal attention, ``-inf`` in a float mask) are excluded from the weights
+        (exactly zero) but keep finite scores, so that products with them stay finite.
+        """
+        products = (query * self.scale) @ key.transpose(-2, -1)
         scores = products
+        allowed = None
         if self.causal:
             length, source = products.shape[-2:]
             allowed = torch.ones(length, source, dtype=torch.bool, device=products.device).tril()
-            scores = scores.masked_fill(~allowed, -torch.inf)
-        if self.mask is not None:
-            if self.mask.dtype == torch.bool:
-                scores = scores.masked_fill(~self.mask, -torch.inf)
+        if self.mask is not None and self.mask.dtype == torch.bool:
+            allowed = self.mask if allowed is None else allowed & self.mask
+        elif self.mask is not None:
+            finite = torch.isfinite(self.mask)
+            if finite.all():
+                scores = products + self.mask
             else:
-                scores = scores + self.mask
-        weights = torch.softmax(scores, dim=-1)
-        return products, scores, weights, weights @ value
+                scores = products + self.mask.masked_fill(~finite, 0.0)
+                allowed = finite if allowed is None else allowed & finite
+        logits = scores if allowed is None else scores.masked_fill(~allowed, -torch.inf)
+        return products, scores, torch.softmax(logits, dim=-1)
 
 
 Operation = Affine | Weightless | MaxPool | Call | Normalization | Softmax | Attention

@@ -842,25 +842,27 @@ class Attention(Rule):
         self.epsilon = _non_negative("epsilon", epsilon)
         self.conservative = conservative
 
+    uses_output = True
+
     def backward(self, op, inputs, output, context, relevance):
-        q, k, v = (t.detach().requires_grad_() for t in (op.query, op.key, op.value))
-        with torch.enable_grad():
-            products, scores, weights, out = op.parts(q, k, v)
-        scaled = _scaled(relevance, out.detach(), self.epsilon)
-        weights_gradient, value_gradient = torch.autograd.grad(out, (weights, v), scaled, retain_graph=True)
-        shares = {"value": op.value * value_gradient * (1.0 if self.conservative else 0.5)}
+        key, value = op.expand_groups(op.key), op.expand_groups(op.value)
+        products, scores, weights = op.scores(op.query, key)
+        if output is None:
+            output = weights @ value
+        scaled = _scaled(relevance, output, self.epsilon)
+        value_gradient = op.sum_groups(weights.mT @ scaled, op.value)
+        shares = {"value": value_gradient.mul_(op.value).mul_(1.0 if self.conservative else 0.5)}
         if not self.conservative:
-            to_weights = weights.detach() * weights_gradient * 0.5
-            to_scores = scores.detach() * (to_weights - weights.detach() * to_weights.sum(-1, keepdim=True))
-            to_scores = _where_finite(scores.detach(), to_scores)
-            if op.mask is not None and op.mask.dtype != torch.bool:  # the mask takes its share of the scores
-                finite = torch.isfinite(scores.detach())
-                denominator = torch.where(finite, scores.detach(), 1.0)
-                to_scores = torch.where(finite, _scaled(to_scores, denominator, self.epsilon) * products, 0.0)
-            scaled = _scaled(to_scores, products.detach(), self.epsilon)
-            query_gradient, key_gradient = torch.autograd.grad(products, (q, k), scaled)
-            shares["query"] = op.query * query_gradient * 0.5
-            shares["key"] = op.key * key_gradient * 0.5
+            to_weights = (scaled.mul_(0.5) @ value.mT).mul_(weights)  # Product: half to the weights
+            # Softmax's rule; masked entries have weight 0, so they get nothing
+            to_scores = to_weights.sub_(weights * to_weights.sum(-1, keepdim=True)).mul_(scores)
+            if scores is not products:  # an additive mask takes its share of the scores by the epsilon rule
+                to_scores = _scaled(to_scores, scores, self.epsilon).mul_(products)
+            scaled = _scaled(to_scores, products, self.epsilon)  # Product: a quarter each to q and k
+            query_gradient = (scaled @ key).mul_(0.5 * op.scale)
+            key_gradient = op.sum_groups(scaled.mT @ op.query, op.key).mul_(0.5 * op.scale)
+            shares["query"] = query_gradient.mul_(op.query)
+            shares["key"] = key_gradient.mul_(op.key)
         return [shares.get(role) if role is not None else None for role in op.roles]
 
 
@@ -879,8 +881,3 @@ class Detach(Rule):
 def _scaled(relevance: Tensor, z: Tensor, epsilon: float) -> Tensor:
     """``relevance / (z + epsilon sgn(z))``, zero where the denominator is zero."""
     return relevance / stabilize(z, epsilon) if epsilon > 0 else divide(relevance, z)
-
-
-def _where_finite(reference: Tensor, values: Tensor) -> Tensor:
-    """``values``, and zero where ``reference`` is infinite (entries masked to -inf)."""
-    return torch.where(torch.isfinite(reference), values, 0.0)

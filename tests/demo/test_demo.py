@@ -20,7 +20,11 @@ from relprop.demo import (
     paste_tag,
     train_demo_cnn,
 )
+from relprop.demo.run import SPRAY_NEIGHBORS, SPRAY_SIZE
 from relprop.models.loading import load_model
+from relprop.report import class_rows
+from relprop.spray import SpRAy
+from relprop.store import open as open_store
 
 runner = CliRunner()
 
@@ -174,3 +178,39 @@ def test_demo_model_cheats_with_the_tag(demo_run, data):
     assert behaviour.others_tagged > behaviour.others_clean + 0.05
     assert behaviour.score_removed < behaviour.score_with_tag - 0.2
     assert "with the tag pasted on" in result.output
+
+
+def test_demo_flags_the_tagged_8s_and_no_untagged_class(demo_run, data):
+    """SpRAy as the demo runs it, on every class of the demo's store: one cluster of 8s stands out, and it is
+    the tagged 8s; in no other class does any cluster stand out."""
+    out, result = demo_run
+    assert result.exit_code == 0, result.output
+    with open_store(out / "attributions.h5") as run:
+        for digit in range(10):
+            rows = class_rows(run, digit)
+            heatmaps = np.asarray(run.attribution[rows], dtype=np.float32)
+            spray = SpRAy(size=SPRAY_SIZE, n_neighbors=SPRAY_NEIGHBORS, random_state=0).fit(heatmaps)
+            test = spray.clusters_.artefact_test
+            if digit != 8:
+                assert not test.flagged.any(), f"class {digit}: {test.summary()}"
+                continue
+            (row,) = np.flatnonzero(test.flagged)
+            members = spray.labels_ == test.cluster_ids[row]
+            tagged = data.tagged[data.test_rows[run.index[rows]]]
+            assert tagged[members].mean() >= 0.9 and members[tagged].mean() >= 0.9
+            assert test.p_values[row] == len(test.cluster_ids) / 1000
+            flagged = test.cluster_ids[row]
+    assert f"class 8; cluster {flagged} stands out: artefact score " in result.output
+
+
+def test_spray_on_untagged_3s_finds_no_cluster_that_stands_out(demo_run):
+    """The issue's case: two clusters of untagged 3s used to give a flag."""
+    out, _ = demo_run
+    store = str(out / "attributions.h5")
+    result = runner.invoke(app, ["spray", store, "--class", "3", "--clusters", "2", "--out", str(out / "r3")])
+    assert result.exit_code == 0, result.output
+    assert (
+        "Class 3: 92 samples, 2 clusters; no cluster stands out: the highest lift is cluster "
+        in result.output
+    )
+    assert "No cluster stands out" in (out / "r3" / "index.html").read_text()

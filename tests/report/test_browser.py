@@ -87,6 +87,14 @@ def test_renders_without_errors(browser_page, report):
     assert page.locator(".cluster-card").count() == analysis.spray.n_clusters_
     assert page.locator(".cluster-card.suspicious").count() == 1
     assert "looks like a Clever Hans strategy" in page.locator("#finding").inner_text()
+    card = page.locator(".cluster-card.suspicious").inner_text()
+    test = analysis.spray.clusters_.artefact_test
+    row = int(np.flatnonzero(test.cluster_ids == analysis.suspicious_cluster)[0])
+    assert "stands out" in card
+    assert (
+        f"× random groups\t{test.lift[row]:.3f}" in card
+        and f"p (corrected)\t{test.p_values[row]:.3f}" in card
+    )
 
 
 def test_suspicious_cluster_shown_first(browser_page, report):

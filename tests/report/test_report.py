@@ -1,5 +1,7 @@
 """SpRAy of one class of a store, its ViRelAy file and the HTML report's content; ``relprop spray``."""
 
+import copy
+import dataclasses
 import json
 import re
 
@@ -12,6 +14,8 @@ from relprop import store
 from relprop.cli import app
 from relprop.report import analyse_class, class_rows, write_report, write_virelay_analysis
 from relprop.spray import SpRAy
+
+from .conftest import make_store
 
 runner = CliRunner()
 
@@ -89,12 +93,60 @@ def test_report_is_self_contained_and_complete(analysis, tmp_path):
     assert [c["id"] for c in flagged] == [analysis.suspicious_cluster]
     assert flagged[0]["purity"] == 1.0 and flagged[0]["majority"] == "yes"
     statistics = analysis.spray.clusters_
+    test = statistics.artefact_test
+    assert data["selected"] == analysis.suspicious_cluster
     for row, cluster in enumerate(statistics.cluster_ids):
         assert clusters[cluster]["size"] == statistics.sizes[row] == len(clusters[cluster]["members"])
         assert clusters[cluster]["artefact"] == pytest.approx(statistics.artefact_scores[row])
+        assert clusters[cluster]["lift"] == pytest.approx(test.lift[row])
+        assert clusters[cluster]["p"] == pytest.approx(test.p_values[row])
+        assert clusters[cluster]["contrast"] == pytest.approx(test.contrast[row])
+        assert clusters[cluster]["suspicious"] == test.flagged[row]
+    finding = re.search(r'id="finding">(.*?)</section>', page, re.S).group(1)
+    flagged_row = int(np.flatnonzero(test.flagged)[0])
+    assert f"Cluster {analysis.suspicious_cluster} looks like a Clever Hans strategy" in finding
+    assert f"artefact score {test.scores[flagged_row]:.3f}, {test.lift[flagged_row]:.2f} times" in finding
+    assert "p = 0.002, Bonferroni-corrected for 2 clusters, 999 permutations" in finding
+    assert "a cluster stands out only if p &lt; 0.01" in finding
     # sample 0 is the one wrong prediction; it is a class-1 sample
     assert sum(c["accuracy"] * c["size"] for c in clusters.values()) == pytest.approx(len(analysis.rows) - 1)
     assert data["spectrum"]["eigenvalues"] == pytest.approx(analysis.spray.eigenvalues_.tolist())
+
+
+def test_report_says_when_no_cluster_stands_out(two_strategies, tmp_path):
+    """The same two strategies, with a lift threshold no cluster reaches: no flag, no red, the numbers of the
+    cluster that came nearest and the rule."""
+    path, tag = two_strategies
+    with store.open(path) as run:
+        analysis = analyse_class(run, 1, SpRAy(size=8, min_lift=100, random_state=0))
+    test = analysis.spray.clusters_.artefact_test
+    assert analysis.suspicious_cluster is None and not test.flagged.any()
+    page = write_report(analysis, tmp_path / "index.html").read_text()
+    data = payload(page)
+    assert data["selected"] is None
+    assert not any(c["suspicious"] for c in data["clusters"])
+    finding = re.search(r'<section class="panel wide finding none" id="finding">(.*?)</section>', page, re.S)
+    text = finding.group(1)
+    assert "<h2>No cluster stands out</h2>" in text and "Clever Hans" not in text
+    nearest = int(test.cluster_ids[np.argmax(test.lift)])
+    assert f"The highest lift is cluster {nearest}'s, {test.describe(nearest)}" in text.replace("&#x27;", "'")
+    assert "at least 100 times that of random groups" in text
+
+
+def test_report_names_every_cluster_that_stands_out(analysis, tmp_path):
+    """Two flagged clusters (the test's verdict replaced by hand): both red, the headline names both, and
+    the page opens on the one with the higher lift."""
+    both = copy.copy(analysis)
+    both.spray = copy.copy(analysis.spray)
+    clusters = analysis.spray.clusters_
+    test = dataclasses.replace(clusters.artefact_test, flagged=np.ones(len(clusters.cluster_ids), dtype=bool))
+    both.spray.clusters_ = dataclasses.replace(clusters, artefact_test=test)
+    page = write_report(both, tmp_path / "index.html").read_text()
+    data = payload(page)
+    assert all(c["suspicious"] for c in data["clusters"])
+    assert "Clusters 0 and 1 look like Clever Hans strategies" in page
+    assert data["selected"] == int(clusters.cluster_ids[np.argmax(test.lift)])
+    assert test.summary().count("stands out") == 1 and "too: artefact score" in test.summary()
 
 
 def test_report_image_budget_and_bad_input(analysis, tmp_path):
@@ -117,9 +169,27 @@ def test_cli_spray_writes_the_report(two_strategies, tmp_path):
     report = (out / "index.html").resolve()
     assert f"Open it in a browser: {report.as_uri()}" in result.output
     assert "cannot be loaded here (pass --data): showing heatmaps only" in result.output
-    assert "50 samples, 2 clusters" in result.output
+    assert "50 samples, 2 clusters; cluster " in result.output
+    assert " stands out: artefact score " in result.output
     with h5py.File(out / "analysis.h5", "r") as file:
         assert len(file["1/index"]) == 50
+
+
+def test_cli_spray_says_when_no_cluster_stands_out(tmp_path):
+    """Class 0 of this store is noise: its clusters are more concentrated than random groups by chance of
+    the clustering (p < 0.01 can happen), but none stands out."""
+    path = tmp_path / "noise.h5"
+    make_store(path, n_other=60)
+    out = tmp_path / "report"
+    arguments = ["spray", str(path), "--class", "0", "--out", str(out), "--size", "8", "--clusters", "3"]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    assert (
+        "Class 0: 60 samples, 3 clusters; no cluster stands out: the highest lift is cluster "
+        in result.output
+    )
+    assert "a cluster stands out only if p < 0.01, its score is at least 2 times" in result.output
+    assert "No cluster stands out" in (out / "index.html").read_text()
 
 
 @pytest.mark.parametrize(

@@ -19,5 +19,8 @@ command_module(
     "relprop.cli.evaluate", evaluate="Region perturbation: each method's AOPC over photos, and the curves."
 )
 command_module("relprop.cli.spray", spray="SpRAy of one class of a store, as an HTML report.")
+command_module(
+    "relprop.cli.text", explain_text="Explain a text model word by word, or what a language model wrote."
+)
 
 __all__ = ["app"]

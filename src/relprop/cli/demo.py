@@ -43,14 +43,16 @@ def demo(
     typer.echo("Behavioural check:")
     for question, answer in behaviour.rows():
         typer.echo(f"  {question:<34} {answer}")
-    if result.suspicious_cluster is None:
+    if result.n_clusters == 1:
         typer.echo(f"SpRAy found a single strategy for class {c}.")
     else:
-        typer.echo(
-            f"SpRAy found {result.n_clusters} strategies for class {c}; cluster {result.suspicious_cluster} "
-            f"is suspicious: {result.purity:.0%} of its samples carry the tag, and it holds "
-            f"{result.recall:.0%} of the tagged samples."
-        )
+        found = f"SpRAy found {result.n_clusters} strategies for class {c}; {result.artefact_test.summary()}."
+        if result.suspicious_cluster is not None:
+            found += (
+                f" {result.purity:.0%} of its samples carry the tag, and it holds {result.recall:.0%} of the "
+                "tagged samples."
+            )
+        typer.echo(found)
     typer.echo(f"Attributions: {result.store}   SpRAy for ViRelAy: {result.analysis}")
     typer.echo(
         f"The same analysis from the store: relprop spray {result.store} --class {c} --size {SPRAY_SIZE} "

@@ -115,11 +115,12 @@ def spray(
     preprocessing: Annotated[
         str | None, typer.Option(help="For an image folder --data (default: the store's preprocessing).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seeds k-means and t-SNE.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seeds k-means, the artefact test and t-SNE.")] = 0,
     max_images: Annotated[int, typer.Option(min=0, help="At most this many samples get images.")] = 1500,
 ) -> None:
     """Group the heatmaps of class CLASS by where their relevance lies (SpRAy) and write a report that opens
-    from the file system: spectrum and eigengap, t-SNE, clusters with prototypes, the suspicious one flagged.
+    from the file system: spectrum and eigengap, t-SNE, clusters with prototypes, and those whose relevance
+    sits in one small fixed region far more than in random groups of the class flagged (permutation test).
     """
     from relprop.report import write_report, write_virelay_analysis
 
@@ -135,10 +136,10 @@ def spray(
         report = write_report(analysis, out / "index.html", inputs=inputs, max_images=max_images).resolve()
     except EXPECTED_ERRORS as error:
         raise fail(error) from None
-    suspicious = analysis.suspicious_cluster
     typer.echo(
-        f"Class {class_index}: {len(analysis.rows)} samples, {analysis.spray.n_clusters_} clusters"
-        + ("" if suspicious is None else f", cluster {suspicious} suspicious (highest artefact score)")
+        f"Class {class_index}: {len(analysis.rows)} samples, {analysis.spray.n_clusters_} "
+        + ("cluster; " if analysis.spray.n_clusters_ == 1 else "clusters; ")
+        + analysis.spray.clusters_.artefact_test.summary()
     )
     typer.echo(f"SpRAy for ViRelAy: {analysis_path}")
     typer.echo(f"Report: {report}")

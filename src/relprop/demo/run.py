@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ from relprop.composites import EpsilonPlusFlat
 from relprop.data import ArrayDataset
 from relprop.demo.data import TaggedDigits, make_tagged_digits, paste_tag
 from relprop.demo.model import train_demo_cnn
+
+if TYPE_CHECKING:
+    from relprop.spray import ArtefactTest
 
 __all__ = ["Behaviour", "DemoResult", "behavioural_check", "run_demo"]
 
@@ -104,8 +108,11 @@ class DemoResult:
         The behavioural check.
     n_clusters:
         The number of clusters SpRAy found for the tagged class.
+    artefact_test:
+        Whether each cluster's artefact score stands out from random groups of the class
+        (:func:`relprop.spray.artefact_test`).
     suspicious_cluster:
-        The cluster with the highest artefact score (``None`` if SpRAy found one cluster).
+        The cluster that stands out most (``None`` if none stands out, as for a single cluster).
     purity:
         The fraction of the suspicious cluster's samples that carry the tag (0 if there is none).
     recall:
@@ -119,6 +126,7 @@ class DemoResult:
     test_accuracy: float
     behaviour: Behaviour
     n_clusters: int
+    artefact_test: ArtefactTest
     suspicious_cluster: int | None
     purity: float
     recall: float
@@ -237,6 +245,7 @@ def run_demo(
         test_accuracy=test_accuracy,
         behaviour=behaviour,
         n_clusters=analysis.spray.n_clusters_,
+        artefact_test=analysis.spray.clusters_.artefact_test,
         suspicious_cluster=suspicious,
         purity=purity,
         recall=recall,

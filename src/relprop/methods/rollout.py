@@ -188,7 +188,7 @@ def _attention_maps(graph: Graph, x: Tensor) -> tuple[list[Tensor], list[str], T
                     weights, dim = value, _softmax_dim(node)
                 else:
                     op = node.operation(values, node.operands(values, graph), graph)
-                    weights, dim = op.parts(op.query, op.key, op.value)[2], -1
+                    weights, dim = op.scores(op.query, op.expand_groups(op.key))[2], -1
                 found, reason = _self_attention(node, weights, x.shape[0], dim)
                 if found is not None:
                     maps.append(found)

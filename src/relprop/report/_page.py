@@ -2,8 +2,8 @@
 
 The script reads the JSON in ``<script id="report-data">`` and draws everything from it:
 the eigenvalue spectrum with the chosen gap, the t-SNE scatter (hover: the sample and its heatmap; click:
-its cluster), the cluster cards (prototype, size, accuracy, artefact score, the suspicious one flagged)
-and the selected cluster's samples.
+its cluster), the cluster cards (prototype, size, accuracy, artefact score and its test, the clusters
+that stand out flagged) and the selected cluster's samples.
 """
 
 STYLE = """
@@ -183,11 +183,13 @@ SCRIPT = r"""
       const head = el("div", {}, null, card);
       el("span", {class: "swatch", style: `background:${c.color}`}, null, head);
       el("strong", {}, `cluster ${c.id}`, head);
-      if (c.suspicious) el("span", {class: "badge"}, "suspicious", head);
+      if (c.suspicious) el("span", {class: "badge"}, "stands out", head);
       el("img", {src: c.prototype, alt: `mean heatmap of cluster ${c.id}`,
                  title: "prototype: mean heatmap"}, null, card);
       const table = el("table", {}, null, card);
-      const rows = [["samples", c.size], ["accuracy", pct(c.accuracy)], ["artefact score", num(c.artefact)]];
+      const rows = [["samples", c.size], ["accuracy", pct(c.accuracy)], ["artefact score", num(c.artefact)],
+                    ["× random groups", num(c.lift)], ["p (corrected)", num(c.p)],
+                    ["× others' neighbourhoods", num(c.contrast)]];
       if (c.purity !== null) rows.push([`${data.groupName}: ${c.majority}`, pct(c.purity)]);
       for (const [k, v] of rows) {
         const tr = el("tr", {}, null, table);
@@ -211,10 +213,12 @@ SCRIPT = r"""
     const title = detail.querySelector("h2");
     title.replaceChildren(
       document.createTextNode(`Cluster ${c.id}: ${c.size} samples, nearest to its prototype first`));
-    if (c.suspicious) el("span", {class: "badge"}, "suspicious", title);
+    if (c.suspicious) el("span", {class: "badge"}, "stands out", title);
     const stats = detail.querySelector(".hint");
     stats.textContent = `accuracy ${pct(c.accuracy)} · artefact score ${num(c.artefact)} ` +
-      `(concentration ${num(c.concentration)}, consistency ${num(c.consistency)})` +
+      `(concentration ${num(c.concentration)}, consistency ${num(c.consistency)}; ` +
+      `${num(c.lift)} times that of random groups of the class, p = ${num(c.p)}; ` +
+      `neighbourhoods ${num(c.contrast)} times as artefact-like as the other samples')` +
       (c.purity !== null ? ` · ${data.groupName}: ${c.majority} for ${pct(c.purity)}` : "") +
       (data.images.overlay ? " · heatmaps over the inputs (red: evidence for the class, blue: against)"
                            : " · heatmaps (red: evidence for the class, blue: against)");
@@ -235,7 +239,7 @@ SCRIPT = r"""
   drawSpectrum();
   drawScatter();
   drawCards();
-  const first = data.clusters.find(c => c.suspicious) || data.clusters[0];
+  const first = clusterById.get(data.selected) || data.clusters[0];
   if (first) select(first.id);
 })();
 """
@@ -273,8 +277,12 @@ PAGE = """<!DOCTYPE html>
   <section class="panel wide">
     <h2>Clusters: prototype (mean heatmap) and statistics</h2>
     <p class="hint">Artefact score: how much of the relevance sits in one small region that is the same for
-    all samples of the cluster (1: all of it). A high score with a region outside the object is the mark of
-    a "Clever Hans" strategy. Click a cluster to see its samples.</p>
+    all samples of the cluster (1: all of it). It is compared with random groups of as many samples of the
+    class: "× random groups" is the ratio, p the permutation p-value corrected for the number of clusters;
+    "× others' neighbourhoods" compares groups of similar heatmaps around the cluster's samples with those
+    around the other samples. A cluster that stands out, with a region outside the object, is the mark of a
+    "Clever Hans" strategy.
+    Click a cluster to see its samples.</p>
     <div class="cards" id="cards"></div>
   </section>
   <section class="panel wide" id="cluster-detail">

@@ -79,12 +79,9 @@ class ClassAnalysis:
 
     @property
     def suspicious_cluster(self) -> int | None:
-        """The cluster with the highest artefact score (relevance in one small fixed region); ``None`` for
-        a single cluster, where there is nothing to contrast."""
-        clusters = self.spray.clusters_
-        if len(clusters.cluster_ids) < 2:
-            return None
-        return int(clusters.cluster_ids[int(np.argmax(clusters.artefact_scores))])
+        """The cluster whose artefact score stands out most (the flagged one with the highest lift, see
+        :func:`relprop.spray.artefact_test`); ``None`` if no cluster stands out, as for a single cluster."""
+        return self.spray.clusters_.artefact_test.strongest
 
     def members(self, cluster: int) -> np.ndarray:
         """Positions (into ``rows``) of the cluster's samples, nearest to the cluster's prototype first."""

@@ -22,7 +22,7 @@ from relprop.viz import heatmap
 
 __all__ = ["write_report"]
 
-#: Cluster colours (Tableau 10 without its red, which marks the suspicious cluster).
+#: Cluster colours (Tableau 10 without its red, which marks the clusters that stand out).
 _PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 _SUSPICIOUS = "#c62828"
 _META_KEYS = ("dataset", "model", "method", "composite", "target")
@@ -103,9 +103,10 @@ def _plain(value):
 
 def _clusters(analysis: ClassAnalysis) -> list[dict]:
     statistics = analysis.spray.clusters_
-    suspicious = analysis.suspicious_cluster
+    test = statistics.artefact_test
     clusters = []
     for row, cluster in enumerate(statistics.cluster_ids.tolist()):
+        flagged = bool(test.flagged[row])
         clusters.append(
             {
                 "id": cluster,
@@ -114,12 +115,15 @@ def _clusters(analysis: ClassAnalysis) -> list[dict]:
                 "artefact": float(statistics.artefact_scores[row]),
                 "concentration": float(statistics.concentration[row]),
                 "consistency": float(statistics.consistency[row]),
+                "lift": float(test.lift[row]),
+                "p": float(test.p_values[row]),
+                "contrast": float(test.contrast[row]),
                 "purity": None if statistics.group_purity is None else float(statistics.group_purity[row]),
                 "majority": None
                 if statistics.majority_group is None
                 else str(_plain(statistics.majority_group[row])),
-                "suspicious": cluster == suspicious,
-                "color": _SUSPICIOUS if cluster == suspicious else _PALETTE[row % len(_PALETTE)],
+                "suspicious": flagged,
+                "color": _SUSPICIOUS if flagged else _PALETTE[row % len(_PALETTE)],
                 "prototype": _png(_resized(heatmap(statistics.prototypes[row]), (96, 96))),
                 "members": analysis.members(cluster).tolist(),
             }
@@ -128,25 +132,43 @@ def _clusters(analysis: ClassAnalysis) -> list[dict]:
 
 
 def _finding(analysis: ClassAnalysis, clusters: list[dict], group_name: str) -> tuple[str, str]:
-    """The headline: which cluster looks like a Clever Hans strategy, or that none stands out."""
-    suspicious = next((c for c in clusters if c["suspicious"]), None)
-    if suspicious is None:
+    """The headline: which clusters look like a Clever Hans strategy (their artefact score stands out from
+    random groups of the class, :func:`relprop.spray.artefact_test`), or that none stands out."""
+    test = analysis.spray.clusters_.artefact_test
+    strongest = analysis.suspicious_cluster
+    if len(clusters) < 2 and strongest is None:
         return " none", (
             "<h2>One strategy</h2><p>The eigengap suggests a single group of heatmaps for class "
             f"{analysis.class_index}: no subset of samples is explained in a distinctly different way.</p>"
         )
-    others = max(c["artefact"] for c in clusters if not c["suspicious"])
+    if strongest is None:
+        nearest = max(clusters, key=lambda c: c["lift"])["id"]
+        return " none", (
+            f"<h2>No cluster stands out</h2><p>SpRAy found {len(clusters)} groups of heatmaps for class "
+            f"{analysis.class_index}, but in none does the relevance sit in one small fixed region much more "
+            f"than in random groups of the class's samples. The highest lift is cluster {nearest}'s, "
+            f"{html.escape(test.describe(nearest))}; {html.escape(test.rule)}.</p>"
+        )
+    flagged = [c for c in clusters if c["suspicious"]]
+    main = next(c for c in flagged if c["id"] == strongest)
+    others = [c["artefact"] for c in clusters if not c["suspicious"]]
+    if len(flagged) == 1:
+        heading = f"Cluster {strongest} looks like a Clever Hans strategy"
+    else:
+        names = ", ".join(str(c["id"]) for c in flagged[:-1]) + f" and {flagged[-1]['id']}"
+        heading = f"Clusters {names} look like Clever Hans strategies"
     text = (
-        f"<h2>Cluster {suspicious['id']} looks like a Clever Hans strategy</h2>"
-        f"<p>For its {suspicious['size']} of {len(analysis.rows)} samples of class {analysis.class_index} "
-        "the model's relevance sits in one small region that is the same for every sample (artefact score "
-        f"{suspicious['artefact']:.2f}, at most {others:.2f} for the other clusters). Look at its prototype "
-        "and samples below: if that region is not the object, the model answers from an artefact.</p>"
+        f"<h2>{heading}</h2><p>For the {main['size']} of {len(analysis.rows)} samples of class "
+        f"{analysis.class_index} in cluster {strongest} the model's relevance sits in one small region that "
+        f"is the same for every sample: {html.escape(test.describe(strongest))}"
+        + (f"; at most {max(others):.3f} for the clusters that do not stand out" if others else "")
+        + f"; {html.escape(test.rule)}. Look at its prototype and samples below: if that region is not the "
+        "object, the model answers from an artefact.</p>"
     )
-    if suspicious["purity"] is not None:
+    if main["purity"] is not None:
         text += (
-            f"<p>Known annotation ({html.escape(group_name)}): {suspicious['purity']:.0%} of the cluster's "
-            f"samples are '{html.escape(suspicious['majority'])}'.</p>"
+            f"<p>Known annotation ({html.escape(group_name)}): {main['purity']:.0%} of the cluster's "
+            f"samples are '{html.escape(main['majority'])}'.</p>"
         )
     return "", text
 
@@ -219,6 +241,7 @@ def write_report(
             "group": None if analysis.groups is None else [str(_plain(g)) for g in analysis.groups],
         },
         "clusters": clusters,
+        "selected": analysis.suspicious_cluster,
         "images": _images(analysis, inputs, max_images),
     }
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")

@@ -46,8 +46,15 @@ class SpRAy:
         Clustering of the spectral embedding (:func:`relprop.spray.cluster_embedding`).
     n_nearest, top_fraction
         Per-cluster statistics (:func:`relprop.spray.cluster_statistics`).
+    n_permutations, level, min_lift, min_contrast
+        The test of whether a cluster's artefact score stands out from its class
+        (:func:`relprop.spray.artefact_test`): a cluster is flagged when its Bonferroni-corrected permutation
+        p-value against random groups of as many heatmaps is below ``level``, its score is at least
+        ``min_lift`` times theirs, and its samples' neighbourhoods (in the neighbour space) are at least
+        ``min_contrast`` times as artefact-like as the other samples'.
     random_state
-        Seed for PCA, the Lanczos start vector, k-means and the 2-D views.
+        Seed for PCA, the Lanczos start vector, k-means, the random groups of the artefact test and the 2-D
+        views.
 
     Attributes
     ----------
@@ -68,7 +75,7 @@ class SpRAy:
     labels_ : ndarray (N,)
         Cluster of each heatmap (-1: noise, density-based methods only).
     clusters_ : ClusterStatistics
-        Per-cluster summaries.
+        Per-cluster summaries, with the artefact test (``clusters_.artefact_test``, ``clusters_.flagged``).
     """
 
     def __init__(
@@ -87,6 +94,10 @@ class SpRAy:
         clustering_params: dict[str, Any] | None = None,
         n_nearest: int = 8,
         top_fraction: float = 0.05,
+        n_permutations: int = 999,
+        level: float = 0.01,
+        min_lift: float = 2.0,
+        min_contrast: float = 1.5,
         random_state: int | None = None,
     ) -> None:
         self.size = size
@@ -103,6 +114,10 @@ class SpRAy:
         self.clustering_params = clustering_params
         self.n_nearest = n_nearest
         self.top_fraction = top_fraction
+        self.n_permutations = n_permutations
+        self.level = level
+        self.min_lift = min_lift
+        self.min_contrast = min_contrast
         self.random_state = random_state
 
     def fit(
@@ -121,9 +136,8 @@ class SpRAy:
         n_samples = len(self.features_)
         for name, values in (("labels", labels), ("predictions", predictions), ("groups", groups)):
             as_sample_array(values, n_samples, name)
-        self.affinity_ = knn_affinity(
-            self.neighbour_space(self.features_), self.n_neighbors, self.weights, self.bandwidth
-        )
+        space = self.neighbour_space(self.features_)
+        self.affinity_ = knn_affinity(space, self.n_neighbors, self.weights, self.bandwidth)
         self.spectrum_ = laplacian_spectrum(self.affinity_, self.n_eigenvalues, self.random_state)
         self.eigenvalues_ = self.spectrum_.eigenvalues
         self.eigengap_ = eigengap(self.eigenvalues_, min(self.max_clusters, len(self.eigenvalues_) - 1))
@@ -139,7 +153,19 @@ class SpRAy:
             params=self.clustering_params,
         )
         self.clusters_ = cluster_statistics(
-            self.features_, self.labels_, labels, predictions, groups, self.n_nearest, self.top_fraction
+            self.features_,
+            self.labels_,
+            labels,
+            predictions,
+            groups,
+            self.n_nearest,
+            self.top_fraction,
+            self.n_permutations,
+            self.level,
+            self.min_lift,
+            self.min_contrast,
+            space,
+            self.random_state,
         )
         return self
 

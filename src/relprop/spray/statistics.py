@@ -1,4 +1,4 @@
-"""Step 7 of SpRAy: per-cluster summaries (prototype, representatives, accuracy, artefact score)."""
+"""Step 7 of SpRAy: per-cluster summaries (prototype, representatives, accuracy, artefact score and test)."""
 
 from __future__ import annotations
 
@@ -7,65 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-
-@dataclass(frozen=True)
-class ArtefactScore:
-    """How strongly a cluster's relevance sits in one small fixed region.
-
-    Attributes
-    ----------
-    score
-        ``concentration * consistency``, in [0, 1].
-    concentration
-        Fraction of the prototype's positive mass in its top-q pixels.
-    consistency
-        Mean over members of the fraction of the member's positive mass in those same pixels.
-    region
-        Flat indices of the prototype's top-q pixels, shape (q,).
-    """
-
-    score: float
-    concentration: float
-    consistency: float
-    region: np.ndarray
-
-
-def artefact_score(members: np.ndarray, top_fraction: float = 0.05) -> ArtefactScore:
-    """Artefact score of one cluster from its members' heatmaps (n, h, w).
-
-    With the prototype :math:`P=\\frac1n\\sum_i R_i`, positive parts :math:`x^+=\\max(x,0)` and
-    :math:`S` the :math:`q=\\max(1,\\operatorname{round}(\\text{top\\_fraction}\\cdot hw))` pixels
-    where :math:`P^+` is largest (ties broken by the lower flat index):
-
-    .. math::
-
-        \\text{concentration} = \\frac{\\sum_{p\\in S} P^+_p}{\\sum_p P^+_p},\\qquad
-        \\text{consistency} = \\frac1n\\sum_i \\frac{\\sum_{p\\in S} R^+_{i,p}}{\\sum_p R^+_{i,p}},\\qquad
-        \\text{score} = \\text{concentration}\\cdot\\text{consistency}.
-
-    A heatmap without positive mass contributes 0. The score is 1 exactly when every member puts
-    all its positive relevance into the same q pixels (a fixed tag or watermark); relevance spread
-    over an object, or concentrated at places that differ between members, scores low. For uniform
-    heatmaps it is about ``top_fraction**2``.
-    """
-    if members.ndim != 3 or len(members) == 0:
-        raise ValueError(f"members must have shape (n, h, w) with n >= 1, got shape {members.shape}")
-    if not 0 < top_fraction <= 1:
-        raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction!r}")
-    flat = np.clip(members.reshape(len(members), -1).astype(np.float64), 0.0, None)
-    prototype = flat.mean(axis=0)
-    n_top = max(1, round(top_fraction * flat.shape[1]))
-    region = np.sort(np.argsort(-prototype, kind="stable")[:n_top])
-    concentration = _fraction(prototype[None], region)[0]
-    consistency = _fraction(flat, region).mean()
-    return ArtefactScore(float(concentration * consistency), float(concentration), float(consistency), region)
-
-
-def _fraction(positive: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """Per row: mass inside ``region`` over total mass, 0 for rows without mass."""
-    total = positive.sum(axis=1)
-    inside = positive[:, region].sum(axis=1)
-    return np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
+from relprop.spray.artefact import ArtefactTest, artefact_score, artefact_test
 
 
 @dataclass(frozen=True)
@@ -90,6 +32,9 @@ class ClusterStatistics:
         ``groups``.
     artefact_scores, concentration, consistency
         See :func:`artefact_score`; shape (K,).
+    artefact_test
+        Whether each cluster's artefact score stands out from its class (:func:`artefact_test`); its rows
+        are those of ``cluster_ids``.
     """
 
     cluster_ids: np.ndarray
@@ -102,6 +47,12 @@ class ClusterStatistics:
     artefact_scores: np.ndarray
     concentration: np.ndarray
     consistency: np.ndarray
+    artefact_test: ArtefactTest
+
+    @property
+    def flagged(self) -> np.ndarray:
+        """Per cluster: does its artefact score stand out (``artefact_test.flagged``), shape (K,)."""
+        return self.artefact_test.flagged
 
 
 def as_sample_array(
@@ -128,6 +79,12 @@ def cluster_statistics(
     groups: np.ndarray | torch.Tensor | None = None,
     n_nearest: int = 8,
     top_fraction: float = 0.05,
+    n_permutations: int = 999,
+    level: float = 0.01,
+    min_lift: float = 2.0,
+    min_contrast: float = 1.5,
+    space: np.ndarray | None = None,
+    random_state: int | None = None,
 ) -> ClusterStatistics:
     """Summaries of every cluster of preprocessed heatmaps.
 
@@ -146,6 +103,8 @@ def cluster_statistics(
         Number of representatives per cluster.
     top_fraction
         Region size for :func:`artefact_score`.
+    n_permutations, level, min_lift, min_contrast, space, random_state
+        The test of whether a cluster's artefact score stands out from its class (:func:`artefact_test`).
     """
     if features.ndim != 3:
         raise ValueError(f"features must have shape (N, h, w), got shape {features.shape}")
@@ -158,6 +117,17 @@ def cluster_statistics(
         raise ValueError("accuracy needs both labels and predictions; got only one of them")
     if not isinstance(n_nearest, (int, np.integer)) or n_nearest < 1:
         raise ValueError(f"n_nearest must be a positive int, got {n_nearest!r}")
+    test = artefact_test(
+        features,
+        cluster_labels,
+        space,
+        n_permutations,
+        level,
+        min_lift,
+        min_contrast,
+        top_fraction,
+        random_state=random_state,
+    )
 
     cluster_ids = np.unique(cluster_labels[cluster_labels >= 0])
     n_clusters = len(cluster_ids)
@@ -194,4 +164,5 @@ def cluster_statistics(
         artefact_scores=np.array([a.score for a in artefacts]),
         concentration=np.array([a.concentration for a in artefacts]),
         consistency=np.array([a.consistency for a in artefacts]),
+        artefact_test=test,
     )

@@ -72,13 +72,41 @@ def text_heatmap_html(
     str
         The HTML document.
     """
+    body = text_heatmap_spans(
+        tokens, relevance, cmap=cmap, signed=signed, clip_percentile=clip_percentile, separator=separator
+    )
+    return _HTML_TEMPLATE.format(title=html.escape(title), body=body)
+
+
+def text_heatmap_spans(
+    tokens: Sequence[str],
+    relevance: torch.Tensor | ArrayLike,
+    *,
+    cmap: str = "bwr",
+    signed: bool | None = None,
+    clip_percentile: float | None = None,
+    separator: str = " ",
+) -> str:
+    """The HTML fragment of :func:`text_heatmap_html`: one coloured ``<span class="relprop-token">`` per
+    token, joined by the escaped ``separator``, to put inside a page of one's own.
+
+    Parameters
+    ----------
+    tokens, relevance, cmap, signed, clip_percentile, separator
+        As in :func:`text_heatmap_html`.
+
+    Returns
+    -------
+    str
+        The spans.
+    """
     colors, relevance = _token_colors(tokens, relevance, cmap, signed, clip_percentile)
     spans = [
         f'<span class="relprop-token" style="background-color: {_hex(color)}; '
         f'color: {_hex(_text_color(color))}" title="{value:.6g}">{html.escape(token)}</span>'
         for token, value, color in zip(tokens, relevance, colors, strict=True)
     ]
-    return _HTML_TEMPLATE.format(title=html.escape(title), body=html.escape(separator).join(spans))
+    return html.escape(separator).join(spans)
 
 
 def save_text_heatmap(
