@@ -945,9 +945,7 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
                 epsilon = torch.finfo(reference.dtype).eps if eps is None else eps
                 return (reference.square().mean(dims, keepdim=True) + epsilon).rsqrt()
             # layer norm's own kernel gives 1 / std several times faster than Tensor.var
-            return torch.native_layer_norm(
-                reference, reference.shape[len(reference.shape) - len(dims) :], None, None, eps
-            )[2]
+            return torch.native_layer_norm(reference, reference.shape[-len(dims) :], None, None, eps)[2]
 
         def center(x: Tensor) -> Tensor:
             return x if family is nn.RMSNorm else x - x.mean(dims, keepdim=True)

@@ -11,7 +11,7 @@ from relprop.text.words import Words
 def _explanation(words, relevance, target):
     relevance = np.asarray(relevance, dtype=float)
     merged = Words(list(words), relevance, [(0, 0)] * len(words), list(range(len(words))), 0.0, False)
-    return TextExplanation(" ".join(words), list(words), relevance, merged, np.zeros(2), target, 1.0, False)
+    return TextExplanation(" ".join(words), list(words), relevance, merged, np.zeros(2), target)
 
 
 def test_shares_by_hand():

@@ -70,7 +70,7 @@ def test_bad_input_is_named(bert):
         explainer([])
     with pytest.raises(TypeError, match="sequence of str"):
         explainer("a bare string")
-    with pytest.raises(ValueError, match="target class 5 is out of range"):
+    with pytest.raises(ValueError, match="target class 5 of sample 0 is out of range"):
         explainer(["fine"], target=5)
     slow = types.SimpleNamespace(is_fast=False)  # a tokenizer without character offsets
     with pytest.raises(TypeError, match="fast tokenizer"):

@@ -11,8 +11,8 @@ from relprop.text.words import Words
 def _explanation(words, relevance, target=1, truncated=False):
     relevance = np.asarray(relevance, dtype=float)
     merged = Words(list(words), relevance, [(0, 0)] * len(words), list(range(len(words))), 0.25, truncated)
-    logits = np.array([0.0, np.log(3.0)])  # probabilities 0.25, 0.75
-    return TextExplanation(" ".join(words), list(words), relevance, merged, logits, target, 2.0, truncated)
+    logits = np.array([2.0 - np.log(3.0), 2.0])  # probabilities 0.25, 0.75; class 1's logit is 2
+    return TextExplanation(" ".join(words), list(words), relevance, merged, logits, target)
 
 
 def test_page_shows_prediction_words_books_and_corpus():

@@ -10,6 +10,7 @@ relevance matrix instead.
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -88,7 +89,7 @@ def _explain_classifications(
     )
     bar = None
     if progress and len(texts) > batch_size:
-        bar = lambda batches: tqdm(batches, desc="explaining", unit="batch", file=sys.stderr)  # noqa: E731
+        bar = functools.partial(tqdm, desc="explaining", unit="batch", file=sys.stderr)
     explanations = explainer(texts, target, progress=bar)
     names = loaded.class_names
     colour = sys.stdout.isatty()

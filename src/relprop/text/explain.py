@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from relprop.composites import AttnLRP, Composite
-from relprop.graph import select_output
 from relprop.lrp import LRP
+from relprop.targets import target_weights
 from relprop.text.words import Words, merge_word_pieces
 
 #: Batches are padded to a multiple of this many tokens, so that a few captured graphs serve all lengths.
@@ -42,11 +42,6 @@ class TextExplanation:
         The model's output for this text, ``(classes,)``.
     target : int
         The explained class.
-    explained : float
-        The explained quantity, ``logits[target]``; ``token_relevance.sum()`` plus what the rules absorb
-        (biases, constant position embeddings, stabilizers) equals it.
-    truncated : bool
-        True when the text was cut to the model's token limit.
     """
 
     text: str
@@ -55,8 +50,17 @@ class TextExplanation:
     words: Words
     logits: np.ndarray
     target: int
-    explained: float
-    truncated: bool
+
+    @property
+    def explained(self) -> float:
+        """The explained quantity, ``logits[target]``: ``token_relevance.sum()`` plus what the rules absorb
+        (biases, constant position embeddings, stabilizers) equals it."""
+        return float(self.logits[self.target])
+
+    @property
+    def truncated(self) -> bool:
+        """True when the text was cut to the model's token limit (its last words have no token)."""
+        return self.words.truncated
 
     @property
     def prediction(self) -> int:
@@ -151,17 +155,14 @@ class TextExplainer:
         offsets = encoded.pop("offset_mapping")
         special = encoded.pop("special_tokens_mask").bool()
         inputs = dict(encoded)
-        with torch.no_grad():
-            logits = select_output(self.model(**inputs))
-        if not isinstance(logits, Tensor) or logits.dim() != 2:
-            raise ValueError("the model must return logits of shape (batch, classes)")
-        if target is None:
-            targets = logits.argmax(dim=1)
-        else:
-            if not 0 <= target < logits.shape[1]:
-                raise ValueError(f"target class {target} is out of range: the model has {logits.shape[1]}")
-            targets = torch.full((len(texts),), target, dtype=torch.long)
-        relevance = self.lrp(inputs, target=targets)
+        seen: dict[str, Tensor] = {}
+
+        def start(logits: Tensor) -> Tensor:  # LRP's own forward gives the logits: no second forward pass
+            seen["logits"], seen["weights"] = logits, target_weights(logits, target)
+            return logits * seen["weights"]
+
+        relevance = self.lrp.propagate(inputs, start)
+        logits, targets = seen["logits"], seen["weights"].argmax(dim=1)
         if isinstance(relevance, dict):
             relevance = relevance["input_ids"]
         mask = encoded["attention_mask"].bool() if "attention_mask" in encoded else torch.ones_like(special)
@@ -170,18 +171,17 @@ class TextExplainer:
             keep = mask[row]
             values = relevance[row][keep].double().numpy()
             ids = encoded["input_ids"][row][keep]
+            words = merge_word_pieces(
+                text, offsets[row][keep].tolist(), values, special=special[row][keep].tolist()
+            )
             results.append(
                 TextExplanation(
                     text=text,
                     tokens=self.tokenizer.convert_ids_to_tokens(ids.tolist()),
                     token_relevance=values,
-                    words=merge_word_pieces(
-                        text, offsets[row][keep].tolist(), values, special=special[row][keep].tolist()
-                    ),
+                    words=words,
                     logits=logits[row].double().numpy(),
                     target=int(targets[row]),
-                    explained=float(logits[row, targets[row]]),
-                    truncated=_truncated(text, offsets[row][keep & ~special[row]]),
                 )
             )
         return results
@@ -204,12 +204,6 @@ def _checked_texts(texts: Sequence[str]) -> list[str]:
         if not text.strip():
             raise ValueError(f"text {index + 1} is empty")
     return list(texts)
-
-
-def _truncated(text: str, offsets: Tensor) -> bool:
-    """Whether the text goes on after the last character its tokens cover."""
-    last = int(offsets[:, 1].max()) if len(offsets) else 0
-    return bool(text[last:].strip())
 
 
 def _token_limit(model: nn.Module, tokenizer) -> int:

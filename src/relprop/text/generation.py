@@ -107,20 +107,25 @@ def explain_generation(
     ids = _greedy(model, ids, max_new_tokens, getattr(tokenizer, "eos_token_id", None))
     generated = ids.shape[1] - prompt_length
     explainer = explainer if explainer is not None else LRP(model, composite=composite or AttnLRP())
-    batch = ids.expand(generated, -1)
-    with torch.no_grad():
-        logits = select_output(model(input_ids=ids, use_cache=False))
-    weights = torch.zeros(generated, *logits.shape[1:], dtype=logits.dtype)
     rows = torch.arange(generated)
     positions = prompt_length - 1 + rows
-    weights[rows, positions, ids[0, positions + 1]] = 1.0
-    relevance = explainer({"input_ids": batch, "use_cache": False}, target=weights)
+    following = ids[0, positions + 1]
+    seen: dict[str, Tensor] = {}
+
+    def start(logits: Tensor) -> Tensor:  # row i: the logit of token i at the position that predicted it
+        weights = torch.zeros_like(logits)
+        weights[rows, positions, following] = 1.0
+        seen["logits"] = logits[rows, positions, following]
+        return logits * weights
+
+    batch = {"input_ids": ids.expand(generated, -1), "use_cache": False}
+    relevance = explainer.propagate(batch, start)
     return GenerationExplanation(
         tokens=tokenizer.convert_ids_to_tokens(ids[0].tolist()),
         prompt_length=prompt_length,
         token_ids=ids[0].numpy().astype(np.int64),
         relevance=relevance.double().numpy(),
-        logits=logits[0, positions, ids[0, positions + 1]].double().numpy(),
+        logits=seen["logits"].double().numpy(),
         text=tokenizer.decode(ids[0, prompt_length:]),
     )
 

@@ -9,6 +9,7 @@ Every text from the user is escaped.
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 from collections.abc import Sequence
@@ -69,7 +70,7 @@ def text_report_html(
     """
     if not explanations:
         raise ValueError("no explanations to show")
-    name = _namer(class_names)
+    name = functools.partial(class_label, class_names)
     panels = [_text_panel(index, explanation, name, top) for index, explanation in enumerate(explanations)]
     if len(explanations) > 1:
         panels.append(_corpus_panel(explanations, name, corpus_top))
@@ -124,10 +125,6 @@ def check_page_path(path: str | os.PathLike) -> Path:
     if path.exists() and GENERATOR not in path.read_text(encoding="utf-8", errors="replace")[:2000]:
         raise OSError(f"{path} exists and is not a page that relprop wrote: choose another file name")
     return path
-
-
-def _namer(class_names: Sequence[str] | None):
-    return lambda index: class_label(class_names, index)
 
 
 def _text_panel(index: int, explanation: TextExplanation, name, top: int) -> str:
