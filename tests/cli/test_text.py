@@ -28,13 +28,28 @@ def test_classifier_prints_words_and_writes_the_page(tiny_bert_folder, tmp_path)
     )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("text 1: predicted ") and "(" in lines[0]
-    assert lines[1].startswith("  the(") and "good(" in lines[1]
+    [first, second] = _library_explanations(tiny_bert_folder, ["the food was good", "the room was not nice"])
+    assert lines[0] == f"text 1: predicted {('no', 'yes')[first.prediction]} ({first.prediction})" + (
+        ", explaining yes (1)" if first.prediction != 1 else ""
+    )
+    words = first.words
+    assert lines[1] == "  " + " ".join(f"{w}({r:+.3g})" for w, r in zip(words.words, words.relevance))
     assert lines[-2].startswith("words with the most relevance for yes (1): ")
     assert lines[-1] == f"page in {page}"
     document = page.read_text()
-    assert "the food was good" not in document or "relprop-token" in document
-    assert "id='corpus'" in document and "yes (1)" in document
+    for word, value in zip(second.words.words, second.words.relevance):  # each word with its value on hover
+        assert f'title="{value:.6g}">{word}</span>' in document
+    assert "id='corpus'" in document and "yes (1): 2 texts" in document
+
+
+def _library_explanations(folder, texts):
+    import transformers
+
+    from relprop.text import TextExplainer
+
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    return TextExplainer(model, tokenizer)(texts, target=1)
 
 
 def test_texts_from_a_file_and_truncation_note(tiny_bert_folder, tmp_path):
