@@ -381,6 +381,20 @@ def test_pipeline_bad_input(heatmaps, message):
         SpRAy().fit(heatmaps)
 
 
+def test_a_class_of_fewer_heatmaps_than_eigenvalues_gets_one_eigenvalue_per_heatmap():
+    heatmaps, groups = blob_heatmaps([(4, 4), (11, 11)], n_per_group=10)  # 20 < the default 32 eigenpairs
+    spray = SpRAy(size=8, random_state=0).fit(heatmaps)
+    assert spray.eigenvalues_.shape == (20,)
+    assert adjusted_rand_score(groups, spray.labels_) == 1.0
+
+
+@pytest.mark.parametrize("n_clusters", [0, 21, 500])
+def test_more_clusters_than_eigenvectors_is_refused_by_its_own_name(n_clusters):
+    heatmaps, _ = blob_heatmaps([(4, 4), (11, 11)], n_per_group=10)
+    with pytest.raises(ValueError, match=rf"n_clusters must be an int in \[1, 20\].*got {n_clusters}$"):
+        SpRAy(size=8, n_clusters=n_clusters).fit(heatmaps)
+
+
 def test_pipeline_rejects_misaligned_labels():
     heatmaps, groups = blob_heatmaps([(4, 4), (11, 11)])
     with pytest.raises(ValueError, match=r"labels must have shape \(80,\)"):

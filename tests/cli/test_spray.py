@@ -63,3 +63,8 @@ def test_a_store_whose_rows_do_not_decompress_is_named(computed, one_line_error)
         raw.seek(chunk.byte_offset + 8)
         raw.write(b"\xff" * min(64, chunk.size - 8))
     one_line_error(_spray(out), str(out), "is damaged: reading its rows failed")
+
+
+def test_more_clusters_than_the_spectrum_holds_is_one_line_naming_n_clusters(computed, one_line_error):
+    out, _ = computed
+    one_line_error(_spray(out, "--clusters", "500"), "n_clusters must be an int in [1, 32]", "got 500")

@@ -35,7 +35,8 @@ class SpRAy:
     n_neighbors, weights, bandwidth
         kNN affinity graph (:func:`relprop.spray.knn_affinity`).
     n_eigenvalues
-        Number of smallest Laplacian eigenpairs computed (CoRelAy's default is 32).
+        Number of smallest Laplacian eigenpairs computed (CoRelAy's default is 32), at most one per heatmap:
+        a class of fewer heatmaps gets as many eigenpairs as it has heatmaps.
     max_clusters
         Largest number of clusters the eigengap may suggest (default 10). In large datasets the
         spectrum of every continuous group keeps growing, so gaps far out are rarely meaningful.
@@ -64,7 +65,7 @@ class SpRAy:
         Symmetric kNN affinity.
     spectrum_ : LaplacianSpectrum
         Smallest eigenpairs of the normalized Laplacian.
-    eigenvalues_ : ndarray (n_eigenvalues,)
+    eigenvalues_ : ndarray (min(n_eigenvalues, N),)
         Ascending Laplacian eigenvalues (``spectrum_.eigenvalues``).
     eigengap_ : Eigengap
         Eigengap suggestion and its score.
@@ -138,10 +139,20 @@ class SpRAy:
             as_sample_array(values, n_samples, name)
         space = self.neighbour_space(self.features_)
         self.affinity_ = knn_affinity(space, self.n_neighbors, self.weights, self.bandwidth)
-        self.spectrum_ = laplacian_spectrum(self.affinity_, self.n_eigenvalues, self.random_state)
+        wanted = self.n_eigenvalues
+        if isinstance(wanted, (int, np.integer)):  # anything else is refused by laplacian_spectrum
+            wanted = min(wanted, n_samples)
+        self.spectrum_ = laplacian_spectrum(self.affinity_, wanted, self.random_state)
         self.eigenvalues_ = self.spectrum_.eigenvalues
-        self.eigengap_ = eigengap(self.eigenvalues_, min(self.max_clusters, len(self.eigenvalues_) - 1))
+        computed = len(self.eigenvalues_)
+        self.eigengap_ = eigengap(self.eigenvalues_, min(self.max_clusters, computed - 1))
         self.n_clusters_ = self.eigengap_.n_clusters if self.n_clusters is None else self.n_clusters
+        if not isinstance(self.n_clusters_, (int, np.integer)) or not 1 <= self.n_clusters_ <= computed:
+            raise ValueError(
+                f"n_clusters must be an int in [1, {computed}] (the spectral eigenvectors computed for "
+                f"{n_samples} heatmaps: n_eigenvalues={self.n_eigenvalues}, at most one per heatmap), "
+                f"got {self.n_clusters_!r}"
+            )
         self.embedding_ = spectral_embedding(self.spectrum_, self.n_clusters_)
         density_based = self.clustering in ("dbscan", "hdbscan")
         self.labels_ = cluster_embedding(
