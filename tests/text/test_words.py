@@ -50,7 +50,8 @@ def test_real_tokenizer_offsets(minilm_tokenizer):
     assert words.words == text.split()
     assert words.special == relevance[0] + relevance[-1]
     np.testing.assert_allclose(words.relevance.sum() + words.special, relevance.sum())
-    assert len(minilm_tokenizer.tokenize("UNBELIEVABLY")) > 1  # the word really is split into pieces, and they were merged
+    # the word really is split into pieces, and they were merged
+    assert len(minilm_tokenizer.tokenize("UNBELIEVABLY")) > 1
 
 
 def test_mismatched_lengths_are_named():
