@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from torch import Tensor, nn
 
 from relprop import types
+from relprop.describe import constructor_arguments, describe_call
 from relprop.graph import Graph, Kind, Node
 from relprop.recurrent import Embedding, Recurrent
 from relprop.rules import (
@@ -143,7 +144,13 @@ class Composite:
         return rules
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        """The composite's complete description (:mod:`relprop.describe`), which a store compares on resume:
+        its constructor arguments where it keeps them all (the presets), else its maps."""
+        arguments = constructor_arguments(self)
+        if arguments is None:
+            maps = ("layer_map", "name_map", "first_map", "stabilizer")
+            arguments = {name: vars(self)[name] for name in maps}
+        return describe_call(self, arguments)
 
 
 def _lookup(mapping: Iterable[tuple[TypeKey, Rule]], node: Node) -> Rule | None:
@@ -165,9 +172,6 @@ class Uniform(Composite):
         super().__init__(layer_map=[(types.Linear, rule)], stabilizer=stabilizer)
         self.rule = rule
 
-    def __repr__(self) -> str:
-        return f"Uniform({self.rule!r})"
-
 
 class EpsilonPlus(Composite):
     """:class:`~relprop.rules.ZPlus` for convolutions, :class:`~relprop.rules.Epsilon` for dense layers."""
@@ -175,6 +179,7 @@ class EpsilonPlus(Composite):
     def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
         layer_map = [(types.Convolution, ZPlus(stabilizer)), (types.Dense, Epsilon(epsilon))]
         super().__init__(layer_map=layer_map, stabilizer=stabilizer)
+        self.epsilon = epsilon
 
 
 class EpsilonPlusFlat(Composite):
@@ -184,6 +189,7 @@ class EpsilonPlusFlat(Composite):
         layer_map = [(types.Convolution, ZPlus(stabilizer)), (types.Dense, Epsilon(epsilon))]
         first_map = [(types.Linear, Flat(stabilizer))]
         super().__init__(layer_map=layer_map, first_map=first_map, stabilizer=stabilizer)
+        self.epsilon = epsilon
 
 
 class EpsilonAlpha2Beta1(Composite):
@@ -193,6 +199,7 @@ class EpsilonAlpha2Beta1(Composite):
     def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
         layer_map = [(types.Convolution, AlphaBeta(2.0, 1.0, stabilizer)), (types.Dense, Epsilon(epsilon))]
         super().__init__(layer_map=layer_map, stabilizer=stabilizer)
+        self.epsilon = epsilon
 
 
 class EpsilonAlpha2Beta1Flat(Composite):
@@ -202,6 +209,7 @@ class EpsilonAlpha2Beta1Flat(Composite):
         layer_map = [(types.Convolution, AlphaBeta(2.0, 1.0, stabilizer)), (types.Dense, Epsilon(epsilon))]
         first_map = [(types.Linear, Flat(stabilizer))]
         super().__init__(layer_map=layer_map, first_map=first_map, stabilizer=stabilizer)
+        self.epsilon = epsilon
 
 
 class EpsilonGammaBox(Composite):
@@ -225,6 +233,7 @@ class EpsilonGammaBox(Composite):
         layer_map = [(types.Convolution, Gamma(gamma, stabilizer)), (types.Dense, Epsilon(epsilon))]
         first_map = [(types.Convolution, ZBox(low, high, stabilizer))]
         super().__init__(layer_map=layer_map, first_map=first_map, stabilizer=stabilizer)
+        self.low, self.high, self.epsilon, self.gamma = low, high, epsilon, gamma
 
 
 class AttnLRP(Composite):
@@ -241,6 +250,7 @@ class AttnLRP(Composite):
 
     def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
         super().__init__(layer_map=_attention_map(Epsilon(epsilon), epsilon, False), stabilizer=stabilizer)
+        self.epsilon = epsilon
 
 
 class CPLRP(Composite):
@@ -251,6 +261,7 @@ class CPLRP(Composite):
 
     def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6) -> None:
         super().__init__(layer_map=_attention_map(Epsilon(epsilon), epsilon, True), stabilizer=stabilizer)
+        self.epsilon = epsilon
 
 
 class CPLRPGamma(Composite):
@@ -261,7 +272,7 @@ class CPLRPGamma(Composite):
         super().__init__(
             layer_map=_attention_map(Gamma(gamma, stabilizer), epsilon, True), stabilizer=stabilizer
         )
-        self.gamma = gamma
+        self.gamma, self.epsilon = gamma, epsilon
 
 
 def _attention_map(linear: Rule, epsilon: float, conservative: bool) -> list[tuple[TypeKey, Rule]]:

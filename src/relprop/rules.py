@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from relprop.describe import describe_call
 from relprop.graph import Kind, UnsupportedOperationError
 from relprop.operations import Affine, Call, MaxPool, Modifier, Weightless, keep, with_in_place
 
@@ -87,8 +88,8 @@ class Rule:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
-        return f"{type(self).__name__}({params})"
+        """The rule's complete description (:mod:`relprop.describe`): its parameters, tensors by value."""
+        return describe_call(self, {k: v for k, v in vars(self).items() if not k.startswith("_")})
 
 
 # --------------------------------------------------------------------------------------------- linear rules

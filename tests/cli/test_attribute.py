@@ -58,7 +58,7 @@ def test_image_folder_values_and_parameters(tmp_path, folder, scripted):
     with store.open(out) as run:
         np.testing.assert_allclose(run.attribution[:], expected.numpy(), rtol=1e-5, atol=1e-7)
         np.testing.assert_array_equal(run.label[:], [0, 0, 0, 1, 1])
-        assert run.params["composite"] == "epsilon-gamma-box low=0.0 high=1.0"
+        assert run.params["composite"] == repr(composites.EpsilonGammaBox(low=0.0, high=1.0))
         assert run.params["preprocessing"] == "to-tensor"
         assert run.params["model"] == str(scripted)
 

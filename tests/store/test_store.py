@@ -153,6 +153,32 @@ def test_a_store_of_another_run_is_refused_and_left_intact(tmp_path, dataset, mo
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    "other",
+    [
+        composites.EpsilonGammaBox(low=-100, high=100, epsilon=0.5),
+        composites.EpsilonGammaBox(low=torch.zeros(1, 1, 1), high=torch.full((1, 1, 1), 2.0)),
+        composites.EpsilonGammaBox(low=0, high=1, gamma=0.5),
+        composites.EpsilonPlusFlat(epsilon=0.25),
+    ],
+    ids=["bounds-and-epsilon", "tensor-bounds", "gamma", "another-preset"],
+)
+def test_a_composite_with_other_parameters_is_another_run(tmp_path, dataset, model, other):
+    path = tmp_path / "run.h5"
+    first = composites.EpsilonGammaBox(low=0, high=1)
+    store.attribute_dataset(
+        dataset, model, path, composite=first, description={"composite": "ignored"}, progress=False
+    )
+    assert _params_of(path)["composite"] == repr(first)  # a description cannot stand in for the composite
+    before = path.read_bytes()
+    refused = r"different run \(composite: store has 'EpsilonGammaBox\(low=0.0, high=1.0,"
+    with pytest.raises(ValueError, match=refused):
+        store.attribute_dataset(dataset, model, path, composite=other, progress=False)
+    assert path.read_bytes() == before
+    same = composites.EpsilonGammaBox(low=0.0, high=1.0)  # the same numbers, spelled otherwise
+    store.attribute_dataset(dataset, model, path, composite=same, progress=False)
+
+
 def test_a_foreign_file_is_refused_and_left_intact(tmp_path, dataset, model):
     text = tmp_path / "notes.h5"
     text.write_text("my notes")

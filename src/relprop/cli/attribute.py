@@ -98,7 +98,6 @@ def attribute(
             "dataset": str(Path(data).resolve()) if folder or Path(data).is_file() else data,
             "model": _model_identity(model),
             "method": method,
-            "composite": composite + (f" low={low} high={high}" if composite == "epsilon-gamma-box" else ""),
             "preprocessing": preprocessing if folder else "none",
         }
         attribute_dataset(

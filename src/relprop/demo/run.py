@@ -183,7 +183,6 @@ def run_demo(
         "dataset": "demo" if seed == 0 else f"demo (seed {seed})",
         "model": f"demo-cnn:{model_path}",
         "method": "lrp",
-        "composite": "epsilon-plus-flat",
         "preprocessing": "none",
     }
     say(f"[2/5] LRP heatmaps of the {len(test)} test digits into {store_path}")

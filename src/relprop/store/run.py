@@ -303,8 +303,9 @@ def attribute_dataset(
         The LRP composite; :class:`~relprop.composites.EpsilonPlusFlat` by default.
     description:
         How the run is described in the store and recognised when resumed: ``model``, ``method``,
-        ``composite``, ``dataset``, ``preprocessing``, ... (the command line passes its arguments). By
-        default the class names of the model, composite and data set.
+        ``dataset``, ``preprocessing``, ... (the command line passes its arguments). By default the class
+        names of the model and data set. The composite is always described by its own ``repr``, which names
+        every parameter (:mod:`relprop.describe`).
     batch_size:
         Samples per batch.
     dtype, pool, sum_channels, target, device:
@@ -342,9 +343,9 @@ def attribute_dataset(
     params = {
         "model": type(model).__qualname__,
         "method": "lrp",
-        "composite": repr(composite),
         "dataset": type(dataset).__qualname__,
         **(description or {}),
+        "composite": repr(composite),  # its complete description: parameters, nested rules, bounds by value
         "model_fingerprint": model_fingerprint(model),
         "dataset_fingerprint": dataset_fingerprint(dataset),
         "dataset_size": len(dataset),
