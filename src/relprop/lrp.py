@@ -16,6 +16,7 @@ from relprop.audit import Audit, AuditRow
 from relprop.canonizers import Canonizer, MergeBatchNorm
 from relprop.checks import check_eval_mode, check_input, check_token_ids
 from relprop.composites import Composite, EpsilonPlusFlat
+from relprop.describe import describe_call
 from relprop.graph import Graph, Kind, Node, OutputChoice, UnsupportedOperationError
 from relprop.rules import Rule
 from relprop.targets import Target, target_weights
@@ -125,6 +126,13 @@ class LRP:
         relevance at the output is the selected logit(s) times that weighting.
         """
         return self._explain(x, _selected(target))[0]
+
+    def __repr__(self) -> str:
+        """The explainer's parameters, each described completely (:mod:`relprop.describe`)."""
+        return describe_call(
+            self, {"composite": self.composite, "canonizers": self.canonizers, "output": self.output,
+                   "inputs": self.inputs},
+        )  # fmt: skip
 
     def propagate(self, x: Tensor, output_relevance: Tensor | Callable[[Tensor], Tensor]) -> Tensor:
         """Relevance at the input when the output holds ``output_relevance``.

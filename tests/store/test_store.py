@@ -1,5 +1,6 @@
 """The store: values against a direct LRP call, resuming, refusing other runs, shards, bad samples."""
 
+import functools
 import json
 import os
 import signal
@@ -13,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from relprop import LRP, composites, store
+from relprop import LRP, composites, methods, store
 from relprop.data import ArrayDataset, SampleError
 from relprop.store._file import Rows, StoreWriter
-from relprop.store.run import _fingerprint_rows
+from relprop.store.run import _fingerprint_rows, _on_device
 
 from .conftest import tiny_model
 
@@ -43,6 +44,52 @@ def test_rows_match_a_direct_lrp_call(tmp_path, dataset, model):
         assert run.attribution.compression == "gzip"
         assert run.params["method"] == "lrp" and run.params["relprop_version"]
         assert run.params["sample_shape"] == [1, 4, 4]
+
+
+@pytest.mark.parametrize("target", ["prediction", "label"])
+def test_any_explainer_fills_a_store(tmp_path, dataset, model, target):
+    method = functools.partial(methods.IntegratedGradients, steps=8)
+    path = store.attribute_dataset(
+        dataset, model, tmp_path / "run.h5", method=method, target=target, dtype="float32", progress=False
+    )
+    x = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    with torch.no_grad():
+        output = model(x)
+    explained = None if target == "prediction" else torch.as_tensor(dataset.y)
+    expected = methods.IntegratedGradients(model, steps=8)(x, explained)
+    with store.open(path) as run:
+        np.testing.assert_allclose(run.output[:], output.numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(run.attribution[:], expected.numpy(), rtol=1e-5, atol=1e-7)
+        # the explainer's complete description, whatever the caller's description says
+        assert run.params["method"] == repr(methods.IntegratedGradients(model, steps=8))
+        assert "steps=8.0" in run.params["method"] and "composite" not in run.params
+    other = functools.partial(methods.IntegratedGradients, steps=16)
+    with pytest.raises(ValueError, match="different run .method: .*steps=8.0.*steps=16.0"):
+        store.attribute_dataset(
+            dataset, model, path, method=other, target=target, dtype="float32", progress=False
+        )
+
+
+def test_a_method_is_an_explainer_factory_and_not_a_composite_too(tmp_path, dataset, model):
+    with pytest.raises(ValueError, match="not both"):
+        store.attribute_dataset(
+            dataset, model, tmp_path / "a.h5", composite=composites.EpsilonPlusFlat(), method=methods.Gradient
+        )
+    with pytest.raises(TypeError, match="not an explainer"):
+        store.attribute_dataset(dataset, model, tmp_path / "b.h5", method=lambda model: model)
+    with pytest.raises(TypeError, match="Composite or a callable"):
+        store.Attributor(dataset, model, "epsilon", (1, 4, 4))
+    assert not (tmp_path / "a.h5").exists() and not (tmp_path / "b.h5").exists()
+
+
+def test_the_model_is_left_where_it_is(model):
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    assert _on_device(model, torch.device("cpu")) is model
+    elsewhere = _on_device(model, torch.device("meta"))  # another device: a copy moves, the model stays
+    assert elsewhere is not model and next(elsewhere.parameters()).device.type == "meta"
+    assert all(tensor.device.type == "cpu" for tensor in model.state_dict().values())
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, before[name])
 
 
 def test_label_target_float16_pool_and_channel_sum(tmp_path, dataset, model):

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from relprop.checks import check_eval_mode, check_input
+from relprop.describe import describe_call
 from relprop.targets import Target, target_weights
 
 
@@ -38,9 +39,9 @@ class Explainer:
         raise NotImplementedError
 
     def __repr__(self) -> str:
+        """Every parameter, tensors by value and functions by name (:func:`relprop.describe.describe`)."""
         shown = {k: v for k, v in vars(self).items() if k != "model" and not k.startswith("_")}
-        params = ", ".join(f"{k}={v!r}" for k, v in shown.items())
-        return f"{type(self).__name__}({params})"
+        return describe_call(self, shown)
 
 
 def check_call(x: Tensor, model: nn.Module) -> None:

@@ -10,6 +10,7 @@ batches are computed again, but since only the driver writes, and writes batch `
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import sys
 from collections import deque
@@ -27,8 +28,11 @@ from relprop._extras import install_hint
 from relprop.checks import check_eval_mode
 from relprop.composites import Composite, EpsilonPlusFlat
 from relprop.data import SampleError
+from relprop.describe import describe
 from relprop.devices import parse_device
+from relprop.explainer import Explainer, ExplainerFactory
 from relprop.lrp import LRP
+from relprop.methods._common import forward
 from relprop.store._file import Rows, StoreWriter
 from relprop.targets import target_weights
 
@@ -108,14 +112,19 @@ def _load_sample(dataset: Dataset, index: int) -> tuple[torch.Tensor, int]:
 class Attributor:
     """Compute the rows of a batch of samples: load, forward, explain, pool and convert.
 
+    The model is left where it is: on another device than ``device``, the attributor explains a copy.
+
     Parameters
     ----------
     dataset:
         Map-style data set of ``(x, label)`` pairs.
     model:
         The model to explain, in evaluation mode.
-    composite:
-        The LRP composite.
+    method:
+        How to explain it: a :class:`~relprop.composites.Composite` explains by :class:`relprop.LRP` with
+        it; any other callable builds the explainer from the model (an
+        :data:`~relprop.explainer.ExplainerFactory`: a class of :mod:`relprop.methods` such as
+        ``Gradient``, or ``functools.partial(IntegratedGradients, steps=32)``).
     sample_shape:
         The shape every sample must have.
     dtype:
@@ -136,7 +145,7 @@ class Attributor:
         self,
         dataset: Dataset,
         model: nn.Module,
-        composite: Composite,
+        method: Composite | ExplainerFactory,
         sample_shape: tuple[int, ...],
         dtype: str = "float16",
         pool: tuple[int, int] | None = None,
@@ -151,7 +160,7 @@ class Attributor:
         self.sum_channels = sum_channels
         self.target = target
         self.device = parse_device(device)
-        self.explainer = LRP(model.to(self.device), composite=composite)
+        self.explainer = _make_explainer(_on_device(model, self.device), method)
 
     def compute(self, indices: np.ndarray) -> Rows:
         """The rows of the samples at ``indices`` (data-set indices).
@@ -164,23 +173,15 @@ class Attributor:
             operation, a device out of memory) is no fault of the data and propagates as it is.
         """
         x, labels = self._load(indices)
-        outputs = []
-
-        def start(output: torch.Tensor) -> torch.Tensor:
-            outputs.append(output)
-            self._check_labels(indices, labels, output.shape[1])
-            target = None if self.target == "prediction" else torch.as_tensor(labels, device=output.device)
-            return output * target_weights(output, target)
-
         try:
-            relevance = self.explainer.propagate(x.to(self.device), start)
+            output, relevance = self._explain(x.to(self.device), indices, labels)
         except SampleError:
             raise
         except (ValueError, TypeError) as error:  # relprop's checks of the batch and of the model's output
             raise SampleError(
                 f"samples {indices[0]}..{indices[-1]}: the model or its explanation failed: {error}"
             ) from error
-        output = outputs[0].detach().float().cpu().numpy()
+        output = output.detach().float().cpu().numpy()
         return Rows(
             index=np.asarray(indices, dtype=np.int64),
             label=labels,
@@ -188,6 +189,27 @@ class Attributor:
             prediction=output.argmax(axis=1).astype(np.int64),
             attribution=self._convert(indices, relevance.detach().cpu()),
         )
+
+    def _explain(self, x: torch.Tensor, indices: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """The model's output on ``x`` and the attribution of the target: LRP takes the output from its own
+        forward pass, any other explainer after one forward pass of the model."""
+
+        def target_of(output: torch.Tensor) -> torch.Tensor | None:
+            self._check_labels(indices, labels, output.shape[1])
+            return None if self.target == "prediction" else torch.as_tensor(labels, device=output.device)
+
+        if isinstance(self.explainer, LRP):
+            outputs = []
+
+            def start(output: torch.Tensor) -> torch.Tensor:
+                outputs.append(output)
+                return output * target_weights(output, target_of(output))
+
+            relevance = self.explainer.propagate(x, start)
+            return outputs[0], relevance
+        with torch.no_grad():
+            output = forward(self.explainer.model, x)
+        return output, self.explainer(x, target_of(output))
 
     def _load(self, indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         samples, labels = [], []
@@ -234,6 +256,36 @@ class Attributor:
         return attribution
 
 
+def _make_explainer(model: nn.Module, method: Composite | ExplainerFactory) -> Explainer:
+    """The explainer of ``model`` that ``method`` names: LRP with a composite, else ``method(model)``."""
+    if isinstance(method, Composite):
+        return LRP(model, composite=method)
+    if not callable(method):
+        raise TypeError(
+            "method must be a relprop Composite or a callable that builds an explainer from the model "
+            f"(e.g. relprop.methods.Gradient), got {type(method).__name__}"
+        )
+    explainer = method(model)
+    if not isinstance(explainer, Explainer):
+        raise TypeError(
+            f"method {describe(method)} built a {type(explainer).__name__}, not an explainer: it must be "
+            "callable as explainer(x, target) with the model as explainer.model"
+        )
+    return explainer
+
+
+def _on_device(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` if all its tensors are on ``device``; else a copy there (the caller's model stays put)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    if all(_same_device(tensor.device, device) for tensor in tensors):
+        return model
+    return copy.deepcopy(model).to(device)
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index or 0) == (b.index or 0)
+
+
 def _batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     for start in range(0, len(indices), batch_size):
         yield indices[start : start + batch_size]
@@ -273,6 +325,7 @@ def attribute_dataset(
     out: str | Path,
     *,
     composite: Composite | None = None,
+    method: ExplainerFactory | None = None,
     description: Mapping[str, Any] | None = None,
     batch_size: int = 64,
     dtype: str = "float16",
@@ -301,11 +354,15 @@ def attribute_dataset(
         The store's file (HDF5).
     composite:
         The LRP composite; :class:`~relprop.composites.EpsilonPlusFlat` by default.
+    method:
+        Instead of LRP, another explainer, built from the model by this callable (see
+        :class:`Attributor`), e.g. ``relprop.methods.Gradient`` or
+        ``functools.partial(relprop.methods.IntegratedGradients, steps=32)``.
     description:
-        How the run is described in the store and recognised when resumed: ``model``, ``method``,
-        ``dataset``, ``preprocessing``, ... (the command line passes its arguments). By default the class
-        names of the model and data set. The composite is always described by its own ``repr``, which names
-        every parameter (:mod:`relprop.describe`).
+        How the run is described in the store and recognised when resumed: ``model``, ``dataset``,
+        ``preprocessing``, ... (the command line passes its arguments). By default the class names of the
+        model and data set. The method is always described by relprop: ``"lrp"`` and the composite's
+        ``repr``, which names every parameter (:mod:`relprop.describe`), or the other explainer's ``repr``.
     batch_size:
         Samples per batch.
     dtype, pool, sum_channels, target, device:
@@ -325,7 +382,13 @@ def attribute_dataset(
     pathlib.Path
         ``out``, complete; read it with :func:`relprop.store.open`.
     """
-    composite = EpsilonPlusFlat() if composite is None else composite
+    if composite is not None and method is not None:
+        raise ValueError("pass a composite (to explain by LRP) or another method, not both")
+    if method is None:
+        method = EpsilonPlusFlat() if composite is None else composite
+        explained_by = {"method": "lrp", "composite": repr(method)}  # parameters, nested rules, bounds
+    else:
+        explained_by = {"method": repr(_make_explainer(model, method))}
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if dtype not in _DTYPES:
@@ -342,10 +405,9 @@ def attribute_dataset(
     _check_model_takes(model, first)
     params = {
         "model": type(model).__qualname__,
-        "method": "lrp",
         "dataset": type(dataset).__qualname__,
         **(description or {}),
-        "composite": repr(composite),  # its complete description: parameters, nested rules, bounds by value
+        **explained_by,
         "model_fingerprint": model_fingerprint(model),
         "dataset_fingerprint": dataset_fingerprint(dataset),
         "dataset_size": len(dataset),
@@ -357,7 +419,7 @@ def attribute_dataset(
         "shard": f"{shard[0]}/{shard[1]}",
         "relprop_version": _version(),
     }
-    arguments = (dataset, model, composite, sample_shape, dtype, pool, sum_channels, target, device)
+    arguments = (dataset, model, method, sample_shape, dtype, pool, sum_channels, target, device)
     out = Path(out)
     with StoreWriter(out, params, len(indices)) as writer:
         batches = _batches(indices[writer.done :], batch_size)
