@@ -8,7 +8,7 @@ Layout (``size`` rows, one per sample of the run, in the order they are computed
     /prediction   (size,)           int64    the predicted class, argmax of the output
     /attribution  (size, *shape)    float16 or float32, chunked, gzip + shuffle
     /done         ()                int64    rows [0, done) are complete; nothing else is trusted
-    attributes:   relprop_format, relprop_format_version, params (JSON), size, dataset_size, shard
+    attributes:   relprop_format, relprop_format_version, params (JSON: the run, its shard, ...), size
 
 Crash safety. The file is created with all rows allocated and switched to HDF5's single-writer /
 multiple-reader (SWMR) mode, in which the library orders its metadata writes so that the file stays
@@ -135,7 +135,7 @@ def _open_for_reading(path: Path) -> h5py.File:
         raise ValueError(f"cannot open {path} as an attribution store: {error}") from error
 
 
-def _open_finished(path: Path) -> tuple[h5py.File, _Header]:
+def open_finished(path: Path) -> tuple[h5py.File, _Header]:
     """Open the finished store ``path`` for reading, with its header.
 
     Raises
@@ -157,21 +157,21 @@ def _open_finished(path: Path) -> tuple[h5py.File, _Header]:
     return file, header
 
 
-def _open_shard(path: Path) -> tuple[h5py.File, _Header]:
+def open_shard(path: Path) -> tuple[h5py.File, _Header]:
     """Open the finished store ``path`` as a shard to merge: a merged store is refused."""
-    file, header = _open_finished(path)
+    file, header = open_finished(path)
     if file["index"].is_virtual:
         file.close()
         raise ValueError(f"{path} is a merged store, not a shard: merge the shards it was merged from")
     return file, header
 
 
-def _run_of(params: Mapping[str, Any]) -> dict[str, Any]:
+def run_of(params: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters its shards share: all but the shard."""
     return {key: value for key, value in params.items() if key != "shard"}
 
 
-def _check_params(found: Mapping[str, Any], wanted: Mapping[str, Any], path: Path, advice: str) -> None:
+def check_params(found: Mapping[str, Any], wanted: Mapping[str, Any], path: Path, advice: str) -> None:
     """Refuse a store whose run ``found`` differs from ``wanted``, naming the differences, then ``advice``."""
     if dict(found) == dict(wanted):
         return
@@ -185,12 +185,19 @@ def _check_params(found: Mapping[str, Any], wanted: Mapping[str, Any], path: Pat
     raise ValueError(f"{path} holds a different run ({differences}); refusing to mix them: {advice}")
 
 
-def _create_layout(file: h5py.File, params: Mapping[str, Any], size: int, like: Rows) -> None:
-    """Allocate every row of a store whose rows look like ``like`` (one row or more)."""
+def write_header(file: h5py.File, params: Mapping[str, Any], size: int, done: int = 0) -> None:
+    """Mark ``file`` as a store of this format, with the run's ``params``, ``size`` rows and ``done`` of them
+    complete: the header :func:`_read_header` checks."""
     file.attrs["relprop_format"] = FORMAT
     file.attrs["relprop_format_version"] = FORMAT_VERSION
     file.attrs["params"] = json.dumps(dict(params), sort_keys=True)
     file.attrs["size"] = size
+    file.create_dataset("done", data=np.int64(done))
+
+
+def _create_layout(file: h5py.File, params: Mapping[str, Any], size: int, like: Rows) -> None:
+    """Allocate every row of a store whose rows look like ``like`` (one row or more)."""
+    write_header(file, params, size)
     for field in ROW_FIELDS:
         example = np.asarray(getattr(like, field))
         shape = (size, *example.shape[1:])
@@ -204,7 +211,6 @@ def _create_layout(file: h5py.File, params: Mapping[str, Any], size: int, like: 
             chunks=(rows, *shape[1:]),
             **(compression if field == "attribution" else {}),
         )
-    file.create_dataset("done", data=np.int64(0))
 
 
 class StoreWriter:
@@ -283,7 +289,7 @@ class StoreWriter:
     def _same_run(self, file: h5py.File) -> _Header:
         """The header of the open store ``file``, refused unless it is this run's."""
         header = _read_header(file, self.path)
-        _check_params(
+        check_params(
             header.params, self.params, self.path, "choose another --out or delete the file to start over"
         )
         if header.size != self.size:
@@ -297,9 +303,9 @@ class StoreWriter:
             h5py.File(self._real, "r", swmr=True) as damaged,
             h5py.File(aside, "w-", libver="latest") as fresh,
         ):
-            done = self._same_run(damaged).done
-            for name, value in damaged.attrs.items():
-                fresh.attrs[name] = value
+            header = self._same_run(damaged)
+            done = header.done
+            write_header(fresh, header.params, header.size, done)
             for field in ROW_FIELDS:
                 source = damaged[field]
                 target = fresh.create_dataset_like(field, source)
@@ -307,7 +313,6 @@ class StoreWriter:
                     target[start : min(done, start + _COPY_ROWS)] = source[
                         start : min(done, start + _COPY_ROWS)
                     ]
-            fresh.create_dataset("done", data=np.int64(done))
 
     def _create(self, first: Rows) -> None:
         with replaced_atomically(self._real) as aside, h5py.File(aside, "w-", libver="latest") as file:
@@ -342,7 +347,7 @@ class AttributionStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._file, header = _open_finished(self.path)
+        self._file, header = open_finished(self.path)
         try:
             self.params = header.params
             folder = real_path(self.path).parent
@@ -403,11 +408,11 @@ def _check_shards(path: Path, rows: list[h5py.Dataset], params: dict[str, Any], 
                 "must stay where they were beside it"
             )
         try:
-            file, header = _open_shard(shard)
+            file, header = open_shard(shard)
         except ValueError as error:
             raise ValueError(f"{path}: its shard is unusable: {error}") from error
         with file:
-            if _run_of(header.params) != _run_of(params) or header.size != size:
+            if run_of(header.params) != run_of(params) or header.size != size:
                 raise ValueError(
                     f"{path}: its shard {shard} holds another run, or another shard of it, than was merged"
                 )

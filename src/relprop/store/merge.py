@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,15 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from relprop.store._file import (
-    FORMAT,
-    FORMAT_VERSION,
-    ROW_FIELDS,
-    _check_params,
-    _open_finished,
-    _open_shard,
-    _run_of,
-)
+from relprop.store._file import ROW_FIELDS, check_params, open_finished, open_shard, run_of, write_header
 from relprop.store._integrity import real_path, replaced_atomically
 
 __all__ = ["merge"]
@@ -108,12 +99,12 @@ def _read_shards(paths: list[Path]) -> tuple[dict[str, Any], list[np.ndarray], l
     """The run the shards share, and each shard's data-set indices and dataset shapes and types."""
     params, layouts, indices = None, [], []
     for path in paths:
-        file, header = _open_shard(path)
+        file, header = open_shard(path)
         with file:
-            found = _run_of(header.params)
+            found = run_of(header.params)
             if params is None:
                 params = found
-            _check_params(found, params, path, f"merge only the shards of the run of {paths[0]}")
+            check_params(found, params, path, f"merge only the shards of the run of {paths[0]}")
             indices.append(file["index"][:])
             layouts.append({field: (file[field].shape, file[field].dtype) for field in ROW_FIELDS})
     return params, indices, layouts
@@ -146,11 +137,11 @@ def _check_replaceable(out: Path, params: dict[str, Any], force: bool) -> None:
 
 def _is_merged_store_of(path: Path, params: dict[str, Any]) -> bool:
     try:
-        file, header = _open_finished(path)
+        file, header = open_finished(path)
     except ValueError:
         return False
     with file:
-        return file["index"].is_virtual and _run_of(header.params) == params
+        return file["index"].is_virtual and run_of(header.params) == params
 
 
 def _write_virtual(file: h5py.File, folder: Path, paths, params, indices, layouts) -> None:
@@ -166,8 +157,4 @@ def _write_virtual(file: h5py.File, folder: Path, paths, params, indices, layout
             for row, length, first, step in _runs(index):
                 layout[first : first + step * (length - 1) + 1 : step] = source[row : row + length]
         file.create_virtual_dataset(field, layout)
-    file.attrs["relprop_format"] = FORMAT
-    file.attrs["relprop_format_version"] = FORMAT_VERSION
-    file.attrs["params"] = json.dumps({**params, "shard": f"merged from {len(paths)}"}, sort_keys=True)
-    file.attrs["size"] = total
-    file.create_dataset("done", data=np.int64(total))
+    write_header(file, {**params, "shard": f"merged from {len(paths)}"}, total, done=total)
