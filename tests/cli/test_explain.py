@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from relprop import LRP, composites, methods, viz
 from relprop.cli import app
-from relprop.cli.presets import EXPLAINERS, MethodOptions, last_convolution, make_explainer
+from relprop.methods import METHOD_NAMES
 
 runner = CliRunner()
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -126,9 +126,9 @@ def test_scripted_model_by_class_index_with_all_methods_that_fit(tmp_path, scrip
                       "--out", out, "--compare")  # fmt: skip
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in (out / "coffee").iterdir() if p.is_dir())
-    assert written == sorted(EXPLAINERS)  # the tiny model has ReLUs: every method explains it
-    assert all((out / "coffee" / name / "7" / "relevance.npy").is_file() for name in EXPLAINERS)
-    assert Image.open(out / "compare.png").size[0] > (len(EXPLAINERS) + 1) * 224  # input + a column each
+    assert written == sorted(METHOD_NAMES)  # the tiny model has ReLUs: every method explains it
+    assert all((out / "coffee" / name / "7" / "relevance.npy").is_file() for name in METHOD_NAMES)
+    assert Image.open(out / "compare.png").size[0] > (len(METHOD_NAMES) + 1) * 224  # input + a column each
 
 
 def test_sixteen_bit_float_and_rotated_photos_reach_the_model_as_their_8_bit_upright_copy(tmp_path, scripted):
@@ -191,7 +191,8 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path, scripted, one_line_e
 
 
 def test_class_names_are_resolved_with_their_ambiguities(tmp_path, resnet_weights):
-    from relprop.cli.explain import load_classifier, parse_target
+    from relprop.cli.explain import parse_target
+    from relprop.models.classifier import load_classifier
 
     classifier = load_classifier(f"resnet18:{resnet_weights}")
     categories = classifier.categories
@@ -205,37 +206,3 @@ def test_class_names_are_resolved_with_their_ambiguities(tmp_path, resnet_weight
         parse_target("crane", ["crane", "crane bird", "Crane"], 3)
     with pytest.raises(ValueError, match="names that contain it: oystercatcher, tiger cat, Persian cat"):
         parse_target("cat", categories, 1000)
-    # the bounds are the preprocessed black and white pixels, and display() maps back to pixels
-    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
-    torch.testing.assert_close(classifier.low.flatten(), -mean / std)
-    torch.testing.assert_close(classifier.high.flatten(), (1 - mean) / std)
-    pixels = torch.rand(3, 5, 5)
-    torch.testing.assert_close(
-        classifier.display((pixels - mean[:, None, None]) / std[:, None, None]), pixels
-    )
-
-
-def test_registry_makes_the_methods_with_their_options():
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
-    ).eval().double()  # fmt: skip
-    x = torch.rand(2, 3, 8, 8, dtype=torch.float64)
-    assert last_convolution(model) == "2"
-    options = MethodOptions(composite="epsilon-gamma-box", bounds=(0.0, 1.0), patch=4, samples=5, seed=3)
-    direct = {
-        "lrp": LRP(model, composite=composites.EpsilonGammaBox(low=0.0, high=1.0)),
-        "integrated-gradients": methods.IntegratedGradients(model, steps=5),
-        "smoothgrad": methods.SmoothGrad(methods.Gradient(model), samples=5, seed=3),
-        "occlusion": methods.Occlusion(model, patch=4),
-        "gradcam": methods.GradCAM(model, layer="2"),
-        "kernel-shap": methods.KernelSHAP(model, samples=5, seed=3),
-        "lime": methods.LIME(model, samples=5, seed=3),
-    }
-    for name, explainer in direct.items():
-        torch.testing.assert_close(make_explainer(name, model, options)(x, 1), explainer(x, 1), msg=name)
-    with pytest.raises(ValueError, match="unknown method 'magic'; choose one of lrp, gradient"):
-        make_explainer("magic", model)
-    with pytest.raises(ValueError, match="Linear has no convolution module"):
-        make_explainer("gradcam", nn.Linear(2, 2).eval())

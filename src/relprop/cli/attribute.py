@@ -9,8 +9,8 @@ import typer
 
 from relprop._extras import install_hint
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
-from relprop.cli.presets import COMPOSITES, METHODS, make_composite
 from relprop.graph import UnsupportedOperationError
+from relprop.methods.registry import COMPOSITES, METHODS, make_composite
 
 
 def _parse_pool(text: str | None) -> tuple[int, int] | None:

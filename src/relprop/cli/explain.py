@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -31,13 +30,11 @@ from PIL import Image
 from torch import Tensor, nn
 
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
-from relprop.cli.presets import COMPOSITES, EXPLAINERS, MethodOptions, make_explainer
 from relprop.devices import parse_device
 from relprop.graph import UnsupportedOperationError
-from relprop.images import read_image
-
-#: scikit-image's bundled photos, explained when no image is given.
-SAMPLE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
+from relprop.images import SAMPLE_PHOTOS, Photo, collect_photos
+from relprop.methods.registry import COMPOSITES, EXPLAINERS, MethodOptions, make_explainer
+from relprop.models.classifier import ImageClassifier, load_classifier
 
 ImagesArgument = Annotated[
     list[str] | None,
@@ -54,96 +51,6 @@ ModelOption = Annotated[
     ),
 ]
 """The model a command explains."""
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
-@dataclass(frozen=True)
-class Photo:
-    """A photo to explain: ``name`` names its results, ``image`` is upright 8-bit RGB
-    (:func:`relprop.images.read_image`)."""
-
-    name: str
-    image: Image.Image
-
-
-@dataclass(frozen=True)
-class ImageClassifier:
-    """A model with the preprocessing it was trained with and the names of its classes.
-
-    ``low`` and ``high`` (``(C, 1, 1)``) are the preprocessed values of black and white pixels, the range of
-    its inputs per channel: bounds for :class:`~relprop.rules.ZBox`, and the map back to pixels
-    ``(x - low) / (high - low)`` for display.
-    """
-
-    model: nn.Module
-    transform: Callable[[Image.Image], Tensor]
-    low: Tensor
-    high: Tensor
-    categories: Sequence[str] | None
-
-    def display(self, x: Tensor) -> Tensor:
-        """Preprocessed images ``(..., C, H, W)`` back to RGB in [0, 1]."""
-        return ((x - self.low) / (self.high - self.low)).clamp(0, 1)
-
-    def class_name(self, index: int) -> str:
-        """The name of class ``index`` (its number when the classes have no names)."""
-        return str(index) if self.categories is None else self.categories[index]
-
-
-def load_classifier(spec: str, trust: bool = False) -> ImageClassifier:
-    """The model that ``spec`` names (see :func:`relprop.models.loading.load_model`), with its
-    preprocessing, input bounds and class names (ImageNet's for efficientnet-lite0 and torchvision
-    architectures, none for model files)."""
-    from relprop.models import IMAGENET_CATEGORIES
-    from relprop.models.loading import load_model, torchvision_names
-
-    model = load_model(spec, trust=trust)
-    name = spec.partition(":")[0]
-    if name == "efficientnet-lite0":
-        from relprop.models import efficientnet_lite as lite
-
-        bounds = torch.tensor([0.0, 255.0]).sub(lite.INPUT_MEAN).div(lite.INPUT_STD)
-        low, high = (torch.full((3, 1, 1), float(b)) for b in bounds)
-        return ImageClassifier(model, lite.preprocess, low, high, IMAGENET_CATEGORIES)
-    from torchvision.models import ResNet50_Weights, get_model_weights
-
-    weights = (
-        next(iter(get_model_weights(name))) if name in torchvision_names() else ResNet50_Weights.IMAGENET1K_V1
-    )
-    transform = weights.transforms()
-    mean, std = (torch.tensor(v).reshape(-1, 1, 1) for v in (transform.mean, transform.std))
-    categories = weights.meta["categories"] if name in torchvision_names() else None
-    return ImageClassifier(model, transform, (0 - mean) / std, (1 - mean) / std, categories)
-
-
-def collect_photos(arguments: Sequence[str]) -> list[Photo]:
-    """The photos that the arguments name: image files, folders of them (not recursive), and names of
-    :data:`SAMPLE_PHOTOS`; those sample photos when there are no arguments. Results are named after the
-    files, made unique with ``-2``, ``-3``, ..."""
-    photos = []
-    for argument in arguments or SAMPLE_PHOTOS:
-        path = Path(argument)
-        if path.is_dir():
-            files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            if not files:
-                raise ValueError(f"{path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            photos.extend(Photo(f.stem, read_image(f)) for f in files)
-        elif path.is_file():
-            photos.append(Photo(path.stem, read_image(path)))
-        elif argument in SAMPLE_PHOTOS:
-            import skimage.data
-
-            photos.append(Photo(argument, Image.fromarray(getattr(skimage.data, argument)())))
-        else:
-            raise ValueError(
-                f"{argument}: no such file or folder (nor a sample photo: {', '.join(SAMPLE_PHOTOS)})"
-            )
-    seen: dict[str, int] = {}
-    for k, photo in enumerate(photos):
-        seen[photo.name] = seen.get(photo.name, 0) + 1
-        if seen[photo.name] > 1:
-            photos[k] = Photo(f"{photo.name}-{seen[photo.name]}", photo.image)
-    return photos
 
 
 def parse_target(target: str, categories: Sequence[str] | None, n_classes: int) -> int | str:

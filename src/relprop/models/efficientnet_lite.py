@@ -29,7 +29,7 @@ from torchvision.transforms import functional as tvf
 from relprop._extras import install_hint
 from relprop.images import to_rgb
 
-__all__ = ["EfficientNetLite0", "efficientnet_lite0", "preprocess"]
+__all__ = ["INPUT_BOUNDS", "EfficientNetLite0", "efficientnet_lite0", "preprocess"]
 
 # (repeats, kernel, stride, expansion, output channels) per stage, as in EfficientNet-B0.
 _STAGES = (
@@ -46,6 +46,9 @@ _BN_MOMENTUM = 0.01  # TensorFlow's decay 0.99
 INPUT_SIZE = 224
 INPUT_MEAN = 127.0
 INPUT_STD = 128.0
+#: ``(low, high)``, what :func:`preprocess` makes of black and white pixels (0 and 255): the range of the
+#: model's inputs, for bounded rules such as :class:`~relprop.rules.ZBox`.
+INPUT_BOUNDS = ((0.0 - INPUT_MEAN) / INPUT_STD, (255.0 - INPUT_MEAN) / INPUT_STD)
 
 
 def _conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
