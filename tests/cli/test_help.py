@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import relprop
 from relprop.cli import app
-from relprop.cli.app import _MODULES, _SUMMARIES
+from relprop.cli.app import _MODULES, summary
 
 runner = CliRunner()
 
@@ -27,8 +27,8 @@ def test_the_list_of_commands_imports_no_command_and_no_torch():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
-    for name, summary in _SUMMARIES.items():
-        assert f"  {name} " in done.stdout and summary.split()[0] in done.stdout
+    for name in _MODULES:
+        assert f"  {name} " in done.stdout and summary(name).split()[0] in done.stdout
 
 
 def test_every_declared_command_is_defined_by_its_module():
@@ -37,9 +37,11 @@ def test_every_declared_command_is_defined_by_its_module():
     from typer.main import get_command
 
     commands = get_command(app).commands
-    assert set(_SUMMARIES) == set(commands)
+    assert set(_MODULES) == set(commands)
     for name, module in _MODULES.items():
         assert commands[name].callback.__module__ == module
+        # the listed summary is the command's own docstring's first line, written once
+        assert summary(name) and commands[name].callback.__doc__.splitlines()[0] == summary(name)
 
 
 def test_help_is_plain_text_with_options_named():

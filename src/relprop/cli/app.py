@@ -1,26 +1,42 @@
 """The ``relprop`` command: one Typer application that each command module adds itself to."""
 
+import ast
+import functools
 import importlib
+import importlib.util
 
 import click
 import typer
 from typer.core import TyperGroup
 
-#: The one-line summary of every command, and the module that defines it, by command name.
-_SUMMARIES: dict[str, str] = {}
+#: The module that defines each command, by command name.
 _MODULES: dict[str, str] = {}
 
 
-def command_module(module: str, **summaries: str) -> None:
-    """Declare the commands that ``module`` defines (with ``@app.command()``), each with its summary.
+def command_module(module: str, *commands: str) -> None:
+    """Declare the commands that ``module`` defines (with ``@app.command()``).
 
     ``relprop --help`` lists the commands from these declarations without importing their modules (which
-    import torch, seconds and hundreds of megabytes); running a command, or asking for its help, imports
-    every declared module, so that the names they register (data sets, models) are known to all commands.
+    import torch, seconds and hundreds of megabytes), each with the first line of its function's docstring
+    (:func:`summary`); running a command, or asking for its help, imports every declared module, so that
+    the names they register (data sets, models) are known to all commands.
     """
-    for name, summary in summaries.items():
-        _SUMMARIES[name.replace("_", "-")] = summary
-        _MODULES[name.replace("_", "-")] = module
+    for name in commands:
+        _MODULES[name] = module
+
+
+@functools.cache
+def summary(command: str) -> str:
+    """The first line of the docstring of ``command``'s function (``explain-text``: ``explain_text``),
+    read from its module's source without importing it."""
+    source = importlib.util.find_spec(_MODULES[command]).origin
+    with open(source, encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    function = command.replace("-", "_")
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            return (ast.get_docstring(node) or "").split("\n")[0]
+    raise LookupError(f"{_MODULES[command]} declares the command {command} but defines no {function}()")
 
 
 class _Commands(TyperGroup):
@@ -29,7 +45,7 @@ class _Commands(TyperGroup):
     (``--model <str>``)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(dict.fromkeys([*_SUMMARIES, *super().list_commands(ctx)]))
+        return list(dict.fromkeys([*_MODULES, *super().list_commands(ctx)]))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in _MODULES and not set(_MODULES) <= set(self.commands):
@@ -44,7 +60,7 @@ class _Commands(TyperGroup):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [
-            (name, _SUMMARIES.get(name) or self.get_command(ctx, name).get_short_help_str())
+            (name, summary(name) if name in _MODULES else self.get_command(ctx, name).get_short_help_str())
             for name in self.list_commands(ctx)
         ]
         if rows:

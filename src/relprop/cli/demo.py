@@ -22,8 +22,10 @@ def demo(
     ] = None,
     quick: Annotated[bool, typer.Option(help="A smaller, faster variant (fewer epochs).")] = False,
 ) -> None:
-    """Plant a tag on most training images of the digit 8, train a small CNN that learns to look at it, and
-    find it: LRP heatmaps of the test set, SpRAy on class 8, a behavioural check and an HTML report.
+    """Plant a tag, train a CNN that cheats with it, and find it with LRP and SpRAy.
+
+    The tag goes on most training images of the digit 8, and a small CNN learns to look at it; LRP heatmaps
+    of the test set, SpRAy on class 8, a behavioural check and an HTML report find it.
 
     Runs on the CPU in about a minute, without network: the digits ship with scikit-learn.
     """

@@ -118,9 +118,11 @@ def spray(
     seed: Annotated[int, typer.Option(help="Seeds k-means, the artefact test and t-SNE.")] = 0,
     max_images: Annotated[int, typer.Option(min=0, help="At most this many samples get images.")] = 1500,
 ) -> None:
-    """Group the heatmaps of class CLASS by where their relevance lies (SpRAy) and write a report that opens
-    from the file system: spectrum and eigengap, t-SNE, clusters with prototypes, and those whose relevance
-    sits in one small fixed region far more than in random groups of the class flagged (permutation test).
+    """SpRAy of one class of a store, as an HTML report.
+
+    The heatmaps of class CLASS are grouped by where their relevance lies, and the report opens from the
+    file system: spectrum and eigengap, t-SNE, clusters with prototypes, and those whose relevance sits in
+    one small fixed region far more than in random groups of the class flagged (permutation test).
     """
     from relprop.report import write_report, write_virelay_analysis
 
