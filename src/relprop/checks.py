@@ -54,6 +54,19 @@ def check_int(value: int, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_seed(seed: int | None, name: str = "seed") -> int | None:
+    """Return ``seed``, checked to be ``None`` (unseeded) or an int (not a bool).
+
+    Raises
+    ------
+    TypeError
+        ``"{name} must be None or an int, got {seed!r}"``.
+    """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"{name} must be None or an int, got {seed!r}")
+    return seed
+
+
 def check_finite(tensor: Tensor, name: str) -> None:
     """Refuse anything but a floating-point tensor of finite values.
 
