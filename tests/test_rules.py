@@ -299,3 +299,28 @@ def test_zbox_refuses_bounds_that_are_not_an_interval(low, high, message):
         rules.ZBox(low, high)
     with pytest.raises(ValueError, match=message):
         composites.EpsilonGammaBox(low, high)
+
+
+class PositiveWeights(rules.LinearRule):
+    """The rule of the README's "Writing a rule", as written there."""
+
+    def backward(self, op, inputs, output, context, relevance):
+        term = rules.Term(inputs, weight=lambda w: w.clamp(min=0))
+        return rules.share(op, inputs, relevance, [term], self.stabilizer, redistribute=self.redistribute)
+
+
+def test_readme_rule_matches_its_equation():
+    """W = [[1, -1], [2, 3]], W+ = [[1, 0], [2, 3]], x = (1, 2), R_out = (1, 4), stabilizer 0.5,
+    bias ignored: z+ = (1*1 + 2*0, 1*2 + 2*3) = (1, 8), d = (1.5, 8.5);
+    R_1 = 1*1/1.5*1 + 1*2/8.5*4, R_2 = 2*0/1.5*1 + 2*3/8.5*4."""
+    layer = nn.Linear(2, 2).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, -1.0], [2.0, 3.0]]))
+        layer.bias.copy_(torch.tensor([5.0, -7.0]))
+    x = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    composite = composites.Composite(layer_map=[(types.Linear, PositiveWeights(stabilizer=0.5))])
+    relevance = LRP(nn.Sequential(layer), composite).propagate(
+        x, torch.tensor([[1.0, 4.0]], dtype=torch.float64)
+    )
+    expected = torch.tensor([[1 / 1.5 + 8 / 8.5, 24 / 8.5]], dtype=torch.float64)
+    torch.testing.assert_close(relevance, expected, rtol=1e-15, atol=0)

@@ -1,11 +1,88 @@
-"""Checks shared by every explainer: the model is in evaluation mode and the input is a valid batch."""
+"""The argument checks of relprop, in one wording: numbers, integers, finite tensors, the model, its input.
+
+Each raises one line that names the argument and the value it got, e.g. ``epsilon must be a number >= 0, got
+-1``; a value of the wrong kind is a ValueError as well as one out of range, unless stated otherwise.
+"""
 
 from __future__ import annotations
+
+import math
+import numbers
 
 import torch
 from torch import Tensor, nn
 
 _TRAINING_SENSITIVE = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+
+
+def check_number(value: float, name: str, minimum: float = 0.0, strict: bool = False) -> float:
+    """Return ``value`` as a float, checked to be a finite real number ``>= minimum`` (``> minimum`` if
+    ``strict``).
+
+    Parameters
+    ----------
+    value : float
+        The argument; bools are refused.
+    name : str
+        Its name, for the message.
+    minimum : float
+        The bound.
+    strict : bool
+        Whether ``value`` must exceed ``minimum`` rather than reach it.
+
+    Raises
+    ------
+    ValueError
+        ``"{name} must be a number >= {minimum}, got {value!r}"`` (``>`` if ``strict``).
+    """
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not (real and (value > minimum if strict else value >= minimum)):
+        raise ValueError(f"{name} must be a number {'>' if strict else '>='} {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def check_int(value: int, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int, checked to be an integer (Python or NumPy, not a bool) ``>= minimum``.
+
+    Raises
+    ------
+    ValueError
+        ``"{name} must be an int >= {minimum}, got {value!r}"``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_seed(seed: int | None, name: str = "seed") -> int | None:
+    """Return ``seed``, checked to be ``None`` (unseeded) or an int (not a bool).
+
+    Raises
+    ------
+    TypeError
+        ``"{name} must be None or an int, got {seed!r}"``.
+    """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"{name} must be None or an int, got {seed!r}")
+    return seed
+
+
+def check_finite(tensor: Tensor, name: str) -> None:
+    """Refuse anything but a floating-point tensor of finite values.
+
+    Raises
+    ------
+    TypeError
+        If ``tensor`` is not a floating-point ``torch.Tensor``.
+    ValueError
+        ``"{name} contains NaN or infinite values"``.
+    """
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if not tensor.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {tensor.dtype}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
 
 
 def check_eval_mode(model: nn.Module) -> None:

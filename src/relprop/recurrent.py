@@ -47,6 +47,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from relprop.checks import check_number
 from relprop.graph import Kind, UnsupportedOperationError
 from relprop.operations import Call
 from relprop.rules import Rule, divide, stabilize
@@ -58,7 +59,7 @@ class _ModuleRule(Rule):
     kinds = frozenset({Kind.UNKNOWN})
 
     def __init__(self, epsilon: float = 1e-3, redistribute: bool = False) -> None:
-        self.epsilon = _epsilon(epsilon)
+        self.epsilon = check_number(epsilon, "epsilon")
         self.redistribute = redistribute
 
     def forward(self, op: Call, inputs: Sequence[Tensor]) -> tuple[Any, Any]:
@@ -324,12 +325,6 @@ class _GRU:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def _epsilon(value: float) -> float:
-    if not (isinstance(value, (int, float)) and value >= 0):
-        raise ValueError(f"epsilon must be a number >= 0, got {value!r}")
-    return float(value)
-
-
 def _supported(op: Call) -> nn.Module:
     module = getattr(op, "module", None)
     if not isinstance(module, (nn.LSTM, nn.GRU)):

@@ -19,12 +19,14 @@ definitions where zennit has the rule, so that the composites of the same name g
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from relprop.checks import check_number
 from relprop.describe import describe_call
 from relprop.graph import Kind, UnsupportedOperationError
 from relprop.operations import Affine, Call, MaxPool, Modifier, Weightless, keep, with_in_place
@@ -48,7 +50,11 @@ def stabilize(denominator: Tensor, epsilon: float, sign: int = 0) -> Tensor:
 
 
 def divide(numerator: Tensor, denominator: Tensor) -> Tensor:
-    """``numerator / denominator``, and zero where the denominator is exactly zero."""
+    """``numerator / denominator``, zero where the denominator is exactly zero: relprop's one safe division.
+
+    With no additive stabilizer, whatever passes on relevance in proportion to a value conserves it exactly
+    (to rounding) wherever the value is non-zero, and a value of exactly zero passes nothing on.
+    """
     zero = denominator == 0
     return torch.where(zero, 0.0, numerator / torch.where(zero, 1.0, denominator))
 
@@ -93,22 +99,114 @@ class Rule:
 
 
 # --------------------------------------------------------------------------------------------- linear rules
-Part = tuple[float, Sequence[Tensor], Modifier, Modifier | None]
-"""One term of a rule's denominator: ``(sign, inputs, weight modifier, bias modifier or None)``."""
+@dataclass(frozen=True)
+class Term:
+    r"""One term :math:`z'_j = \sum_i x'_i w'_{ij} + b'_j` of a linear rule's denominator: the operation
+    evaluated on modified inputs :math:`x'` with modified weights :math:`w'` and bias :math:`b'`.
+
+    Parameters
+    ----------
+    inputs : Sequence[Tensor]
+        The modified inputs :math:`x'`, one per input of the operation (e.g. ``[x.clamp(min=0)]``).
+    weight : Callable[[Tensor], Tensor]
+        The weight modifier :math:`w \mapsto w'` (e.g. ``lambda w: w.clamp(min=0)``); ``keep`` leaves it.
+    bias : Callable[[Tensor], Tensor] or None
+        The bias modifier :math:`b \mapsto b'`, or ``None`` for no bias in this term.
+    """
+
+    inputs: Sequence[Tensor]
+    weight: Modifier = keep
+    bias: Modifier | None = None
+
+
+def share(
+    op: LinearOperation,
+    inputs: Sequence[Tensor],
+    relevance: Tensor,
+    terms: Sequence[Term],
+    stabilizer: float,
+    sign: int = 0,
+    redistribute: bool = False,
+    linearization: Linearization | None = None,
+) -> list[Tensor]:
+    r"""The relevance of a linear operation's inputs by the rule that ``terms`` define:
+
+    .. math:: R_i = \sum_{\text{terms}} x'_i \sum_j w'_{ij} \frac{R_j}{d_j}, \qquad
+              d_j = z'_j + \epsilon \operatorname{sgn}_+(z'_j), \quad
+              z'_j = \sum_{\text{terms}} \Big(\sum_i x'_i w'_{ij} + b'_j\Big)
+
+    Every linear rule of this module is one call: LRP-:math:`\epsilon` is
+    ``share(op, inputs, relevance, [Term(inputs, keep, keep)], epsilon)``, :math:`w^2` is
+    ``share(op, inputs, relevance, [Term(ones, torch.square)], stabilizer)``.
+
+    Parameters
+    ----------
+    op : Affine or Weightless
+        The operation, as a rule's :meth:`Rule.backward` receives it.
+    inputs : Sequence[Tensor]
+        The operation's inputs :math:`x` (the shapes of the result).
+    relevance : Tensor
+        :math:`R_j`, shaped like the operation's output.
+    terms : Sequence[Term]
+        The terms :math:`(x', w', b')` of the numerator and denominator.
+    stabilizer : float
+        :math:`\epsilon \ge 0`; with zero, an output whose denominator is zero passes nothing.
+    sign : int
+        +1 or -1 if every :math:`z'_j` is known to have that sign (saves the sign test), else 0.
+    redistribute : bool
+        Spread the share of biases and stabilizer evenly over each output's receptive field instead of
+        absorbing it, so that the operation conserves relevance.
+    linearization : Linearization or None
+        The first term already evaluated (its :math:`z'` and transpose), e.g. kept by :meth:`Rule.forward`.
+
+    Returns
+    -------
+    list[Tensor]
+        :math:`R_i`, one tensor per input, shaped like it.
+    """
+    evaluated = []
+    for index, term in enumerate(terms):
+        z, transpose = (
+            linearization
+            if linearization is not None and index == 0
+            else _linearize(op, term.inputs, term.weight, term.bias)
+        )
+        if z is not None:
+            evaluated.append((term, z, transpose))
+    if not evaluated:
+        return [torch.zeros_like(x) for x in inputs]
+    total = evaluated[0][1] if len(evaluated) == 1 else sum(z for _, z, _ in evaluated)
+    denominator = stabilize(total, stabilizer, sign)
+    if redistribute:
+        biases = sum(op.bias_term(term.bias, total) for term, _, _ in evaluated if term.bias is not None)
+        leak = divide(relevance * (denominator - (total - biases)), denominator)
+    # the denominator is a fresh tensor when the stabilizer is positive, and its memory can take the quotient
+    # (transposes do not read the output)
+    if stabilizer > 0:
+        scaled = torch.div(relevance, denominator, out=denominator)
+    else:
+        scaled = divide(relevance, total)
+    result: list[Tensor] = [None] * len(inputs)
+    for index, (term, _, transpose) in enumerate(evaluated):
+        last = index == len(evaluated) - 1
+        for k, product in enumerate(_times_inputs(term.inputs, transpose(scaled), scaled, last_use=last)):
+            result[k] = product if result[k] is None else result[k].add_(product)
+    if redistribute:
+        result = [r + spread for r, spread in zip(result, _flat(op, inputs, leak))]
+    return result
 
 
 class LinearRule(Rule):
-    r"""Base of the rules for linear operations.
+    r"""Base of the rules for linear operations: each is one call of :func:`share` with its terms.
 
-    Each rule is a set of *parts* ``(s, x', w', b')``; with the denominator
-    :math:`z'_j = \sum_{\text{parts}} s\,(\sum_i x'_i w'_{ij} + b'_j)`, stabilized to :math:`d_j`,
-    :math:`R_i = \sum_{\text{parts}} s\, x'_i \sum_j w'_{ij} R_j / d_j`.
+    ``stabilizer`` is the :math:`\epsilon` of :func:`share`; ``redistribute`` spreads what biases and
+    stabilizer absorb evenly over the inputs instead.
     """
 
     kinds = frozenset({Kind.LINEAR})
 
     def __init__(self, stabilizer: float = 1e-6, redistribute: bool = False) -> None:
-        self.stabilizer = _non_negative("stabilizer", stabilizer)
+        self.stabilizer = check_number(stabilizer, "stabilizer")
         self.redistribute = redistribute
 
     def forward(self, op: LinearOperation, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
@@ -117,55 +215,6 @@ class LinearRule(Rule):
             return op.forward(inputs), None
         z, transpose = _linearize(op, inputs, keep, keep)
         return z, (z, transpose)
-
-    def _share(
-        self,
-        op: LinearOperation,
-        inputs: Sequence[Tensor],
-        parts: Sequence[Part],
-        relevance: Tensor,
-        epsilon: float,
-        precomputed: Linearization | None = None,
-        sign: int = 0,
-    ) -> list[Tensor]:
-        """The rule's shares for ``parts``; ``sign`` is the sign of the denominator if the rule fixes it."""
-        terms = []
-        for index, (part_sign, xs, weight, bias) in enumerate(parts):
-            z, transpose = (
-                precomputed if precomputed is not None and index == 0 else _linearize(op, xs, weight, bias)
-            )
-            if z is not None:
-                terms.append((part_sign, xs, z, transpose, bias))
-        if not terms:
-            return [torch.zeros_like(x) for x in inputs]
-        total = terms[0][2] if len(terms) == 1 and terms[0][0] == 1.0 else None
-        if total is None:
-            total = sum(part_sign * z for part_sign, _, z, _, _ in terms)
-        denominator = stabilize(total, epsilon, sign)
-        if self.redistribute:
-            biases = sum(
-                part_sign * op.bias_term(bias, total)
-                for part_sign, _, _, _, bias in terms
-                if bias is not None
-            )
-            leak = divide(relevance * (denominator - (total - biases)), denominator)
-        # the denominator is a fresh tensor when epsilon > 0, and its memory can take the quotient (transposes
-        # do not read the output)
-        if epsilon > 0:
-            scaled = torch.div(relevance, denominator, out=denominator)
-        else:
-            scaled = divide(relevance, total)
-        result: list[Tensor] = [None] * len(inputs)
-        for index, (part_sign, xs, _, transpose, _) in enumerate(terms):
-            last = index == len(terms) - 1
-            for k, term in enumerate(_times_inputs(xs, transpose(scaled), scaled, last_use=last)):
-                if result[k] is None:
-                    result[k] = term if part_sign == 1.0 else term.mul_(part_sign)
-                else:
-                    result[k] = result[k].add_(term, alpha=part_sign)
-        if self.redistribute:
-            result = [r + spread for r, spread in zip(result, _flat(op, inputs, leak))]
-        return result
 
 
 class Epsilon(LinearRule):
@@ -181,12 +230,12 @@ class Epsilon(LinearRule):
     records_forward = True
 
     def __init__(self, epsilon: float = 1e-6, redistribute: bool = False) -> None:
-        self.epsilon = _non_negative("epsilon", epsilon)
+        self.epsilon = check_number(epsilon, "epsilon")
         self.redistribute = redistribute
 
     def backward(self, op, inputs, output, context, relevance):
-        parts = [(1.0, inputs, keep, keep)]
-        return self._share(op, inputs, parts, relevance, self.epsilon, precomputed=context)
+        terms = [Term(inputs, keep, keep)]
+        return share(op, inputs, relevance, terms, self.epsilon, 0, self.redistribute, context)
 
 
 class LRP0(Epsilon):
@@ -220,10 +269,10 @@ class ZPlus(LinearRule):
         self.bias = bias
 
     def backward(self, op, inputs, output, context, relevance):
-        parts = _excitatory(inputs, _has_negative(inputs))
+        terms = _excitatory(inputs, _has_negative(inputs))
         if not self.bias:
-            parts = [(sign, xs, weight, None) for sign, xs, weight, _ in parts]
-        return self._share(op, inputs, parts, relevance, self.stabilizer, sign=1)
+            terms = [Term(term.inputs, term.weight) for term in terms]
+        return share(op, inputs, relevance, terms, self.stabilizer, 1, self.redistribute)
 
 
 def _amplify(gamma: float, sign: int) -> Modifier:
@@ -240,26 +289,26 @@ def _amplify(gamma: float, sign: int) -> Modifier:
     )
 
 
-def _excitatory(inputs: Sequence[Tensor], negative: bool) -> list[Part]:
+def _excitatory(inputs: Sequence[Tensor], negative: bool) -> list[Term]:
     """The positive contributions: :math:`x^+ w^+` (and bias :math:`b^+`) and :math:`x^- w^-`."""
     return _contributions(inputs, negative, _positive, _negative)
 
 
-def _inhibitory(inputs: Sequence[Tensor], negative: bool) -> list[Part]:
+def _inhibitory(inputs: Sequence[Tensor], negative: bool) -> list[Term]:
     """The negative contributions: :math:`x^+ w^-` (and bias :math:`b^-`) and :math:`x^- w^+`."""
     return _contributions(inputs, negative, _negative, _positive)
 
 
 def _contributions(
     inputs: Sequence[Tensor], negative: bool, same: Modifier, opposite: Modifier
-) -> list[Part]:
+) -> list[Term]:
     """Parts pairing non-negative inputs with ``same`` weights and (if any input is ``negative``)
     non-positive inputs with ``opposite`` weights; only the first part takes the bias."""
     if not negative:
-        return [(1.0, inputs, same, same)]
+        return [Term(inputs, same, same)]
     return [
-        (1.0, [x.clamp(min=0) for x in inputs], same, same),
-        (1.0, [x.clamp(max=0) for x in inputs], opposite, None),
+        Term([x.clamp(min=0) for x in inputs], same, same),
+        Term([x.clamp(max=0) for x in inputs], opposite),
     ]
 
 
@@ -279,19 +328,19 @@ class AlphaBeta(LinearRule):
         self, alpha: float = 2.0, beta: float = 1.0, stabilizer: float = 1e-6, redistribute: bool = False
     ) -> None:
         super().__init__(stabilizer, redistribute)
-        self.alpha = _non_negative("alpha", alpha)
-        self.beta = _non_negative("beta", beta)
+        self.alpha = check_number(alpha, "alpha")
+        self.beta = check_number(beta, "beta")
 
     def backward(self, op, inputs, output, context, relevance):
         # the inhibitory share is computed on its own (not as z minus the excitatory one): where an output has
         # no negative contributions its denominator is the stabilizer, and a difference would cancel badly
         negative = _has_negative(inputs)
         excitatory = _excitatory(inputs, negative)
-        result = self._share(op, inputs, excitatory, relevance, self.stabilizer, sign=1)
+        result = share(op, inputs, relevance, excitatory, self.stabilizer, 1, self.redistribute)
         result = [r.mul_(self.alpha) for r in result]
         if self.beta:
             inhibitory = _inhibitory(inputs, negative)
-            shares = self._share(op, inputs, inhibitory, relevance, self.stabilizer, sign=-1)
+            shares = share(op, inputs, relevance, inhibitory, self.stabilizer, -1, self.redistribute)
             result = [r.sub_(n, alpha=self.beta) for r, n in zip(result, shares)]
         return result
 
@@ -312,7 +361,7 @@ class Gamma(LinearRule):
 
     def __init__(self, gamma: float = 0.25, stabilizer: float = 1e-6, redistribute: bool = False) -> None:
         super().__init__(stabilizer, redistribute)
-        self.gamma = _non_negative("gamma", gamma)
+        self.gamma = check_number(gamma, "gamma")
 
     def forward(self, op, inputs):
         # which outputs are positive and which negative is all backward needs to know of the forward pass:
@@ -336,11 +385,11 @@ class Gamma(LinearRule):
         ):
             if _all_zero(selected):
                 continue
-            parts: list[Part] = [(1.0, positive_inputs, amplify, amplify)]
+            terms = [Term(positive_inputs, amplify, amplify)]
             if negative_inputs:
-                parts.append((1.0, negative_parts, other, None))
-            share = self._share(op, inputs, parts, selected, self.stabilizer)
-            result = [r + s for r, s in zip(result, share)]
+                terms.append(Term(negative_parts, other))
+            shares = share(op, inputs, selected, terms, self.stabilizer, redistribute=self.redistribute)
+            result = [r + s for r, s in zip(result, shares)]
         return result
 
     uses_output = True  # z, where relevance reaches negative outputs
@@ -396,8 +445,8 @@ class Flat(LinearRule):
 
     def backward(self, op, inputs, output, context, relevance):
         ones = [torch.ones_like(x) for x in inputs]
-        parts = [(1.0, ones, torch.ones_like, None)]
-        return self._share(op, inputs, parts, relevance, self.stabilizer, sign=1)
+        terms = [Term(ones, torch.ones_like)]
+        return share(op, inputs, relevance, terms, self.stabilizer, 1, self.redistribute)
 
 
 class WSquare(LinearRule):
@@ -410,8 +459,8 @@ class WSquare(LinearRule):
 
     def backward(self, op, inputs, output, context, relevance):
         ones = [torch.ones_like(x) for x in inputs]
-        parts = [(1.0, ones, torch.square, None)]
-        return self._share(op, inputs, parts, relevance, self.stabilizer, sign=1)
+        terms = [Term(ones, torch.square)]
+        return share(op, inputs, relevance, terms, self.stabilizer, 1, self.redistribute)
 
 
 class ZBox(LinearRule):
@@ -461,8 +510,8 @@ class ZBox(LinearRule):
         below, above = x - low, x - high
         if isinstance(op, Affine) and op.transpose is not None and op.input_dims and not self.redistribute:
             return [self._stacked(op, below, above, relevance)]
-        parts = [(1.0, [below], _positive, None), (1.0, [above], _negative, None)]
-        return self._share(op, inputs, parts, relevance, self.stabilizer)
+        terms = [Term([below], _positive), Term([above], _negative)]
+        return share(op, inputs, relevance, terms, self.stabilizer, redistribute=self.redistribute)
 
     def _stacked(self, op: Affine, below: Tensor, above: Tensor, relevance: Tensor) -> Tensor:
         # both parts in one forward and one transposed pass: [x - l, x - h] stacked along the input features
@@ -615,12 +664,6 @@ def _sum_to(relevance: Tensor, shape: torch.Size) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def _non_negative(name: str, value: float) -> float:
-    if not (isinstance(value, (int, float)) and value >= 0):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    return float(value)
-
-
 def _divide_(numerator: Tensor, denominator: Tensor, epsilon: float) -> Tensor:
     """``numerator / denominator`` in place, for a denominator stabilized with ``epsilon`` (never zero if
     positive; with zero, a zero denominator gives zero)."""
@@ -758,7 +801,7 @@ class Product(Rule):
     uses_output = True
 
     def __init__(self, epsilon: float = 1e-6) -> None:
-        self.epsilon = _non_negative("epsilon", epsilon)
+        self.epsilon = check_number(epsilon, "epsilon")
 
     def backward(self, op: Call, inputs, output, context, relevance):
         if op.product == "divide" or (op.product == "multiply" and _is_gated(inputs, relevance.shape)):
@@ -812,7 +855,7 @@ class Norm(Rule):
     kinds = frozenset({Kind.NORM})
 
     def __init__(self, epsilon: float = 1e-6) -> None:
-        self.epsilon = _non_negative("epsilon", epsilon)
+        self.epsilon = check_number(epsilon, "epsilon")
 
     uses_output = True
 
@@ -840,7 +883,7 @@ class Attention(Rule):
     kinds = frozenset({Kind.ATTENTION})
 
     def __init__(self, epsilon: float = 1e-6, conservative: bool = False) -> None:
-        self.epsilon = _non_negative("epsilon", epsilon)
+        self.epsilon = check_number(epsilon, "epsilon")
         self.conservative = conservative
 
     uses_output = True

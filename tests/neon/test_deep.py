@@ -213,7 +213,7 @@ def test_digits_negative_feature_relevance_reaches_the_input(digits_model):
     ("x", "error", "match"),
     [
         ([[0.5, 1.0]], TypeError, "torch.Tensor"),
-        (torch.zeros(2, 1, 8, 8, dtype=torch.long), TypeError, "floating point"),
+        (torch.zeros(2, 1, 8, 8, dtype=torch.long), TypeError, "floating-point"),
         (torch.zeros(64, dtype=torch.float64), ValueError, "batch dimension"),
         (torch.full((2, 1, 8, 8), math.nan, dtype=torch.float64), ValueError, "NaN"),
     ],

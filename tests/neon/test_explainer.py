@@ -24,7 +24,7 @@ def test_target_forms_agree(model):
     ("x", "error", "match"),
     [
         ([[0.5, 1.0]], TypeError, "torch.Tensor"),
-        (torch.tensor([[1, 2]]), TypeError, "floating point"),
+        (torch.tensor([[1, 2]]), TypeError, "floating-point"),
         (torch.tensor([0.5, 1.0]), ValueError, "batch dimension"),
         (torch.zeros(2, 3), ValueError, "2 features"),
         (torch.tensor([[float("nan"), 1.0]]), ValueError, "NaN"),

@@ -91,7 +91,7 @@ def test_grid_rejects_bad_input():
         grid({"a": np.ones((3, 1, 4, 4))}, alpha=0.5)
     with pytest.raises(ValueError, match="got 1 row titles for 3 samples"):
         grid({"a": np.ones((3, 1, 4, 4))}, row_titles=["x"])
-    with pytest.raises(ValueError, match="scale must be a positive int"):
+    with pytest.raises(ValueError, match="scale must be an int >= 1"):
         grid({"a": np.ones((3, 1, 4, 4))}, scale=0)
     bad = np.zeros((3, 1, 4, 4))
     bad[2, 0, 1, 3] = np.nan

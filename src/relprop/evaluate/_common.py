@@ -10,6 +10,7 @@ import hashlib
 import torch
 from torch import Tensor
 
+from relprop.checks import check_finite
 from relprop.targets import Target, target_weights
 
 __all__ = ["Target", "as_generator", "as_seed", "explained_output", "image_generators", "target_weights"]
@@ -52,16 +53,6 @@ def image_generators(seed: int, x: Tensor, stream: str) -> list[torch.Generator]
     return generators
 
 
-def check_finite(tensor: Tensor, name: str) -> None:
-    """Raise a ValueError if ``tensor`` is not floating point or holds NaN or infinity."""
-    if not isinstance(tensor, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
-    if not tensor.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {tensor.dtype}")
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} holds NaN or infinite values")
-
-
 def check_images(x: Tensor) -> None:
     """Check that ``x`` is a finite floating-point image batch shaped (B, C, H, W)."""
     check_finite(x, "x")
@@ -94,9 +85,3 @@ def explained_output(output: Tensor, weights: Tensor) -> Tensor:
     if output.shape != weights.shape:
         raise ValueError(f"the model output has shape {tuple(output.shape)}, expected {tuple(weights.shape)}")
     return (output * weights).sum(dim=1)
-
-
-def check_positive_int(value: int, name: str) -> None:
-    """Raise unless ``value`` is a positive int."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from relprop.evaluate._common import Target, check_finite, explained_output, target_weights
+from relprop.checks import check_finite
+from relprop.evaluate._common import Target, explained_output, target_weights
 
 
 def conservation_error(model: nn.Module, x: Tensor, attribution: Tensor, target: Target = None) -> Tensor:

@@ -50,11 +50,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from relprop.checks import check_int
 from relprop.evaluate._common import (
     Target,
     as_seed,
     check_images,
-    check_positive_int,
     explained_output,
     heatmap_like,
     image_generators,
@@ -226,8 +226,8 @@ def _perturbation_curve(
 ) -> PerturbationCurve:
     check_images(x)
     heatmap = heatmap_like(attribution, x).to(x.device)
-    check_positive_int(patch_size, "patch_size")
-    check_positive_int(batch_size, "batch_size")
+    check_int(patch_size, "patch_size")
+    check_int(batch_size, "batch_size")
     if patch_size > min(x.shape[2:]):
         raise ValueError(f"patch_size {patch_size} exceeds the image size {tuple(x.shape[2:])}")
     if order not in ORDERS:
@@ -241,7 +241,7 @@ def _perturbation_curve(
     regions = scores.shape[1]
     if steps is None:
         steps = regions
-    check_positive_int(steps, "steps")
+    check_int(steps, "steps")
     if steps > regions:
         raise ValueError(
             f"steps={steps} exceeds the {regions} regions of {windows} {patch_size}x{patch_size} windows "

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from relprop.evaluate._common import check_finite
+from relprop.checks import check_finite
 
 Replacement = Callable[[Tensor, torch.Generator], Tensor]
 

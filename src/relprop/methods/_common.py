@@ -123,18 +123,3 @@ def baseline_like(value: float | Tensor, x: Tensor, name: str) -> Tensor:
         if not torch.isfinite(value):
             raise ValueError(f"{name} must be finite, got {float(value)}")
     return value.to(dtype=x.dtype, device=x.device).expand_as(x)
-
-
-def number(name: str, value: float, strict: bool = False) -> float:
-    """``value`` checked to be a real number ``> 0`` (``strict``) or ``>= 0``."""
-    valid = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (valid and (value > 0 if strict else value >= 0)):
-        raise ValueError(f"{name} must be a number {'>' if strict else '>='} 0, got {value!r}")
-    return float(value)
-
-
-def positive_int(name: str, value: int, minimum: int = 1) -> int:
-    """``value`` checked to be an ``int`` of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value

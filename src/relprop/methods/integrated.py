@@ -5,16 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from relprop.methods._common import (
-    Explainer,
-    baseline_like,
-    chunks,
-    gradient,
-    per_forward,
-    positive_int,
-    tile,
-    weights_at,
-)
+from relprop.checks import check_int
+from relprop.methods._common import Explainer, baseline_like, chunks, gradient, per_forward, tile, weights_at
 from relprop.targets import Target
 
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
@@ -80,9 +72,9 @@ class IntegratedGradients(Explainer):
     ) -> None:
         super().__init__(model)
         self.baseline = baseline
-        self.steps = positive_int("steps", steps)
+        self.steps = check_int(steps, "steps")
         self.method = method
-        self.batch_size = positive_int("batch_size", batch_size)
+        self.batch_size = check_int(batch_size, "batch_size")
         path_points(self.steps, method)  # check the pair now
 
     def _attribute(self, x: Tensor, target: Target) -> Tensor:

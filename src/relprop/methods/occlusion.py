@@ -8,6 +8,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from relprop.checks import check_int
 from relprop.methods._common import (
     Explainer,
     baseline_like,
@@ -15,7 +16,6 @@ from relprop.methods._common import (
     explained,
     forward,
     per_forward,
-    positive_int,
     tile,
     weights_at,
 )
@@ -68,10 +68,10 @@ class Occlusion(Explainer):
         self.patch = patch
         self.stride = patch if stride is None else stride
         self.fill = fill
-        self.batch_size = positive_int("batch_size", batch_size)
+        self.batch_size = check_int(batch_size, "batch_size")
         for name, value in (("patch", self.patch), ("stride", self.stride)):
             for v in value if isinstance(value, tuple) else (value,):
-                positive_int(f"{name} entry", v)
+                check_int(v, f"{name} entry")
 
     def windows(self, shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
         """The occluded regions of one sample of shape ``shape``, as tuples of slices."""

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from relprop import capture
+from relprop.checks import check_int
 from relprop.graph import Graph, Kind, Node
 from relprop.methods._common import Explainer
 from relprop.targets import Target, target_weights
@@ -74,8 +75,7 @@ class AttentionRollout(Explainer):
             raise ValueError(f"head_fusion must be one of {HEAD_FUSIONS}, got {head_fusion!r}")
         if isinstance(token, bool) or not isinstance(token, int):
             raise TypeError(f"token must be an int, got {type(token).__name__}")
-        if isinstance(prefix_tokens, bool) or not isinstance(prefix_tokens, int) or prefix_tokens < 0:
-            raise ValueError(f"prefix_tokens must be an integer >= 0, got {prefix_tokens!r}")
+        check_int(prefix_tokens, "prefix_tokens", minimum=0)
         self.head_fusion = head_fusion
         self.token = token
         self.prefix_tokens = prefix_tokens

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from relprop.methods._common import check_call, chunks, number, per_forward, positive_int, tile, weights_at
+from relprop.checks import check_int, check_number, check_seed
+from relprop.methods._common import check_call, chunks, per_forward, tile, weights_at
 from relprop.targets import Target
 
 
@@ -53,13 +54,11 @@ class SmoothGrad:
             raise TypeError(
                 f"base must be a relprop explainer with a .model (e.g. Gradient(model)), got {base!r}"
             )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed must be None or an int, got {seed!r}")
         self.base = base
-        self.noise = number("noise", noise)
-        self.samples = positive_int("samples", samples)
-        self.seed = seed
-        self.batch_size = positive_int("batch_size", batch_size)
+        self.noise = check_number(noise, "noise")
+        self.samples = check_int(samples, "samples")
+        self.seed = check_seed(seed)
+        self.batch_size = check_int(batch_size, "batch_size")
 
     def __call__(self, x: Tensor, target: Target = None) -> Tensor:
         """The mean attribution of ``base`` over noisy copies of ``x``; shaped like ``x``."""

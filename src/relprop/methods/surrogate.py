@@ -9,16 +9,8 @@ import torch
 from skimage.segmentation import slic
 from torch import Tensor, nn
 
-from relprop.methods._common import (
-    Explainer,
-    baseline_like,
-    chunks,
-    explained,
-    forward,
-    number,
-    positive_int,
-    weights_at,
-)
+from relprop.checks import check_int, check_number, check_seed
+from relprop.methods._common import Explainer, baseline_like, chunks, explained, forward, weights_at
 from relprop.targets import Target
 
 
@@ -40,14 +32,12 @@ class _SuperpixelSurrogate(Explainer):
         batch_size: int = 256,
     ) -> None:
         super().__init__(model)
-        self.n_segments = positive_int("n_segments", n_segments)
-        self.samples = positive_int("samples", samples)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed must be None or an int, got {seed!r}")
-        self.seed = seed
+        self.n_segments = check_int(n_segments, "n_segments")
+        self.samples = check_int(samples, "samples")
+        self.seed = check_seed(seed)
         self.baseline = baseline
-        self.compactness = number("compactness", compactness, strict=True)
-        self.batch_size = positive_int("batch_size", batch_size)
+        self.compactness = check_number(compactness, "compactness", strict=True)
+        self.batch_size = check_int(batch_size, "batch_size")
 
     def segment(self, x: Tensor) -> Tensor:
         """SLIC superpixels of each image of ``x`` (``(B, C, H, W)``): labels ``0..M-1``, shaped
@@ -215,8 +205,8 @@ class LIME(_SuperpixelSurrogate):
         alpha: float = 1.0,
     ) -> None:
         super().__init__(model, n_segments, samples, seed, baseline, compactness, batch_size)
-        self.kernel_width = number("kernel_width", kernel_width, strict=True)
-        self.alpha = number("alpha", alpha)
+        self.kernel_width = check_number(kernel_width, "kernel_width", strict=True)
+        self.alpha = check_number(alpha, "alpha")
 
     def _coalitions(self, m, rng):
         kept = rng.random((self.samples, m)) < 0.5

@@ -7,6 +7,8 @@ import math
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from relprop.checks import check_finite
+
 
 def flatten_input(x: torch.Tensor, n_features: int, where: str) -> torch.Tensor:
     """Return ``x`` of shape (B, ...) as (B, D), checking type, size and finiteness.
@@ -20,10 +22,7 @@ def flatten_input(x: torch.Tensor, n_features: int, where: str) -> torch.Tensor:
     where : str
         Name of the caller, used in error messages.
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{where}: x must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{where}: x must be floating point, got dtype {x.dtype}")
+    check_finite(x, f"{where}: x")
     if x.ndim < 2:
         raise ValueError(
             f"{where}: x must have a batch dimension, shape (B, ...), got shape {tuple(x.shape)}"
@@ -34,8 +33,6 @@ def flatten_input(x: torch.Tensor, n_features: int, where: str) -> torch.Tensor:
             f"{where}: each sample of x has {per_sample} values (shape {tuple(x.shape)}), "
             f"but the model has {n_features} features"
         )
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{where}: x contains NaN or infinite values")
     return x.reshape(x.shape[0], n_features)
 
 
@@ -63,6 +60,5 @@ def as_float_tensor(values: object, name: str, ndim: int) -> torch.Tensor:
     tensor = torch.as_tensor(values, dtype=torch.float64)
     if tensor.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(tensor.shape)}")
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+    check_finite(tensor, name)
     return tensor.clone()

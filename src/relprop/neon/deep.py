@@ -24,6 +24,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from torch import Tensor, nn
 
 from relprop.canonizers import Canonizer
+from relprop.checks import check_finite
 from relprop.composites import Composite, Uniform
 from relprop.lrp import LRP
 from relprop.rules import Epsilon
@@ -173,11 +174,6 @@ class DeepKMeans:
 
 
 def _check_input(x: object) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"DeepKMeans: x must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"DeepKMeans: x must be floating point, got dtype {x.dtype}")
+    check_finite(x, "DeepKMeans: x")
     if x.ndim < 2:
         raise ValueError(f"DeepKMeans: x must have a batch dimension (B, ...), got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError("DeepKMeans: x contains NaN or infinite values")

@@ -26,9 +26,12 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
+from relprop.checks import check_int, check_number
+from relprop.rules import divide
+
 from ._checks import as_float_tensor
 from .explainer import NeuralizedModel
-from .pooling import divide_or_zero, softmin_shares
+from .pooling import softmin_shares
 
 
 class NeuralizedKernelKMeans(NeuralizedModel):
@@ -63,8 +66,7 @@ class NeuralizedKernelKMeans(NeuralizedModel):
             raise ValueError(
                 "NeuralizedKernelKMeans: all support arrays must be non-empty with the same width D"
             )
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma < math.inf:
-            raise ValueError(f"NeuralizedKernelKMeans: gamma must be a finite number > 0, got {gamma!r}")
+        check_number(gamma, "NeuralizedKernelKMeans: gamma", strict=True)
         self.n_features = widths.pop()
         self.n_clusters = len(arrays)
         self.gamma = float(gamma)
@@ -125,7 +127,7 @@ class NeuralizedKernelKMeans(NeuralizedModel):
                 other = self.cluster_of == k
                 p = torch.softmax(-self.gamma * distances[:, other], dim=1)
                 h = distances[:, None, other] - distances[:, own, None]
-                share = divide_or_zero(q[:, :, None] * p[:, None, :] * pooled[:, column, None, None], h)
+                share = divide(q[:, :, None] * p[:, None, :] * pooled[:, column, None, None], h)
                 contribution = torch.einsum("bj,bjd->bd", share.sum(dim=1), per_dim[:, other])
                 contribution -= torch.einsum("bi,bid->bd", share.sum(dim=2), per_dim[:, own])
                 relevance += weights[:, c, None] * contribution
@@ -167,15 +169,8 @@ def neuralize_kernel_kmeans(
     n_clusters = int(labels.max()) + 1 if labels.size else 0
     if labels.size == 0 or labels.min() < 0 or len(np.unique(labels)) != n_clusters:
         raise ValueError("neuralize_kernel_kmeans: labels must be 0..K-1 with every cluster non-empty")
-    if n_support_per_cluster is not None and (
-        isinstance(n_support_per_cluster, bool)
-        or not isinstance(n_support_per_cluster, int)
-        or n_support_per_cluster < 1
-    ):
-        raise ValueError(
-            "neuralize_kernel_kmeans: n_support_per_cluster must be a positive int, "
-            f"got {n_support_per_cluster!r}"
-        )
+    if n_support_per_cluster is not None:
+        check_int(n_support_per_cluster, "neuralize_kernel_kmeans: n_support_per_cluster")
     support = []
     for k in range(n_clusters):
         members = data[labels == k]

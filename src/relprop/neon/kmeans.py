@@ -17,9 +17,11 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
+from relprop.rules import divide
+
 from ._checks import as_float_tensor, check_fitted_estimator
 from .explainer import NeuralizedModel
-from .pooling import divide_or_zero, softmin_shares
+from .pooling import softmin_shares
 
 
 class NeuralizedKMeans(NeuralizedModel):
@@ -103,7 +105,7 @@ class NeuralizedKMeans(NeuralizedModel):
             h = units[:, cluster]
             pooled = softmin_shares(h, beta) * h.amin(dim=1, keepdim=True)
             terms = self.weight[cluster].to(x) * (x[:, None, :] - self.midpoint[cluster].to(x))
-            per_feature = torch.einsum("bkd,bk->bd", terms, divide_or_zero(pooled, h))
+            per_feature = torch.einsum("bkd,bk->bd", terms, divide(pooled, h))
             relevance += weights[:, cluster, None] * per_feature
         return relevance
 

@@ -27,14 +27,14 @@ exactly when :math:`o(x) > -\gamma^{-1}\log(\text{offset\_} / A)`).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from sklearn.svm import OneClassSVM
 
+from relprop.checks import check_number
+from relprop.rules import divide
+
 from ._checks import as_float_tensor, check_fitted_estimator, check_rbf_kernel
 from .explainer import NeuralizedModel
-from .pooling import divide_or_zero
 
 
 class NeuralizedOneClassSVM(NeuralizedModel):
@@ -59,8 +59,7 @@ class NeuralizedOneClassSVM(NeuralizedModel):
                 f"NeuralizedOneClassSVM: weights must be {support.shape[0]} positive numbers, one per "
                 f"support vector, got shape {tuple(weights.shape)}"
             )
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma < math.inf:
-            raise ValueError(f"NeuralizedOneClassSVM: gamma must be a finite number > 0, got {gamma!r}")
+        check_number(gamma, "NeuralizedOneClassSVM: gamma", strict=True)
         self.n_features = support.shape[1]
         self.gamma = float(gamma)
         self.register_buffer("support", support)
@@ -89,7 +88,7 @@ class NeuralizedOneClassSVM(NeuralizedModel):
         per_dim, h = self.units(x)
         score = -torch.logsumexp(-self.gamma * h, dim=1, keepdim=True) / self.gamma
         pooled = torch.softmax(-self.gamma * h, dim=1) * score
-        return weights * torch.einsum("bjd,bj->bd", per_dim, divide_or_zero(pooled, per_dim.sum(dim=2)))
+        return weights * torch.einsum("bjd,bj->bd", per_dim, divide(pooled, per_dim.sum(dim=2)))
 
 
 def neuralize_one_class_svm(estimator: OneClassSVM) -> NeuralizedOneClassSVM:

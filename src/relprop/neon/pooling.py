@@ -39,14 +39,3 @@ def check_stiffness(beta: float, name: str) -> None:
         raise TypeError(f"{name} must be a real number, got {type(beta).__name__}")
     if math.isnan(beta) or beta < 0:
         raise ValueError(f"{name} must be a number in [0, inf], got {beta}")
-
-
-def divide_or_zero(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
-    """``numerator / denominator`` where the denominator is non-zero, else 0.
-
-    Used for the relevance a unit passes on in proportion to its value: a unit whose value is
-    exactly 0 passes nothing on (its relevance is lost), every other unit conserves exactly. No
-    additive stabilizer is used, so conservation holds to rounding error even for small units.
-    """
-    nonzero = denominator != 0
-    return torch.where(nonzero, numerator, 0.0) / torch.where(nonzero, denominator, 1.0)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from relprop.checks import check_int
+
 # elements of one (draws, members, pixels) block of random groups, about 32 MB of float64
 _BLOCK_ELEMENTS = 4_000_000
 
@@ -298,8 +300,7 @@ def artefact_test(
         ("max_group", max_group),
         ("max_centres", max_centres),
     ):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        check_int(value, name)
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     for name, value in (("min_lift", min_lift), ("min_contrast", min_contrast)):

@@ -11,6 +11,8 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
+from relprop.checks import check_int
+
 Weights = Literal["binary", "heat"]
 
 # largest distance block (entries) held at once by _nearest_neighbours
@@ -49,8 +51,7 @@ def knn_affinity(
     """
     if features.ndim != 2:
         raise ValueError(f"features must have shape (N, D), got shape {features.shape}")
-    if not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 1:
-        raise ValueError(f"n_neighbors must be a positive int, got {n_neighbors!r}")
+    check_int(n_neighbors, "n_neighbors")
     if len(features) <= n_neighbors:
         raise ValueError(
             f"n_neighbors={n_neighbors} needs more than {n_neighbors} samples, got {len(features)}"

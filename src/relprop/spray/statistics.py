@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from relprop.checks import check_int
 from relprop.spray.artefact import ArtefactTest, artefact_score, artefact_test
 
 
@@ -115,8 +116,7 @@ def cluster_statistics(
     groups = as_sample_array(groups, n_samples, "groups")
     if (labels is None) != (predictions is None):
         raise ValueError("accuracy needs both labels and predictions; got only one of them")
-    if not isinstance(n_nearest, (int, np.integer)) or n_nearest < 1:
-        raise ValueError(f"n_nearest must be a positive int, got {n_nearest!r}")
+    check_int(n_nearest, "n_nearest")
     test = artefact_test(
         features,
         cluster_labels,

@@ -9,6 +9,8 @@ import torch
 from numpy.typing import ArrayLike
 from PIL import Image, ImageDraw, ImageFont
 
+from relprop.checks import check_int
+
 from ._arrays import as_float_array
 from .images import as_rgb_image, blend, heatmap
 
@@ -61,10 +63,8 @@ def grid(
     """
     if not isinstance(attributions, Mapping) or len(attributions) == 0:
         raise ValueError("attributions must be a non-empty mapping from method name to a (B, C, H, W) batch")
-    if not (isinstance(scale, int) and scale >= 1):
-        raise ValueError(f"scale must be a positive int, got {scale!r}")
-    if not (isinstance(pad, int) and pad >= 0):
-        raise ValueError(f"pad must be a non-negative int, got {pad!r}")
+    check_int(scale, "scale")
+    check_int(pad, "pad", minimum=0)
     if alpha is not None and images is None:
         raise ValueError("alpha draws the heatmaps over the input images: pass images as well")
     if alpha is not None and not 0 <= alpha <= 1:
