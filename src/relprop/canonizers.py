@@ -36,7 +36,7 @@ class MergeBatchNorm(Canonizer):
 
     def apply(self, graph: Graph) -> None:
         for node in graph:
-            if node.kind != Kind.LINEAR:
+            if node.kind != Kind.AFFINE:
                 continue
             bn = node.module if isinstance(node.module, types.BatchNorm) else _functional(graph, node)
             if bn is None:

@@ -30,7 +30,7 @@ class Kind(enum.Enum):
 
     INPUT = "input"
     CONSTANT = "constant"  # a parameter or buffer of the model used as a tensor
-    LINEAR = "linear"  # takes an LRP rule: dense, convolution, pooling, addition, reduction
+    AFFINE = "affine"  # an affine map of its inputs, takes an LRP rule: dense, convolution, pooling, sums
     MAXPOOL = "maxpool"
     ELEMENTWISE = "elementwise"
     GATE = "gate"  # multiplication or division: signal and gate
@@ -41,7 +41,10 @@ class Kind(enum.Enum):
     ROUTE = "route"  # moves values without arithmetic: reshape, cat, slicing, dropout, identity
     FOLDED = "folded"  # folded into the operation before it by a canonizer: passes value and relevance
     OUTPUT = "output"
-    UNKNOWN = "unknown"  # computed, but no rule can explain it
+    CUSTOM = "custom"  # no built-in kind: explained by a rule mapped to its type or name (LSTM, embedding,
+    #                    a user's module), unsupported without one
+    LINEAR = "affine"  # deprecated alias of AFFINE (not types.Linear, the layers with weights)
+    UNKNOWN = "custom"  # deprecated alias of CUSTOM
 
 
 class UnsupportedOperationError(RuntimeError):
@@ -76,7 +79,7 @@ class Node:
     @property
     def weighted(self) -> bool:
         """Whether the node is a linear operation with weights (an :class:`~relprop.operations.Affine`)."""
-        return self.kind == Kind.LINEAR and (
+        return self.kind == Kind.AFFINE and (
             (self.module is not None and isinstance(self.module, types.Linear + types.BatchNorm))
             or self.function in _FUNCTIONAL_AFFINE
             or self.function in (F.batch_norm, torch.addmm, torch.addcmul)
@@ -105,7 +108,7 @@ class Node:
         """
         if self.source is not None:
             return [self.source]
-        if self.kind in (Kind.LINEAR, Kind.MAXPOOL) and self._unary():
+        if self.kind in (Kind.AFFINE, Kind.MAXPOOL) and self._unary():
             first = 1 if self.function in (torch.addmm, torch.addcmul) else 0  # addmm(bias, x, weight)
             candidates = list(self.fx.args[first : first + (2 if self.function is torch.addcmul else 1)])
         else:
@@ -164,7 +167,7 @@ class Node:
             return _attention(self, args, kwargs, operand_nodes)
         if self.kind == Kind.SOFTMAX:
             return _softmax(self, args, kwargs)
-        if self.kind != Kind.LINEAR:
+        if self.kind != Kind.AFFINE:
             # the other arguments as they are now: the engine frees values once their consumers ran
             fixed = {n: values[n] for n in self.fx.all_input_nodes if n not in operand_nodes}
 
@@ -358,7 +361,7 @@ class Graph:
         return [
             node
             for node in self.nodes
-            if node.kind == Kind.UNKNOWN
+            if node.kind == Kind.CUSTOM
             and node.fx.op == "call_function"
             and self.depends_on_input(node.fx)
             and inspect.isfunction(node.fx.target)
@@ -678,20 +681,20 @@ def _classify(fx_node: fx.Node, root: nn.Module) -> Node:
 
 
 def _classify_module(fx_node: fx.Node, module: nn.Module) -> Node:
-    kind, reason = Kind.UNKNOWN, ""
+    kind, reason = Kind.CUSTOM, ""
     if isinstance(module, types.Linear):
-        kind = Kind.LINEAR
+        kind = Kind.AFFINE
     elif isinstance(module, types.BatchNorm):
         if module.running_var is None:
             reason = "batch normalization without running statistics"
         else:
-            kind = Kind.LINEAR
+            kind = Kind.AFFINE
     elif isinstance(module, types.AvgPool):
-        kind = Kind.LINEAR
+        kind = Kind.AFFINE
     elif isinstance(module, nn.Upsample) and module.mode in ("nearest", "linear", "bilinear", "trilinear"):
-        kind = Kind.LINEAR
+        kind = Kind.AFFINE
     elif isinstance(module, types.MaxPool):
-        kind = Kind.UNKNOWN if module.return_indices else Kind.MAXPOOL
+        kind = Kind.CUSTOM if module.return_indices else Kind.MAXPOOL
         reason = "max pooling that returns indices" if module.return_indices else ""
     elif isinstance(module, types.Activation):
         kind = Kind.ELEMENTWISE
@@ -706,16 +709,16 @@ def _classify_module(fx_node: fx.Node, module: nn.Module) -> Node:
 
 _FUNCTION_KINDS: tuple[tuple[Kind, dict[Any, type | None]], ...] = (
     (Kind.ELEMENTWISE, _ACTIVATION_FUNCTIONS),
-    (Kind.LINEAR, {**_POOL_FUNCTIONS, F.interpolate: nn.Upsample}),
+    (Kind.AFFINE, {**_POOL_FUNCTIONS, F.interpolate: nn.Upsample}),
     (Kind.MAXPOOL, _MAXPOOL_FUNCTIONS),
-    (Kind.LINEAR, _FUNCTIONAL_AFFINE),
-    (Kind.LINEAR, {**dict.fromkeys(_ADD, types.Add), torch.addcmul: types.Scale, torch.addmm: nn.Linear}),
+    (Kind.AFFINE, _FUNCTIONAL_AFFINE),
+    (Kind.AFFINE, {**dict.fromkeys(_ADD, types.Add), torch.addcmul: types.Scale, torch.addmm: nn.Linear}),
     (Kind.GATE, dict.fromkeys(_GATE, types.Multiply)),
     (Kind.NORM, _NORM_FUNCTIONS),
     (Kind.SOFTMAX, dict.fromkeys(_SOFTMAX_FUNCTIONS, nn.Softmax)),
     (Kind.PRODUCT, dict.fromkeys(_PRODUCT_FUNCTIONS, types.MatMul)),
     (Kind.ATTENTION, {F.scaled_dot_product_attention: types.Attention}),
-    (Kind.UNKNOWN, {F.embedding: nn.Embedding}),  # explained by the embedding rule, as the module is
+    (Kind.CUSTOM, {F.embedding: nn.Embedding}),  # explained by the embedding rule, as the module is
     # getattr: a field of a named tuple (torch.sort(x).values) or of a tensor (x.T)
     (Kind.ROUTE, dict.fromkeys({*_ROUTE_FUNCTIONS, getattr})),
 )
@@ -730,14 +733,14 @@ def _classify_function(fx_node: fx.Node, target: Callable, scope: str) -> Node:
         target is F.batch_norm
     ):  # batch_norm(x, mean, var, weight, bias, training) and ATen's, in another order
         if _training(fx_node, 5, default=False) is False:
-            return Node(fx_node, Kind.LINEAR, nn.BatchNorm2d, scope=scope)
-        return Node(fx_node, Kind.UNKNOWN, scope=scope, reason="batch normalization in training mode")
+            return Node(fx_node, Kind.AFFINE, nn.BatchNorm2d, scope=scope)
+        return Node(fx_node, Kind.CUSTOM, scope=scope, reason="batch normalization in training mode")
     if target is F.dropout or getattr(target, "__name__", "") == "stochastic_depth":
         # dropout(x, p, training) and ATen's dropout(x, p, train); stochastic_depth(x, p, mode, training)
         if _training(fx_node, 2 if target is F.dropout else 3, default=True) is False:
             return Node(fx_node, Kind.ROUTE, scope=scope)
-        return Node(fx_node, Kind.UNKNOWN, scope=scope, reason="dropout in training mode (call model.eval())")
-    return Node(fx_node, Kind.UNKNOWN, scope=scope)
+        return Node(fx_node, Kind.CUSTOM, scope=scope, reason="dropout in training mode (call model.eval())")
+    return Node(fx_node, Kind.CUSTOM, scope=scope)
 
 
 def _training(fx_node: fx.Node, position: int, default: bool) -> Any:
@@ -753,9 +756,9 @@ def _classify_method(fx_node: fx.Node, name: str, scope: str) -> Node:
     if name in _ACTIVATION_METHODS:
         return Node(fx_node, Kind.ELEMENTWISE, _ACTIVATION_METHODS[name], scope=scope)
     if name in _REDUCE_METHODS:
-        return Node(fx_node, Kind.LINEAR, types.Reduce, scope=scope)
+        return Node(fx_node, Kind.AFFINE, types.Reduce, scope=scope)
     if name in _ADD_METHODS:
-        return Node(fx_node, Kind.LINEAR, types.Add, scope=scope)
+        return Node(fx_node, Kind.AFFINE, types.Add, scope=scope)
     if name in _GATE_METHODS:
         return Node(fx_node, Kind.GATE, types.Multiply, scope=scope)
     if name == "softmax":
@@ -764,7 +767,7 @@ def _classify_method(fx_node: fx.Node, name: str, scope: str) -> Node:
         return Node(fx_node, Kind.PRODUCT, types.MatMul, scope=scope)
     if name in _ROUTE_METHODS:
         return Node(fx_node, Kind.ROUTE, scope=scope)
-    return Node(fx_node, Kind.UNKNOWN, scope=scope)
+    return Node(fx_node, Kind.CUSTOM, scope=scope)
 
 
 def _scope(fx_node: fx.Node) -> str:
@@ -1085,9 +1088,9 @@ def _fuse_pointwise(graph: Graph) -> None:
         inside = set(members)
         exits = [n for n in members if any(u not in inside for u in n.users) or not n.users]
         interacting = any(
-            graph[n].kind in (Kind.GATE, Kind.UNKNOWN, Kind.LINEAR)
+            graph[n].kind in (Kind.GATE, Kind.CUSTOM, Kind.AFFINE)
             and len({a for a in n.all_input_nodes if a in inside or a is argument}) > 1
-            or graph[n].kind == Kind.UNKNOWN
+            or graph[n].kind == Kind.CUSTOM
             for n in members
         )
         if len(exits) == 1 and interacting:
@@ -1098,10 +1101,10 @@ def _fuse_pointwise(graph: Graph) -> None:
 def _is_pointwise(node: Node) -> bool:
     if node.kind == Kind.ELEMENTWISE and node.fx.op != "call_module":
         return True
-    if node.kind == Kind.GATE or (node.kind == Kind.LINEAR and node.type is types.Add):
+    if node.kind == Kind.GATE or (node.kind == Kind.AFFINE and node.type is types.Add):
         return True
     function = node.function
-    return node.kind == Kind.UNKNOWN and (
+    return node.kind == Kind.CUSTOM and (
         function in _POINTWISE_FUNCTIONS or (node.fx.op == "call_method" and function in _POINTWISE_METHODS)
     )
 

@@ -436,7 +436,7 @@ def _signature(args: tuple, kwargs: dict) -> tuple:
 
 
 def _check_rules(plan: _Plan, composite: Composite) -> None:
-    missing = [n for n in plan.graph if n.kind == Kind.LINEAR and n not in plan.rules]
+    missing = [n for n in plan.graph if n.kind == Kind.AFFINE and n not in plan.rules]
     if missing:
         names = ", ".join(n.describe() for n in missing[:5])
         raise ValueError(
@@ -459,7 +459,7 @@ def _values_kept(plan: _Plan) -> set[fx.Node]:
             kept.add(node.source)
         rule = plan.rules.get(node)
         if rule is None:
-            if node.kind in (Kind.ROUTE, Kind.UNKNOWN):  # routes re-run the operation on its operands
+            if node.kind in (Kind.ROUTE, Kind.CUSTOM):  # routes re-run the operation on its operands
                 kept.update(node.fx.all_input_nodes)
         elif rule.needs_output:
             kept.add(node.fx)

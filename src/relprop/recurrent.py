@@ -56,7 +56,7 @@ from relprop.rules import Rule, divide, stabilize
 class _ModuleRule(Rule):
     """Rules for a whole torch.nn module (a graph leaf): parameters shared, and the call's arguments kept."""
 
-    kinds = frozenset({Kind.UNKNOWN})
+    kinds = frozenset({Kind.CUSTOM})
 
     def __init__(self, epsilon: float = 1e-3, redistribute: bool = False) -> None:
         self.epsilon = check_number(epsilon, "epsilon")

@@ -203,7 +203,7 @@ class LinearRule(Rule):
     stabilizer absorb evenly over the inputs instead.
     """
 
-    kinds = frozenset({Kind.LINEAR})
+    kinds = frozenset({Kind.AFFINE})
 
     def __init__(self, stabilizer: float = 1e-6, redistribute: bool = False) -> None:
         self.stabilizer = check_number(stabilizer, "stabilizer")
@@ -547,7 +547,7 @@ def _bound(bound: float | Tensor, x: Tensor, name: str) -> Tensor:
 class Pass(Rule):
     """Pass relevance through unchanged: :math:`R_i = R_i` (element-wise operations such as activations)."""
 
-    kinds = frozenset({Kind.ELEMENTWISE, Kind.LINEAR, Kind.UNKNOWN, Kind.NORM, Kind.SOFTMAX})
+    kinds = frozenset({Kind.ELEMENTWISE, Kind.AFFINE, Kind.CUSTOM, Kind.NORM, Kind.SOFTMAX})
     reads_inputs = False
 
     def backward(self, op, inputs, output, context, relevance):

@@ -25,7 +25,7 @@ Both are NaN for a constant heatmap, where they are undefined.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +35,7 @@ from skimage.metrics import structural_similarity
 from torch import Tensor, nn
 
 from relprop.evaluate._common import Target, as_generator, check_images, heatmap_like, target_weights
-
-Explainer = Callable[[Tensor, Tensor], Tensor]
+from relprop.explainer import ExplainerFactory
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ class RandomizationResult:
 
 def model_randomization(
     model: nn.Module,
-    make_explainer: Callable[[nn.Module], Explainer],
+    make_explainer: ExplainerFactory,
     x: Tensor,
     target: Target = None,
     *,
@@ -140,7 +139,7 @@ def _randomize(module: nn.Module, generator: torch.Generator) -> None:
 
 
 def _explanation(
-    make_explainer: Callable[[nn.Module], Explainer],
+    make_explainer: ExplainerFactory,
     model: nn.Module,
     x: Tensor,
     target: Target,

@@ -12,8 +12,9 @@ from relprop.describe import describe_call
 from relprop.targets import Target, target_weights
 
 
-class Explainer:
-    """Base of the model-based methods: ``explainer = Method(model, ...)``, ``explainer(x, target)``.
+class Method:
+    """Base of the model-based methods: ``explainer = Method(model, ...)``, ``explainer(x, target)``; each
+    is a :class:`relprop.explainer.Explainer`.
 
     Subclasses implement :meth:`_attribute` on a checked, detached input.
     """

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
-from relprop.methods._common import Explainer, gradient
+from relprop.methods._common import Method, gradient
 from relprop.targets import Target
 
 
@@ -102,7 +102,7 @@ def _relu_inplace(node: fx.Node, model: nn.Module) -> bool | None:
     return None
 
 
-class _ModifiedBackprop(Explainer):
+class _ModifiedBackprop(Method):
     _relu: Callable[[Tensor], Tensor]
 
     def __init__(self, model: nn.Module) -> None:

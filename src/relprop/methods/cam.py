@@ -6,13 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from relprop.methods._common import Explainer, explained, forward
+from relprop.methods._common import Method, explained, forward
 from relprop.targets import Target, target_weights
 
 _INTERPOLATION = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
-class GradCAM(Explainer):
+class GradCAM(Method):
     r"""Grad-CAM (Selvaraju et al. 2017).
 
     With :math:`A^k` the activation map of channel :math:`k` at the chosen layer and :math:`f` the explained

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from relprop.methods._common import Explainer, gradient
+from relprop.methods._common import Method, gradient
 from relprop.targets import Target
 
 _POSTPROCESS = (None, "abs", "square")
 
 
-class Gradient(Explainer):
+class Gradient(Method):
     r"""Sensitivity analysis (Simonyan et al. 2014): the gradient of the explained quantity,
 
     .. math:: R_i = \frac{\partial f(x)}{\partial x_i}
@@ -43,7 +43,7 @@ class Gradient(Explainer):
         return grad
 
 
-class InputXGradient(Explainer):
+class InputXGradient(Method):
     r"""Gradient times input (Shrikumar et al. 2016): :math:`R_i = x_i\,\partial f(x) / \partial x_i`.
 
     On networks of ReLUs without biases this equals LRP-0.

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from relprop.checks import check_int
-from relprop.methods._common import Explainer, baseline_like, chunks, gradient, per_forward, tile, weights_at
+from relprop.methods._common import Method, baseline_like, chunks, gradient, per_forward, tile, weights_at
 from relprop.targets import Target
 
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
@@ -33,7 +33,7 @@ def path_points(steps: int, method: str) -> tuple[list[float], list[float]]:
     return [(k + offset) / n for k in range(n)], [1.0 / n] * n
 
 
-class IntegratedGradients(Explainer):
+class IntegratedGradients(Method):
     r"""Integrated gradients (Sundararajan et al. 2017).
 
     .. math:: R_i = (x_i - \bar x_i) \int_0^1

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from relprop.checks import check_int
 from relprop.methods._common import (
-    Explainer,
+    Method,
     baseline_like,
     chunks,
     explained,
@@ -24,7 +24,7 @@ from relprop.targets import Target
 Size = int | tuple[int, ...]
 
 
-class Occlusion(Explainer):
+class Occlusion(Method):
     r"""Occlusion (Zeiler and Fergus 2014), defined as Captum defines it.
 
     A window slides over each sample; for every position :math:`w` the window is replaced by the fill

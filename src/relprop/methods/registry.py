@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from relprop import composites
 from relprop.composites import Composite
+from relprop.explainer import Explainer
 from relprop.lrp import LRP
 from relprop.methods.backprop import Deconvnet, GuidedBackprop
 from relprop.methods.cam import GradCAM
@@ -31,7 +32,6 @@ __all__ = [
     "EXPLAINERS",
     "METHODS",
     "METHOD_NAMES",
-    "Explainer",
     "MethodOptions",
     "last_convolution",
     "make_composite",
@@ -105,10 +105,6 @@ class MethodOptions:
     samples: int | None = None
     seed: int = 0
     batch_size: int = 64
-
-
-#: An explanation method ready to call, ``explainer(x, target)`` returns an attribution shaped like ``x``.
-Explainer = Callable[..., Tensor]
 
 
 def last_convolution(model: nn.Module) -> str:

@@ -10,13 +10,13 @@ from torch import Tensor, fx, nn
 from relprop import capture
 from relprop.checks import check_int
 from relprop.graph import Graph, Kind, Node
-from relprop.methods._common import Explainer
+from relprop.methods._common import Method
 from relprop.targets import Target, target_weights
 
 HEAD_FUSIONS = ("mean", "max", "min")
 
 
-class AttentionRollout(Explainer):
+class AttentionRollout(Method):
     r"""Attention rollout (Abnar and Zuidema 2020).
 
     With :math:`A_l` the attention matrix of layer :math:`l` (``(T, T)``, rows the attending tokens), fused

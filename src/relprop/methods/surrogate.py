@@ -10,11 +10,11 @@ from skimage.segmentation import slic
 from torch import Tensor, nn
 
 from relprop.checks import check_int, check_number, check_seed
-from relprop.methods._common import Explainer, baseline_like, chunks, explained, forward, weights_at
+from relprop.methods._common import Method, baseline_like, chunks, explained, forward, weights_at
 from relprop.targets import Target
 
 
-class _SuperpixelSurrogate(Explainer):
+class _SuperpixelSurrogate(Method):
     """Shared by :class:`KernelSHAP` and :class:`LIME`: segment, sample coalitions, evaluate, fit, spread.
 
     Subclasses define :meth:`_coalitions` (which superpixels are kept, and the weight of each coalition in
