@@ -21,13 +21,13 @@ relevance of word :math:`w` and :math:`K` the deciding words (the keyword and it
   :math:`\mathrm{ABPC} = \frac{1}{L+1}\sum_{k=0}^{L} (f^{\mathrm{LeRF}}_k - f^{\mathrm{MoRF}}_k)` (larger is
   better).
 
-**2. Copying (induction).** A 2-layer GPT-2 (``transformers.GPT2Config``: width 64, 4 heads, vocabulary 32)
-is trained here on sequences :math:`s_1 \dots s_n\, s_1 \dots s_n` of :math:`n = 8` distinct random tokens,
-with the loss on the repeated half, where the next token is the one that followed the previous occurrence of
-the current token. Explained: a held-out prefix that ends at the repeat of :math:`s_i`
+**2. Copying (induction).** A 2-layer GPT-2 (``transformers.GPT2Config``: width 64, 4 heads, vocabulary 32) is
+trained here on sequences :math:`s_1 \dots s_n\, s_1 \dots s_n` of :math:`n = 8` distinct random tokens, with
+the loss on the repeated half from its second token on, where the next token is the one that followed the
+previous occurrence of the current token. Explained: a held-out prefix that ends at the repeat of :math:`s_i`
 (:math:`1 \le i \le n-1`), for the logit of the predicted next token; the copied source is the position of
-:math:`s_{i+1}` in the first half. Over the earlier positions (all but the last), the table reports top-1
-(the most relevant by :math:`|R|` is the source) and the share of :math:`|R|` on the source.
+:math:`s_{i+1}` in the first half. Over the earlier positions (all but the last), the table reports top-1 (the
+most relevant by :math:`|R|` is the source) and the share of :math:`|R|` on the source.
 
 Methods: LRP with ``AttnLRP`` and ``CPLRP``, gradient x input, integrated gradients (16 points from the zero
 embedding, what deletion moves towards), attention rollout (task 1: the mean of the rollout's rows, as the
@@ -204,9 +204,9 @@ def copying_scores(seed: int, args) -> tuple[float, dict]:
     model.train()
     for _ in range(args.copy_steps):
         tokens = copy_sequences(64, n, vocabulary, generator)
-        logits = model(input_ids=tokens, use_cache=False).logits[:, n - 1 : -1]
+        logits = model(input_ids=tokens, use_cache=False).logits[:, n:-1]  # s_n cannot foretell s_1
         optimizer.zero_grad()
-        F.cross_entropy(logits.reshape(-1, vocabulary), tokens[:, n:].reshape(-1)).backward()
+        F.cross_entropy(logits.reshape(-1, vocabulary), tokens[:, n + 1 :].reshape(-1)).backward()
         optimizer.step()
     model.eval()
     wrapped = NextTokenLogits(model).eval()
