@@ -203,7 +203,7 @@ def _create_layout(file: h5py.File, params: Mapping[str, Any], size: int, like: 
         shape = (size, *example.shape[1:])
         row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * example.dtype.itemsize)
         rows = int(max(1, min(size, len(like), _CHUNK_BYTES // row_bytes)))
-        compression = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+        compression = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
         file.create_dataset(
             field,
             shape=shape,

@@ -39,6 +39,7 @@ from relprop.targets import target_weights
 __all__ = ["Attributor", "attribute_dataset", "parse_shard", "shard_indices"]
 
 _DTYPES = ("float16", "float32")
+_TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 _TARGETS = ("prediction", "label")
 _FINGERPRINT_SAMPLES = 16
 
@@ -220,11 +221,14 @@ class Attributor:
                     f"sample {index} has shape {tuple(x.shape)} and dtype {x.dtype}; every sample must be "
                     f"floating point of shape {self.sample_shape}, as sample 0"
                 )
-            if not torch.isfinite(x).all():
-                raise SampleError(f"sample {index} contains NaN or infinite values")
             samples.append(x.float())
             labels.append(label)
-        return torch.stack(samples), np.asarray(labels, dtype=np.int64)
+        batch = torch.stack(samples)
+        finite = torch.isfinite(batch.reshape(len(batch), -1)).all(dim=1)  # one check for the whole batch
+        if not finite.all():
+            bad = indices[int((~finite).nonzero()[0, 0])]
+            raise SampleError(f"sample {bad} contains NaN or infinite values")
+        return batch, np.asarray(labels, dtype=np.int64)
 
     def _check_labels(self, indices: np.ndarray, labels: np.ndarray, classes: int) -> None:
         low = -1 if self.target == "prediction" else 0
@@ -243,17 +247,16 @@ class Attributor:
             *lead, height, width = relevance.shape
             rows, cols = self.pool
             relevance = relevance.reshape(*lead, rows, height // rows, cols, width // cols).sum(dim=(-3, -1))
-        with np.errstate(over="ignore"):  # reported below, naming the sample
-            attribution = relevance.numpy().astype(self.dtype)
-        finite = np.isfinite(attribution.reshape(len(attribution), -1)).all(axis=1)
+        attribution = relevance.to(_TORCH_DTYPES[self.dtype.name])  # overflow is reported below
+        finite = torch.isfinite(attribution.reshape(len(attribution), -1)).all(dim=1)
         if not finite.all():
-            sample = int(np.flatnonzero(~finite)[0])
+            sample = int((~finite).nonzero()[0, 0])
             largest = float(relevance[sample].abs().max())
             raise SampleError(
                 f"sample {indices[sample]}: its attribution (largest magnitude {largest:.3g}) is not "
                 f"finite in {self.dtype}" + ("; store float32 instead" if self.dtype == np.float16 else "")
             )
-        return attribution
+        return attribution.numpy()
 
 
 def _make_explainer(model: nn.Module, method: Composite | ExplainerFactory) -> Explainer:
