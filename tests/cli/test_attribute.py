@@ -50,10 +50,7 @@ def test_image_folder_values_and_parameters(tmp_path, folder, scripted):
     from relprop.models.loading import load_model
 
     model = load_model(str(scripted))
-    files = sorted(folder.glob("*/*.png"))  # ImageFolder order: class, then file name
-    x = torch.stack(
-        [torch.from_numpy(np.asarray(Image.open(f), dtype=np.float32) / 255).permute(2, 0, 1) for f in files]
-    )
+    x = torch.stack(_folder_inputs(folder))
     expected = LRP(model, composite=composites.EpsilonGammaBox(low=0.0, high=1.0))(x)
     with store.open(out) as run:
         np.testing.assert_allclose(run.attribution[:], expected.numpy(), rtol=1e-5, atol=1e-7)
@@ -61,6 +58,30 @@ def test_image_folder_values_and_parameters(tmp_path, folder, scripted):
         assert run.params["composite"] == repr(composites.EpsilonGammaBox(low=0.0, high=1.0))
         assert run.params["preprocessing"] == "to-tensor"
         assert run.params["model"] == str(scripted)
+
+
+def test_any_method_fills_a_store(tmp_path, folder, scripted):
+    out = tmp_path / "run.h5"
+    result = _attribute(folder, "--model", scripted, "--out", out, "--dtype", "float32", "--method",
+                        "input-x-gradient")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from relprop.methods import InputXGradient
+    from relprop.models.loading import load_model
+
+    model = load_model(str(scripted))
+    with store.open(out) as run:
+        x = torch.stack(_folder_inputs(folder))
+        np.testing.assert_allclose(run.attribution[:], InputXGradient(model)(x).numpy(), rtol=1e-5, atol=1e-7)
+        assert run.params["method"] == "InputXGradient()" and "composite" not in run.params
+    result = _attribute(folder, "--model", scripted, "--out", tmp_path / "x.h5", "--method", "gradient",
+                        "--composite", "epsilon-plus")  # fmt: skip
+    assert result.exit_code == 1 and "--composite is LRP's" in result.output, result.output
+
+
+def _folder_inputs(folder):
+    files = sorted(folder.glob("*/*.png"))  # ImageFolder order: class, then file name
+    pixels = [np.asarray(Image.open(f), dtype=np.float32) / 255 for f in files]
+    return [torch.from_numpy(image).permute(2, 0, 1) for image in pixels]
 
 
 def test_corrupt_image_is_named_before_any_work(tmp_path, folder, scripted):
@@ -88,6 +109,7 @@ def test_bad_options_are_one_line_errors(tmp_path, scripted):
     cases = [
         (["digits", "--model", tmp_path / "pickled.pt"], "could run arbitrary code"),
         (["digits", "--model", scripted, "--composite", "nope"], "unknown composite 'nope'"),
+        (["digits", "--model", scripted, "--method", "nope"], "unknown method 'nope'; choose one of lrp, "),
         (["digits", "--model", scripted, "--shard", "3/2"], "shard '3/2'"),
         (["nowhere", "--model", scripted], "data set 'nowhere' is neither"),
         (["digits", "--model", scripted, "--device", "banana"], "unknown device 'banana'"),

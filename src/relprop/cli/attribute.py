@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 from relprop._extras import install_hint
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 from relprop.graph import UnsupportedOperationError
-from relprop.methods.registry import COMPOSITES, METHODS, make_composite
+from relprop.methods.registry import COMPOSITES, METHOD_NAMES, MethodOptions, make_composite, make_explainer
 
 
 def _parse_pool(text: str | None) -> tuple[int, int] | None:
@@ -46,7 +47,7 @@ def attribute(
         str, typer.Option(help="NAME, NAME:WEIGHTS (a state dict) or a TorchScript file of an nn.Sequential.")
     ],
     out: Annotated[Path, typer.Option(help="The store (HDF5). Run the same command again to resume it.")],
-    method: Annotated[str, typer.Option(help=f"Explanation method: {', '.join(METHODS)}.")] = "lrp",
+    method: Annotated[str, typer.Option(help=f"Explanation method: {', '.join(METHOD_NAMES)}.")] = "lrp",
     composite: Annotated[str, typer.Option(help=", ".join(COMPOSITES))] = "epsilon-plus-flat",
     preprocessing: Annotated[
         str | None,
@@ -79,8 +80,10 @@ def attribute(
     from relprop.store import attribute_dataset, parse_shard
 
     try:
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if method not in METHOD_NAMES:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHOD_NAMES)}")
+        if method != "lrp" and composite != "epsilon-plus-flat":
+            raise ValueError(f"--composite is LRP's; --method {method} takes none")
         folder = Path(data).is_dir()
         if preprocessing is None:
             preprocessing = "efficientnet-lite" if model.startswith("efficientnet-lite") else "to-tensor"
@@ -93,18 +96,20 @@ def attribute(
         if low is None and folder:
             low, high = PREPROCESSING[preprocessing].bounds
         rules = make_composite(composite, None if low is None else (low, high))
+        options = MethodOptions()  # each method's defaults
+        other = None if method == "lrp" else functools.partial(make_explainer, method, options=options)
         dataset = load_dataset(data, preprocessing)
         description = {
             "dataset": str(Path(data).resolve()) if folder or Path(data).is_file() else data,
             "model": _model_identity(model),
-            "method": method,
             "preprocessing": preprocessing if folder else "none",
         }
         attribute_dataset(
             dataset,
             load_model(model),
             out,
-            composite=rules,
+            composite=rules if method == "lrp" else None,
+            method=other,
             description=description,
             batch_size=batch_size,
             dtype=dtype,

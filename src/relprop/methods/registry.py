@@ -30,16 +30,12 @@ __all__ = [
     "COMPOSITES",
     "COMPOSITE_NAMES",
     "EXPLAINERS",
-    "METHODS",
     "METHOD_NAMES",
     "MethodOptions",
     "last_convolution",
     "make_composite",
     "make_explainer",
 ]
-
-#: Methods that ``relprop attribute`` offers (those that write LRP's stores).
-METHODS = ("lrp",)
 
 #: Command-line name of each composite preset of :mod:`relprop.composites`.
 COMPOSITES = {
