@@ -99,45 +99,39 @@ class Recurrent(_ModuleRule):
     def backward(self, op, inputs, output, context, relevance):
         # checked here, not in forward, so that the engine's error names the layer
         module = _supported(op)
-        args, kwargs = context
-        given = args[0] if args else kwargs.get("input")
-        hx = args[1] if len(args) > 1 else kwargs.get("hx")
-        if not isinstance(given, Tensor):
-            raise UnsupportedOperationError(
-                f"{type(module).__name__} of a {type(given).__name__} (packed sequences)"
-            )
-        if given.dim() != 3:
-            raise UnsupportedOperationError(
-                f"{type(module).__name__} of an unbatched input of shape {tuple(given.shape)}"
-            )
-        states = (hx,) if isinstance(hx, Tensor) else tuple(hx) if hx is not None else ()
+        given, states = _sequence_and_states(module, context)
         lstm = isinstance(module, nn.LSTM)
-        cell = _LSTM if lstm else _GRU
-        layers, directions, hidden = module.num_layers, 2 if module.bidirectional else 1, module.hidden_size
         relevance_out, relevance_final = _unpack(relevance, lstm)
         x = given.transpose(0, 1) if module.batch_first else given
-        if module.batch_first:
-            relevance_out = None if relevance_out is None else relevance_out.transpose(0, 1)
+        if module.batch_first and relevance_out is not None:
+            relevance_out = relevance_out.transpose(0, 1)
         # an exactly-zero initial state is no input: the forward pass is the same, and nothing goes to it
         present = [s if bool((s != 0).any()) else None for s in states]
         present += [None] * ((2 if lstm else 1) - len(present))
-
-        records = []
-        layer_input = x
-        for layer in range(layers):
-            runs = []
-            for direction in range(directions):
-                k = layer * directions + direction
-                initial = [None if s is None else s[k] for s in present]
-                runs.append(cell.run(module, layer, direction, layer_input, initial))
-            records.append(runs)
-            layer_input = torch.cat([run.hidden for run in runs], dim=-1)
-
-        relevance_sequence = (
-            torch.zeros_like(layer_input) if relevance_out is None else relevance_out.to(layer_input)
+        cell = _LSTM if lstm else _GRU
+        records = _run_layers(module, cell, x, present)
+        relevance_sequence, relevance_initial = self._relevance_of_layers(
+            module, cell, records, present, relevance_out, relevance_final
         )
+        if module.batch_first:
+            relevance_sequence = relevance_sequence.transpose(0, 1)
+        # the operands are the input and the states that depend on the model's input, in call order; one
+        # tensor passed twice (h0 as c0) is two operands
+        pairs = [(given, relevance_sequence), *zip(states, relevance_initial)]
+        result = []
+        for value in inputs:
+            k = next(k for k, (argument, _) in enumerate(pairs) if argument is value)
+            result.append(pairs.pop(k)[1])
+        return result
+
+    def _relevance_of_layers(self, module, cell, records, present, relevance_out, relevance_final):
+        """From the top layer down: the relevance of the input sequence and of each initial state."""
+        directions, hidden = len(records[0]), module.hidden_size
+        top = records[-1]
+        like = torch.cat([run.hidden for run in top], dim=-1)
+        relevance_sequence = torch.zeros_like(like) if relevance_out is None else relevance_out.to(like)
         relevance_initial = [torch.zeros_like(s) if s is not None else None for s in present]
-        for layer in reversed(range(layers)):
+        for layer in reversed(range(len(records))):
             relevance_input = None
             for direction, run in enumerate(records[layer]):
                 k = layer * directions + direction
@@ -149,16 +143,38 @@ class Recurrent(_ModuleRule):
                     if total is not None:
                         total[k] = share
             relevance_sequence = relevance_input
-        if module.batch_first:
-            relevance_sequence = relevance_sequence.transpose(0, 1)
-        # the operands are the input and the states that depend on the model's input, in call order; one
-        # tensor passed twice (h0 as c0) is two operands
-        pairs = [(given, relevance_sequence), *zip(states, relevance_initial)]
-        result = []
-        for value in inputs:
-            k = next(k for k, (argument, _) in enumerate(pairs) if argument is value)
-            result.append(pairs.pop(k)[1])
-        return result
+        return relevance_sequence, relevance_initial
+
+
+def _sequence_and_states(module: nn.RNNBase, context) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """The input sequence and the initial states of the recorded call, refused unless batched tensors."""
+    args, kwargs = context
+    given = args[0] if args else kwargs.get("input")
+    hx = args[1] if len(args) > 1 else kwargs.get("hx")
+    if not isinstance(given, Tensor):
+        raise UnsupportedOperationError(
+            f"{type(module).__name__} of a {type(given).__name__} (packed sequences)"
+        )
+    if given.dim() != 3:
+        raise UnsupportedOperationError(
+            f"{type(module).__name__} of an unbatched input of shape {tuple(given.shape)}"
+        )
+    return given, (hx,) if isinstance(hx, Tensor) else tuple(hx) if hx is not None else ()
+
+
+def _run_layers(module: nn.RNNBase, cell, x: Tensor, present: list) -> list[list[_Run]]:
+    """The forward pass, layer by layer and direction by direction, with what the relevance needs."""
+    directions = 2 if module.bidirectional else 1
+    records, layer_input = [], x
+    for layer in range(module.num_layers):
+        runs = []
+        for direction in range(directions):
+            k = layer * directions + direction
+            initial = [None if s is None else s[k] for s in present]
+            runs.append(cell.run(module, layer, direction, layer_input, initial))
+        records.append(runs)
+        layer_input = torch.cat([run.hidden for run in runs], dim=-1)
+    return records
 
 
 class Embedding(_ModuleRule):
