@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--pca", type=int, default=64, help="pca_components; 0 for exact neighbours")
     args = parser.parse_args()
     heatmaps, groups = planted_heatmaps(args.n, args.size)
-    spray = SpRAy(size=32, pca_components=args.pca or None, random_state=0)
+    spray = SpRAy(size=32, pca_components=args.pca or None, seed=0)
 
     times = {}
 
@@ -67,13 +67,11 @@ def main() -> None:
     stamp("2a pca")
     affinity = knn_affinity(space, spray.n_neighbors, spray.weights)
     stamp("2b knn graph")
-    spectrum = laplacian_spectrum(affinity, spray.n_eigenvalues, random_state=0)
+    spectrum = laplacian_spectrum(affinity, spray.n_eigenvalues, seed=0)
     stamp("3 eigenpairs")
     gap = eigengap(spectrum.eigenvalues, spray.max_clusters)
     stamp("4 eigengap")
-    labels = cluster_embedding(
-        spectral_embedding(spectrum, gap.n_clusters), "kmeans", gap.n_clusters, random_state=0
-    )
+    labels = cluster_embedding(spectral_embedding(spectrum, gap.n_clusters), "kmeans", gap.n_clusters, seed=0)
     stamp("5 k-means")
 
     previous = start

@@ -224,7 +224,7 @@ def assert_matches_dense_laplacian(affinity, spectrum, atol=1e-8):
 
 def test_laplacian_spectrum_dense_path_matches_scipy():
     affinity = knn_affinity(np.random.default_rng(4).normal(size=(60, 3)), n_neighbors=5)
-    spectrum = laplacian_spectrum(affinity, n_eigenvalues=8, random_state=0)
+    spectrum = laplacian_spectrum(affinity, n_eigenvalues=8, seed=0)
     assert_matches_dense_laplacian(affinity, spectrum)
     assert spectrum.eigenvalues[0] == 0.0 and spectrum.trivial.tolist() == [True] + [False] * 7
 
@@ -255,7 +255,7 @@ def spectral_transform(request, monkeypatch):
 def test_laplacian_spectrum_sparse_path_matches_scipy(spectral_transform):
     features, _ = blob_heatmaps([(4, 4), (11, 11)], n_per_group=300)
     affinity = knn_affinity(features.reshape(len(features), -1), n_neighbors=10)
-    spectrum = laplacian_spectrum(affinity, n_eigenvalues=6, random_state=0)  # components > 256: Lanczos
+    spectrum = laplacian_spectrum(affinity, n_eigenvalues=6, seed=0)  # components > 256: Lanczos
     assert_matches_dense_laplacian(affinity, spectrum)
 
 
@@ -264,9 +264,9 @@ def test_spectral_transforms_agree_on_a_crowded_spectrum(monkeypatch):
     rng = np.random.default_rng(6)
     features = np.hstack([rng.uniform(0.0, 1.0, (3000, 2)), rng.normal(0.0, 0.01, (3000, 6))])
     affinity = knn_affinity(features, n_neighbors=10)
-    shift_invert = laplacian_spectrum(affinity, n_eigenvalues=25, random_state=0)
+    shift_invert = laplacian_spectrum(affinity, n_eigenvalues=25, seed=0)
     monkeypatch.setattr(spectral, "_ENVELOPE_FRACTION", 0.0)
-    polynomial = laplacian_spectrum(affinity, n_eigenvalues=25, random_state=0)
+    polynomial = laplacian_spectrum(affinity, n_eigenvalues=25, seed=0)
     assert np.diff(shift_invert.eigenvalues).min() < 1e-4
     np.testing.assert_allclose(shift_invert.eigenvalues, polynomial.eigenvalues, atol=1e-12)
     np.testing.assert_allclose(shift_invert.eigenvectors, polynomial.eigenvectors, atol=1e-8)  # signs fixed
@@ -282,13 +282,13 @@ def test_laplacian_spectrum_several_components(spectral_transform):
         [1.0, 1.0], [299, -299], shape=(300, 300)
     )
     affinity = sp.block_diag([cliques, ring]).tocsr()
-    spectrum = laplacian_spectrum(affinity, n_eigenvalues=7, random_state=0)
+    spectrum = laplacian_spectrum(affinity, n_eigenvalues=7, seed=0)
     assert_matches_dense_laplacian(affinity, spectrum)
     assert spectrum.n_graph_components == 4
     assert spectrum.trivial.tolist() == [True] * 4 + [False] * 3
     np.testing.assert_array_equal(spectrum.eigenvalues[:4], 0.0)
     embedding = spectral_embedding(spectrum, 4)
-    labels = cluster_embedding(embedding, "kmeans", 4, random_state=0)
+    labels = cluster_embedding(embedding, "kmeans", 4, seed=0)
     assert adjusted_rand_score(spectrum.graph_components, labels) == 1.0
 
 
@@ -317,7 +317,7 @@ def test_eigengap_hand_computed():
 @pytest.mark.parametrize("centres", [[(4, 4), (11, 11)], [(4, 4), (4, 11), (11, 8)]])
 def test_planted_groups_are_recovered(centres):
     heatmaps, groups = blob_heatmaps(centres)
-    spray = SpRAy(size=8, pca_components=None, random_state=0).fit(heatmaps)
+    spray = SpRAy(size=8, pca_components=None, seed=0).fit(heatmaps)
     assert spray.eigengap_.n_clusters == len(centres)
     assert spray.eigengap_.score > 2
     assert adjusted_rand_score(groups, spray.labels_) > 0.95
@@ -334,7 +334,7 @@ def test_planted_groups_are_recovered(centres):
 )
 def test_other_clustering_methods_recover_planted_groups(method, params):
     heatmaps, groups = blob_heatmaps([(4, 4), (4, 11), (11, 8)])
-    spray = SpRAy(size=8, clustering=method, clustering_params=params, random_state=0).fit(heatmaps)
+    spray = SpRAy(size=8, clustering=method, clustering_params=params, seed=0).fit(heatmaps)
     assert adjusted_rand_score(groups, spray.labels_) > 0.95
 
 
@@ -350,8 +350,8 @@ def test_cluster_embedding_argument_errors():
 
 def test_results_are_reproducible_with_a_seed():
     heatmaps, _ = blob_heatmaps([(4, 4), (4, 11), (11, 8)], n_per_group=150)  # 450 > 256: Lanczos
-    first = SpRAy(size=8, n_clusters=5, random_state=7).fit(heatmaps)
-    second = SpRAy(size=8, n_clusters=5, random_state=7).fit(torch.from_numpy(heatmaps))
+    first = SpRAy(size=8, n_clusters=5, seed=7).fit(heatmaps)
+    second = SpRAy(size=8, n_clusters=5, seed=7).fit(torch.from_numpy(heatmaps))
     np.testing.assert_array_equal(first.labels_, second.labels_)
     np.testing.assert_array_equal(first.spectrum_.eigenvectors, second.spectrum_.eigenvectors)
     np.testing.assert_array_equal(first.eigenvalues_, second.eigenvalues_)
@@ -362,8 +362,8 @@ def test_results_are_reproducible_with_a_seed():
 
 def test_pca_neighbour_space_gives_same_partition_as_exact():
     heatmaps, groups = blob_heatmaps([(4, 4), (4, 11), (11, 8)])
-    exact = SpRAy(size=16, pca_components=None, n_clusters=3, random_state=0).fit(heatmaps)
-    reduced = SpRAy(size=16, pca_components=10, n_clusters=3, random_state=0).fit(heatmaps)
+    exact = SpRAy(size=16, pca_components=None, n_clusters=3, seed=0).fit(heatmaps)
+    reduced = SpRAy(size=16, pca_components=10, n_clusters=3, seed=0).fit(heatmaps)
     assert adjusted_rand_score(exact.labels_, reduced.labels_) == 1.0
     assert adjusted_rand_score(groups, reduced.labels_) > 0.95
 
@@ -383,7 +383,7 @@ def test_pipeline_bad_input(heatmaps, message):
 
 def test_a_class_of_fewer_heatmaps_than_eigenvalues_gets_one_eigenvalue_per_heatmap():
     heatmaps, groups = blob_heatmaps([(4, 4), (11, 11)], n_per_group=10)  # 20 < the default 32 eigenpairs
-    spray = SpRAy(size=8, random_state=0).fit(heatmaps)
+    spray = SpRAy(size=8, seed=0).fit(heatmaps)
     assert spray.eigenvalues_.shape == (20,)
     assert adjusted_rand_score(groups, spray.labels_) == 1.0
 
@@ -407,7 +407,7 @@ def test_pipeline_rejects_misaligned_labels():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_clever_hans_tag_cluster(seed):
     heatmaps, tagged = clever_hans_heatmaps(seed)
-    spray = SpRAy(size=16, random_state=seed).fit(heatmaps, groups=tagged)
+    spray = SpRAy(size=16, seed=seed).fit(heatmaps, groups=tagged)
     assert spray.eigengap_.n_clusters >= 2
     clusters = spray.clusters_
     tag_rows = np.flatnonzero(clusters.majority_group)
@@ -439,7 +439,7 @@ def test_artefact_test_against_the_exact_permutation_distribution():
     features = rng.uniform(0.0, 1.0, (8, 2, 2)) ** 3
     labels = np.array([0, 1, 1, 0, 1, 0, 0, 1])
     features[labels == 1, 0, 0] += 0.5  # cluster 1 leans on pixel 0: only 1 of the 70 groups scores as high
-    result = artefact_test(features, labels, n_permutations=20_000, top_fraction=0.25, random_state=0)
+    result = artefact_test(features, labels, n_permutations=20_000, top_fraction=0.25, seed=0)
     assert result.n_permutations == 20_000
     every = np.array(
         [artefact_score(features[list(group)], 0.25).score for group in combinations(range(8), 4)]
@@ -468,12 +468,12 @@ def test_artefact_test_p_values_are_calibrated_under_the_null():
         features = rng.exponential(1.0, (40, 4, 4))
         labels = rng.permutation(np.repeat([0, 1], [15, 25]))
         plain = artefact_test(
-            features, labels, n_permutations=99, level=0.1, min_lift=1, min_contrast=1, random_state=draw
+            features, labels, n_permutations=99, level=0.1, min_lift=1, min_contrast=1, seed=draw
         )
         below.extend(plain.p_values < 0.2)
         flagged.append(plain.flagged.any())
         if draw < 50:  # the default thresholds (and 999 permutations)
-            flagged_defaults += artefact_test(features, labels, random_state=draw).flagged.sum()
+            flagged_defaults += artefact_test(features, labels, seed=draw).flagged.sum()
     assert 0.06 < np.mean(below) < 0.13
     assert 0.04 < np.mean(flagged) < 0.14  # family-wise level 0.1 (Bonferroni is conservative)
     assert flagged_defaults == 0
@@ -483,7 +483,7 @@ def test_no_cluster_stands_out_where_the_object_moves():
     """Blobs at random places: SpRAy groups them by place, every cluster is far more concentrated than random
     groups of the class (which mix places), but no cluster's neighbourhoods are."""
     for seed in (0, 1):
-        spray = SpRAy(size=16, random_state=seed).fit(moving_blob_heatmaps(seed=seed))
+        spray = SpRAy(size=16, seed=seed).fit(moving_blob_heatmaps(seed=seed))
         test = spray.clusters_.artefact_test
         assert len(test.cluster_ids) >= 3
         assert (test.lift > 2).all() and (test.p_values < 0.01).all()
@@ -499,7 +499,7 @@ def test_a_planted_tag_among_moving_objects_stands_out():
     tagged[rng.choice(len(heatmaps), 30, replace=False)] = True
     heatmaps[tagged] = np.abs(rng.normal(0.0, 0.02, (30, 32, 32)))
     heatmaps[tagged, 2:6, 2:6] += rng.uniform(0.8, 1.0, (30, 4, 4))
-    spray = SpRAy(size=16, random_state=0).fit(heatmaps, groups=tagged)
+    spray = SpRAy(size=16, seed=0).fit(heatmaps, groups=tagged)
     clusters = spray.clusters_
     (flagged,) = np.flatnonzero(clusters.flagged)
     members = spray.labels_ == clusters.cluster_ids[flagged]
@@ -514,7 +514,7 @@ def test_clusters_of_noise_are_significant_but_do_not_stand_out():
     """Clustering alone makes clusters of pure noise more concentrated than random groups (p < 0.01 here):
     why a flag needs the lift and the contrast as well."""
     heatmaps = np.abs(np.random.default_rng(0).normal(0.0, 1.0, (300, 16, 16)))
-    spray = SpRAy(size=8, n_clusters=4, random_state=0).fit(heatmaps)
+    spray = SpRAy(size=8, n_clusters=4, seed=0).fit(heatmaps)
     test = spray.clusters_.artefact_test
     assert (test.p_values < 0.01).any()
     assert test.lift.max() < 1.5 and test.contrast.max() < 1.2
@@ -523,15 +523,15 @@ def test_clusters_of_noise_are_significant_but_do_not_stand_out():
 
 def test_artefact_test_single_cluster_noise_and_permutation_count():
     features = np.random.default_rng(0).exponential(1.0, (30, 4, 4))
-    whole = artefact_test(features, np.zeros(30, dtype=int), random_state=0)
+    whole = artefact_test(features, np.zeros(30, dtype=int), seed=0)
     assert (
         whole.p_values.tolist() == [1.0] and whole.lift.tolist() == [1.0] and whole.contrast.tolist() == [1.0]
     )
     assert whole.summary() == "no cluster stands out: there is a single cluster"
-    noise = artefact_test(features, np.full(30, -1), random_state=0)
+    noise = artefact_test(features, np.full(30, -1), seed=0)
     assert len(noise.cluster_ids) == 0 and noise.summary() == "no cluster to test"
     # six clusters at level 0.01 need B + 1 >= 2 * 6 / 0.01 permutations for a p-value below the level
-    six = artefact_test(features, np.arange(30) % 6, random_state=0)
+    six = artefact_test(features, np.arange(30) % 6, seed=0)
     assert six.n_permutations == 1199
     assert six.p_values.min() >= 6 / 1200
     with pytest.raises(ValueError, match="no cluster 9; the tested clusters are"):
@@ -541,8 +541,8 @@ def test_artefact_test_single_cluster_noise_and_permutation_count():
 def test_artefact_test_large_clusters_are_subsampled():
     features = np.random.default_rng(0).exponential(1.0, (300, 4, 4))
     labels = np.arange(300) % 2
-    small = artefact_test(features, labels, max_group=20, max_centres=50, random_state=0)
-    full = artefact_test(features, labels, random_state=0)
+    small = artefact_test(features, labels, max_group=20, max_centres=50, seed=0)
+    full = artefact_test(features, labels, seed=0)
     # a random 20 of 150 members against random groups of 20: both scores rise (the prototype is noisier)
     assert (small.null_mean > full.null_mean).all()
     assert (np.abs(small.lift - 1) < 0.2).all() and not small.flagged.any()
@@ -616,7 +616,7 @@ def test_cluster_statistics_hand_computed():
 
 def test_embed_2d_tsne_and_errors():
     heatmaps, groups = blob_heatmaps([(4, 4), (11, 11)], n_per_group=25)
-    spray = SpRAy(size=8, n_eigenvalues=8, random_state=0).fit(heatmaps)
+    spray = SpRAy(size=8, n_eigenvalues=8, seed=0).fit(heatmaps)
     view = spray.embed_2d("tsne", perplexity=10)
     assert view.shape == (50, 2) and np.isfinite(view).all()
     np.testing.assert_array_equal(view, spray.embed_2d("tsne", perplexity=10))
@@ -634,3 +634,18 @@ def test_umap_missing_names_the_package():
             embed_2d(np.random.default_rng(0).normal(size=(20, 3)), "umap")
     else:
         pytest.skip("umap-learn is installed")
+
+
+def test_the_former_name_random_state_still_works_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="'random_state' is now called 'seed'"):
+        spray = SpRAy(size=8, random_state=3)
+    assert spray.seed == 3
+    with pytest.warns(DeprecationWarning, match="SpRAy.seed"):
+        assert spray.random_state == 3
+    with pytest.raises(TypeError, match="both 'seed' and its former name 'random_state'"):
+        SpRAy(seed=1, random_state=2)
+    affinity = knn_affinity(np.random.default_rng(0).normal(size=(40, 4)), n_neighbors=5)
+    with pytest.warns(DeprecationWarning):
+        old = laplacian_spectrum(affinity, n_eigenvalues=4, random_state=0)
+    new = laplacian_spectrum(affinity, n_eigenvalues=4, seed=0)
+    np.testing.assert_array_equal(old.eigenvalues, new.eigenvalues)

@@ -189,7 +189,7 @@ def test_demo_flags_the_tagged_8s_and_no_untagged_class(demo_run, data):
         for digit in range(10):
             rows = class_rows(run, digit)
             heatmaps = np.asarray(run.attribution[rows], dtype=np.float32)
-            spray = SpRAy(size=SPRAY_SIZE, n_neighbors=SPRAY_NEIGHBORS, random_state=0).fit(heatmaps)
+            spray = SpRAy(size=SPRAY_SIZE, n_neighbors=SPRAY_NEIGHBORS, seed=0).fit(heatmaps)
             test = spray.clusters_.artefact_test
             if digit != 8:
                 assert not test.flagged.any(), f"class {digit}: {test.summary()}"

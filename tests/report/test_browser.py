@@ -38,7 +38,7 @@ pytestmark = pytest.mark.skipif(
 def report(two_strategies, tmp_path_factory):
     path, tag = two_strategies
     with store.open(path) as run:
-        analysis = analyse_class(run, 1, SpRAy(size=8, random_state=0), np.where(tag, "yes", "no"))
+        analysis = analyse_class(run, 1, SpRAy(size=8, seed=0), np.where(tag, "yes", "no"))
     inputs = np.random.default_rng(0).uniform(0, 1, (len(analysis.rows), 1, 16, 16))
     page = write_report(analysis, tmp_path_factory.mktemp("report") / "index.html", inputs=inputs,
                         group_name="tag planted", notes=[("Check", [("a", "1")])])  # fmt: skip

@@ -24,7 +24,7 @@ runner = CliRunner()
 def analysis(two_strategies):
     path, tag = two_strategies
     with store.open(path) as run:
-        return analyse_class(run, 1, SpRAy(size=8, random_state=0), np.where(tag, "yes", "no"))
+        return analyse_class(run, 1, SpRAy(size=8, seed=0), np.where(tag, "yes", "no"))
 
 
 def payload(page: str) -> dict:
@@ -118,7 +118,7 @@ def test_report_says_when_no_cluster_stands_out(two_strategies, tmp_path):
     cluster that came nearest and the rule."""
     path, tag = two_strategies
     with store.open(path) as run:
-        analysis = analyse_class(run, 1, SpRAy(size=8, min_lift=100, random_state=0))
+        analysis = analyse_class(run, 1, SpRAy(size=8, min_lift=100, seed=0))
     test = analysis.spray.clusters_.artefact_test
     assert analysis.suspicious_cluster is None and not test.flagged.any()
     page = write_report(analysis, tmp_path / "index.html").read_text()

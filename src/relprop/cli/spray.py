@@ -20,9 +20,9 @@ def _analyse(path: Path, class_index: int, size: int | None, neighbors: int, clu
 
     with open_store(path) as run:
         size = size or min(32, *run.attribution.shape[-2:])
-        spray = SpRAy(size=size, n_neighbors=neighbors, n_clusters=clusters, random_state=seed)
+        spray = SpRAy(size=size, n_neighbors=neighbors, n_clusters=clusters, seed=seed)
         try:
-            return analyse_class(run, class_index, spray, random_state=seed)
+            return analyse_class(run, class_index, spray, seed=seed)
         except OSError as error:
             raise ValueError(f"{path} is damaged: reading its rows failed: {error}") from error
 

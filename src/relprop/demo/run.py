@@ -207,7 +207,7 @@ def run_demo(
         analysis = analyse_class(
             store,
             c,
-            SpRAy(size=SPRAY_SIZE, n_neighbors=SPRAY_NEIGHBORS, random_state=seed),
+            SpRAy(size=SPRAY_SIZE, n_neighbors=SPRAY_NEIGHBORS, seed=seed),
             np.where(tagged, "yes", "no"),
             seed,
         )

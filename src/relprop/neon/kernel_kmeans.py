@@ -27,6 +27,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from relprop.checks import check_int, check_number
+from relprop.deprecation import renamed_keyword
 from relprop.rules import divide
 
 from ._checks import as_float_tensor
@@ -134,12 +135,13 @@ class NeuralizedKernelKMeans(NeuralizedModel):
         return relevance
 
 
+@renamed_keyword("random_state", "seed")
 def neuralize_kernel_kmeans(
     x: object,
     labels: object,
     gamma: float,
     n_support_per_cluster: int | None = None,
-    random_state: int = 0,
+    seed: int = 0,
 ) -> NeuralizedKernelKMeans:
     """Build a :class:`NeuralizedKernelKMeans` from data and cluster labels 0..K-1.
 
@@ -155,7 +157,7 @@ def neuralize_kernel_kmeans(
         If given, each cluster with more members is reduced to this many points, the centroids of
         a k-means run inside the cluster (cost of the explanation is O(n_c n_k D) per pair of
         clusters). The reduced model approximates the one over all members; weights stay uniform.
-    random_state : int
+    seed : int
         Seed of the reducing k-means.
     """
     data = np.asarray(x, dtype=np.float64)
@@ -175,9 +177,7 @@ def neuralize_kernel_kmeans(
     for k in range(n_clusters):
         members = data[labels == k]
         if n_support_per_cluster is not None and len(members) > n_support_per_cluster:
-            reducer = KMeans(n_clusters=n_support_per_cluster, n_init=1, random_state=random_state).fit(
-                members
-            )
+            reducer = KMeans(n_clusters=n_support_per_cluster, n_init=1, random_state=seed).fit(members)
             members = reducer.cluster_centers_
         support.append(members)
     return NeuralizedKernelKMeans(support, gamma)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from relprop.deprecation import renamed_keyword
 from relprop.spray import SpRAy
 from relprop.store import AttributionStore
 
@@ -95,12 +96,13 @@ class ClassAnalysis:
         return positions[np.argsort(distances, kind="stable")]
 
 
+@renamed_keyword("random_state", "seed")
 def analyse_class(
     store: AttributionStore,
     class_index: int,
     spray: SpRAy | None = None,
     groups: np.ndarray | None = None,
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> ClassAnalysis:
     """Run SpRAy on the heatmaps that explain ``class_index`` (see :func:`class_rows`) and embed them in 2-D.
 
@@ -111,17 +113,17 @@ def analyse_class(
     class_index:
         The class to analyse.
     spray:
-        The (unfitted) analysis and its parameters; ``SpRAy(random_state=random_state)`` by default.
+        The (unfitted) analysis and its parameters; ``SpRAy(seed=seed)`` by default.
     groups:
         Any known annotation of the selected samples (M,), e.g. whether a tag is planted, for the
         clusters' purity.
-    random_state:
+    seed:
         Seed of the t-SNE view (and of the default ``spray``).
     """
     from relprop.spray import embed_2d
 
     rows = class_rows(store, class_index)
-    spray = SpRAy(random_state=random_state) if spray is None else spray
+    spray = SpRAy(seed=seed) if spray is None else spray
     heatmaps = np.asarray(store.attribution[rows], dtype=np.float32)
     labels, predictions = store.label[rows], store.prediction[rows]
     known = labels >= 0
@@ -133,7 +135,7 @@ def analyse_class(
     )
     eigenvectors = spray.spectrum_.eigenvectors
     perplexity = min(30.0, max(1.0, (len(rows) - 1) / 3))
-    tsne = embed_2d(eigenvectors, "tsne", random_state, perplexity=perplexity)
+    tsne = embed_2d(eigenvectors, "tsne", seed, perplexity=perplexity)
     return ClassAnalysis(
         class_index=class_index,
         rows=rows,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from relprop.checks import check_int
+from relprop.deprecation import renamed_keyword
 
 # elements of one (draws, members, pixels) block of random groups, about 32 MB of float64
 _BLOCK_ELEMENTS = 4_000_000
@@ -199,6 +200,7 @@ class ArtefactTest:
         return text
 
 
+@renamed_keyword("random_state", "seed")
 def artefact_test(
     features: np.ndarray,
     cluster_labels: np.ndarray,
@@ -210,14 +212,14 @@ def artefact_test(
     top_fraction: float = 0.05,
     max_group: int = 100,
     max_centres: int = 1000,
-    random_state: int | None = None,
+    seed: int | None = None,
 ) -> ArtefactTest:
     """Test whether each cluster's artefact score stands out from the rest of its class.
 
     For cluster :math:`k` with :math:`n_k` members and score :math:`s_k` (:func:`artefact_score`), the
     null hypothesis is that its members are a random group of the class: the cluster labels carry no
     information about where the relevance lies. :math:`B` random groups of :math:`n_k` of the :math:`N`
-    heatmaps (without replacement, from a generator seeded by ``random_state``) give scores
+    heatmaps (without replacement, from a generator seeded by ``seed``) give scores
     :math:`s^{(1)},\\dots,s^{(B)}`, and
 
     .. math::
@@ -277,7 +279,7 @@ def artefact_test(
         Region size of :func:`artefact_score`.
     max_group, max_centres
         Largest group that is scored, and about the most neighbourhoods in the contrast (at least 1).
-    random_state
+    seed
         Seed of the random groups and of the subsamples.
 
     Raises
@@ -315,7 +317,7 @@ def artefact_test(
     n_top = max(1, round(top_fraction * positive.shape[1]))
     n_clusters = len(cluster_ids)
     draws = max(int(n_permutations), math.ceil(2 * n_clusters / level) - 1)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     centres = _centres(labels, max_centres, rng)
     sizes = [min(int(np.sum(labels == cluster)), max_group) for cluster in cluster_ids]
     neighbours = _neighbourhoods(space, centres, max(sizes, default=1))

@@ -8,15 +8,18 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering, KMeans
 
+from relprop.deprecation import renamed_keyword
+
 ClusteringMethod = Literal["kmeans", "agglomerative", "dbscan", "hdbscan"]
 
 
+@renamed_keyword("random_state", "seed")
 def cluster_embedding(
     embedding: np.ndarray,
     method: ClusteringMethod = "kmeans",
     n_clusters: int | None = None,
     connectivity: sp.spmatrix | sp.sparray | None = None,
-    random_state: int | None = None,
+    seed: int | None = None,
     params: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Cluster labels (N,) of the rows of a spectral embedding.
@@ -34,7 +37,7 @@ def cluster_embedding(
         which find the number themselves.
     connectivity
         Sparse (N, N) graph for ``"agglomerative"`` (typically the kNN affinity).
-    random_state
+    seed
         Seed for ``"kmeans"``.
     params
         Further keyword arguments for the scikit-learn estimator (e.g. ``{"eps": 0.3}`` for DBSCAN,
@@ -49,7 +52,7 @@ def cluster_embedding(
                 f"method={method!r} needs n_clusters, an int in [1, {len(embedding)}], got {n_clusters!r}"
             )
         if method == "kmeans":
-            estimator = KMeans(n_clusters=n_clusters, n_init=10, random_state=random_state, **params)
+            estimator = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed, **params)
         else:
             estimator = AgglomerativeClustering(n_clusters=n_clusters, connectivity=connectivity, **params)
     elif method in ("dbscan", "hdbscan"):

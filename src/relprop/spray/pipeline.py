@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
+from relprop.deprecation import renamed_keyword
 from relprop.spray.clustering import ClusteringMethod, cluster_embedding
 from relprop.spray.graph import Weights, knn_affinity
 from relprop.spray.preprocessing import Norm, preprocess_heatmaps
@@ -53,7 +55,7 @@ class SpRAy:
         p-value against random groups of as many heatmaps is below ``level``, its score is at least
         ``min_lift`` times theirs, and its samples' neighbourhoods (in the neighbour space) are at least
         ``min_contrast`` times as artefact-like as the other samples'.
-    random_state
+    seed
         Seed for PCA, the Lanczos start vector, k-means, the random groups of the artefact test and the 2-D
         views.
 
@@ -79,6 +81,7 @@ class SpRAy:
         Per-cluster summaries, with the artefact test (``clusters_.artefact_test``, ``clusters_.flagged``).
     """
 
+    @renamed_keyword("random_state", "seed")
     def __init__(
         self,
         size: int | tuple[int, int] | None = 32,
@@ -99,7 +102,7 @@ class SpRAy:
         level: float = 0.01,
         min_lift: float = 2.0,
         min_contrast: float = 1.5,
-        random_state: int | None = None,
+        seed: int | None = None,
     ) -> None:
         self.size = size
         self.absolute = absolute
@@ -119,7 +122,13 @@ class SpRAy:
         self.level = level
         self.min_lift = min_lift
         self.min_contrast = min_contrast
-        self.random_state = random_state
+        self.seed = seed
+
+    @property
+    def random_state(self) -> int | None:
+        """Former name of :attr:`seed` (deprecated)."""
+        warnings.warn("SpRAy.random_state is now called SpRAy.seed", DeprecationWarning, stacklevel=2)
+        return self.seed
 
     def fit(
         self,
@@ -142,7 +151,7 @@ class SpRAy:
         wanted = self.n_eigenvalues
         if isinstance(wanted, (int, np.integer)):  # anything else is refused by laplacian_spectrum
             wanted = min(wanted, n_samples)
-        self.spectrum_ = laplacian_spectrum(self.affinity_, wanted, self.random_state)
+        self.spectrum_ = laplacian_spectrum(self.affinity_, wanted, self.seed)
         self.eigenvalues_ = self.spectrum_.eigenvalues
         computed = len(self.eigenvalues_)
         self.eigengap_ = eigengap(self.eigenvalues_, min(self.max_clusters, computed - 1))
@@ -160,7 +169,7 @@ class SpRAy:
             self.clustering,
             n_clusters=None if density_based else self.n_clusters_,
             connectivity=self.affinity_ if self.clustering == "agglomerative" else None,
-            random_state=self.random_state,
+            seed=self.seed,
             params=self.clustering_params,
         )
         self.clusters_ = cluster_statistics(
@@ -176,7 +185,7 @@ class SpRAy:
             self.min_lift,
             self.min_contrast,
             space,
-            self.random_state,
+            self.seed,
         )
         return self
 
@@ -185,10 +194,10 @@ class SpRAy:
         flat = features.reshape(len(features), -1)
         if self.pca_components is None or self.pca_components >= min(flat.shape):
             return flat
-        return PCA(self.pca_components, random_state=self.random_state).fit_transform(flat)
+        return PCA(self.pca_components, random_state=self.seed).fit_transform(flat)
 
     def embed_2d(self, method: Literal["tsne", "umap"] = "tsne", **params: Any) -> np.ndarray:
         """2-D view (N, 2) of the fitted spectral eigenvectors (all ``n_eigenvalues``) for plotting."""
         if not hasattr(self, "spectrum_"):
             raise RuntimeError("SpRAy is not fitted yet; call fit(heatmaps) first")
-        return embed_2d(self.spectrum_.eigenvectors, method, self.random_state, **params)
+        return embed_2d(self.spectrum_.eigenvectors, method, self.seed, **params)

@@ -12,6 +12,8 @@ from scipy.sparse.csgraph import connected_components, reverse_cuthill_mckee
 from scipy.sparse.linalg import LinearOperator, eigsh, spilu
 from threadpoolctl import threadpool_limits
 
+from relprop.deprecation import renamed_keyword
+
 # components up to this size (or up to 4x the number of wanted eigenvalues) are solved densely
 _DENSE_LIMIT = 256
 # Lanczos tolerance on the eigenvalues of the spectral transform (_top_eigenpairs)
@@ -53,8 +55,9 @@ class LaplacianSpectrum:
         return int(self.trivial.sum())
 
 
+@renamed_keyword("random_state", "seed")
 def laplacian_spectrum(
-    affinity: sp.spmatrix | sp.sparray, n_eigenvalues: int = 32, random_state: int | None = None
+    affinity: sp.spmatrix | sp.sparray, n_eigenvalues: int = 32, seed: int | None = None
 ) -> LaplacianSpectrum:
     """The ``n_eigenvalues`` smallest eigenpairs of :math:`L = I - D^{-1/2} W D^{-1/2}`.
 
@@ -67,7 +70,7 @@ def laplacian_spectrum(
     each component contributes an exact zero eigenvalue with eigenvector :math:`D^{1/2}\\mathbf 1_C`
     (normalized), and its other eigenpairs are computed on the component alone, so repeated zero
     eigenvalues are resolved exactly. Signs are fixed (largest-magnitude entry positive) and the
-    Lanczos start vector is drawn from ``random_state``, so results are reproducible.
+    Lanczos start vector is drawn from ``seed``, so results are reproducible.
 
     Raises
     ------
@@ -93,7 +96,7 @@ def laplacian_spectrum(
     scale = 1.0 / np.sqrt(degree)
     normalized = sp.diags(scale) @ affinity @ sp.diags(scale)
     n_components, components = connected_components(affinity, directed=False)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
 
     values, vectors, trivial = [], [], []
     for component in range(n_components):

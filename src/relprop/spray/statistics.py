@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from relprop.checks import check_int
+from relprop.deprecation import renamed_keyword
 from relprop.spray.artefact import ArtefactTest, artefact_score, artefact_test
 
 
@@ -72,6 +73,7 @@ def as_sample_array(
     return array
 
 
+@renamed_keyword("random_state", "seed")
 def cluster_statistics(
     features: np.ndarray,
     cluster_labels: np.ndarray,
@@ -85,7 +87,7 @@ def cluster_statistics(
     min_lift: float = 2.0,
     min_contrast: float = 1.5,
     space: np.ndarray | None = None,
-    random_state: int | None = None,
+    seed: int | None = None,
 ) -> ClusterStatistics:
     """Summaries of every cluster of preprocessed heatmaps.
 
@@ -104,7 +106,7 @@ def cluster_statistics(
         Number of representatives per cluster.
     top_fraction
         Region size for :func:`artefact_score`.
-    n_permutations, level, min_lift, min_contrast, space, random_state
+    n_permutations, level, min_lift, min_contrast, space, seed
         The test of whether a cluster's artefact score stands out from its class (:func:`artefact_test`).
     """
     if features.ndim != 3:
@@ -126,7 +128,7 @@ def cluster_statistics(
         min_lift,
         min_contrast,
         top_fraction,
-        random_state=random_state,
+        seed=seed,
     )
 
     cluster_ids = np.unique(cluster_labels[cluster_labels >= 0])

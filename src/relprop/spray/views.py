@@ -7,11 +7,14 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.manifold import TSNE
 
+from relprop.deprecation import renamed_keyword
 
+
+@renamed_keyword("random_state", "seed")
 def embed_2d(
     features: np.ndarray,
     method: Literal["tsne", "umap"] = "tsne",
-    random_state: int | None = None,
+    seed: int | None = None,
     **params: Any,
 ) -> np.ndarray:
     """Two-dimensional coordinates (N, 2) of the rows of ``features`` for plotting.
@@ -23,7 +26,7 @@ def embed_2d(
     if features.ndim != 2 or len(features) < 2:
         raise ValueError(f"features must have shape (N, D) with N >= 2, got shape {features.shape}")
     if method == "tsne":
-        estimator = TSNE(n_components=2, init="pca", random_state=random_state, **params)
+        estimator = TSNE(n_components=2, init="pca", random_state=seed, **params)
     elif method == "umap":
         try:
             import umap
@@ -31,7 +34,7 @@ def embed_2d(
             raise ImportError(
                 "UMAP views need the optional package umap-learn: pip install umap-learn"
             ) from error
-        estimator = umap.UMAP(n_components=2, random_state=random_state, **params)
+        estimator = umap.UMAP(n_components=2, random_state=seed, **params)
     else:
         raise ValueError(f"method must be 'tsne' or 'umap', got {method!r}")
     return np.asarray(estimator.fit_transform(features))
