@@ -10,7 +10,7 @@ generator seed) are explained for the predicted class. Every method explains the
 encoder's ``inputs_embeds``, ``(T, D)`` per sentence; position and segment embeddings are added inside the
 model and are not inputs), and a token's relevance is the sum over its ``D`` dimensions. Word pieces are
 merged into words by summing (:func:`relprop.text.merge_word_pieces`); ``[CLS]`` and ``[SEP]`` are excluded
-from every ranking (sentences are batched by token count, so there is no padding). With :math:`R_w` the
+from every ranking, and so is padding (the held-out sentences are one padded batch). With :math:`R_w` the
 relevance of word :math:`w` and :math:`K` the deciding words (the keyword and its ``not``):
 
 * (a) share :math:`= \sum_{w \in K} |R_w| / \sum_w |R_w|`;
@@ -65,14 +65,23 @@ METHODS = ("AttnLRP", "CP-LRP", "gradient x input", "integrated gradients", ROLL
 
 
 class EmbeddingsToLogits(nn.Module):
-    """The classifier as a function of the word embeddings ``(B, T, D)`` (no padding: every token counts)."""
+    """The classifier as a function of the word embeddings ``(B, T, D)`` of one padded batch, whose attention
+    mask is a constant of the module (so that one traced graph serves the batch and its perturbations)."""
 
-    def __init__(self, model: SentenceClassifier) -> None:
+    def __init__(self, model: SentenceClassifier, attention_mask: Tensor) -> None:
         super().__init__()
         self.model = model
+        self.register_buffer("attention_mask", attention_mask)
 
     def forward(self, embeddings: Tensor) -> Tensor:
-        return self.model.head(self.model.embed(inputs_embeds=embeddings))
+        # methods that evaluate many perturbed copies stack whole copies of the batch: [x, x, ...]
+        copies, rest = divmod(len(embeddings), len(self.attention_mask))
+        if rest:
+            raise ValueError(
+                f"{len(embeddings)} inputs are no whole copies of the batch of {len(self.attention_mask)}"
+            )
+        mask = self.attention_mask.repeat(copies, 1)
+        return self.model.head(self.model.embed(attention_mask=mask, inputs_embeds=embeddings))
 
 
 class NextTokenLogits(nn.Module):
@@ -94,7 +103,10 @@ def token_relevance(name: str, model: nn.Module, x: Tensor, target: Tensor, args
         return torch.rand(x.shape[:2], generator=torch.Generator().manual_seed(seed))
     if name == ROLLOUT:
         maps = rollout(AttentionRollout(model).attention(x))
-        return maps.mean(dim=1) if row is None else maps[:, row]
+        if row is not None:
+            return maps[:, row]
+        mask = model.attention_mask.to(maps)  # the mean over the rows of real tokens, as the model pools
+        return (maps * mask[:, :, None]).sum(dim=1) / mask.sum(dim=1, keepdim=True)
     explainer = {
         "AttnLRP": lambda: LRP(model, composite=composites.AttnLRP()),
         "CP-LRP": lambda: LRP(model, composite=composites.CPLRP()),
@@ -107,20 +119,22 @@ def token_relevance(name: str, model: nn.Module, x: Tensor, target: Tensor, args
 
 @torch.no_grad()
 def deletion_abpc(model: nn.Module, x: Tensor, relevance: Tensor, target: Tensor, keep: Tensor) -> Tensor:
-    """Per sample, the ABPC of zeroing the ``keep`` tokens' embeddings, MoRF against LeRF."""
-    columns = keep.nonzero().flatten()
-    scores = relevance[:, columns]
+    """Per sample, the ABPC of zeroing the embeddings of its ``keep`` tokens ``(B, T)``, MoRF against LeRF:
+    the mean over its :math:`L_b + 1` points of the LeRF curve minus the MoRF curve."""
+    lengths = keep.sum(dim=1)
+    rows = torch.arange(len(x))
     curves = {}
     for order, descending in (("morf", True), ("lerf", False)):
-        ranked = columns[scores.argsort(dim=1, descending=descending)]  # (B, L)
+        excluded = float("-inf") if descending else float("inf")
+        ranked = relevance.masked_fill(~keep, excluded).argsort(dim=1, descending=descending)  # kept first
         current, values = x.clone(), []
-        rows = torch.arange(len(x))
-        for k in range(len(columns) + 1):
+        for k in range(int(lengths.max()) + 1):
             values.append(model(current).gather(1, target[:, None])[:, 0])
-            if k < len(columns):
-                current[rows, ranked[:, k]] = 0.0
+            moving = rows[k < lengths]
+            current[moving, ranked[moving, k]] = 0.0
         curves[order] = torch.stack(values, dim=1)
-    return (curves["lerf"] - curves["morf"]).mean(dim=1)
+    valid = torch.arange(curves["morf"].shape[1])[None] <= lengths[:, None]
+    return ((curves["lerf"] - curves["morf"]) * valid).sum(dim=1) / valid.sum(dim=1)
 
 
 def fine_tune(
@@ -144,37 +158,29 @@ def fine_tune(
 def keyword_scores(model: SentenceClassifier, tokenizer, seed: int, args) -> tuple[float, dict]:
     """Test accuracy and, per method, the per-sentence (share, top-1, ABPC) on held-out sentences."""
     test = keyword_sentences(args.sentences, seed=1000 + seed)
-    wrapped = EmbeddingsToLogits(model).eval()
-    embedding = model.encoder.get_input_embeddings()
-    groups = defaultdict(list)
-    for index, text in enumerate(test.texts):
-        groups[len(tokenizer(text)["input_ids"])].append(index)
-    correct, results = 0, defaultdict(list)
-    for indices in groups.values():
-        texts = [test.texts[i] for i in indices]
-        encoded = tokenizer(
-            texts, return_tensors="pt", return_offsets_mapping=True, return_special_tokens_mask=True
-        )
-        special = encoded["special_tokens_mask"][0].bool()
-        with torch.no_grad():
-            x = embedding(encoded["input_ids"])
-            target = wrapped(x).argmax(dim=1)
-        correct += int((target.numpy() == test.labels[indices]).sum())
-        for name in METHODS:
-            relevance = token_relevance(name, wrapped, x, target, args, seed, row=None).double()
-            abpc = deletion_abpc(wrapped, x, relevance, target, ~special)
-            for row, index in enumerate(indices):
-                words = merge_word_pieces(
-                    texts[row],
-                    encoded["offset_mapping"][row].tolist(),
-                    relevance[row].numpy(),
-                    special=special,
-                )
-                deciding = test.deciding[index][words.index]
-                magnitude = np.abs(words.relevance)
-                share = magnitude[deciding].sum() / max(magnitude.sum(), 1e-30)
-                top = float(deciding[int(np.argmax(magnitude))])
-                results[name].append((share, top, abpc[row].item()))
+    encoded = tokenizer(
+        test.texts, return_tensors="pt", padding=True, return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )  # fmt: skip
+    special = encoded["special_tokens_mask"].bool() | (encoded["attention_mask"] == 0)
+    wrapped = EmbeddingsToLogits(model, encoded["attention_mask"]).eval()
+    with torch.no_grad():
+        x = model.encoder.get_input_embeddings()(encoded["input_ids"])
+        target = wrapped(x).argmax(dim=1)
+    correct = int((target.numpy() == test.labels).sum())
+    results = defaultdict(list)
+    for name in METHODS:
+        relevance = token_relevance(name, wrapped, x, target, args, seed, row=None).double()
+        abpc = deletion_abpc(wrapped, x, relevance, target, ~special)
+        for row, text in enumerate(test.texts):
+            words = merge_word_pieces(
+                text, encoded["offset_mapping"][row].tolist(), relevance[row].numpy(), special=special[row]
+            )
+            deciding = test.deciding[row][words.index]
+            magnitude = np.abs(words.relevance)
+            share = magnitude[deciding].sum() / max(magnitude.sum(), 1e-30)
+            top = float(deciding[int(np.argmax(magnitude))])
+            results[name].append((share, top, abpc[row].item()))
     return correct / len(test.texts), {name: np.mean(values, axis=0) for name, values in results.items()}
 
 
