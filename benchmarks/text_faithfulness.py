@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
-import sys
 import time
 from collections import defaultdict
 
@@ -52,6 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import transformers
+from _seeds import log, mean_and_error
 from torch import Tensor, nn
 
 from relprop import LRP, composites
@@ -239,15 +238,9 @@ def table(per_seed: list[dict], columns: tuple[str, ...]) -> str:
     """Markdown: per method, mean ± standard error over the seeds of each column."""
     lines = ["| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for name in METHODS:
-        values = np.stack([r[name] for r in per_seed])  # (seeds, columns)
-        mean = values.mean(axis=0)
-        error = values.std(axis=0, ddof=1) / math.sqrt(len(values)) if len(values) > 1 else mean * math.nan
-        lines.append(f"| {name} | " + " | ".join(f"{m:.3f} ± {e:.3f}" for m, e in zip(mean, error)) + " |")
+        cells = mean_and_error(np.stack([r[name] for r in per_seed]))  # (seeds, columns)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -283,11 +276,11 @@ def main() -> None:
             accuracy, scores = keyword_scores(model, tokenizer, seed, args)
             accuracies[setting].append(accuracy)
             settings[setting].append(scores)
-            _log(f"seed {seed}: {setting}, accuracy {accuracy:.3f}, {time.perf_counter() - start:.0f} s")
+            log(f"seed {seed}: {setting}, accuracy {accuracy:.3f}, {time.perf_counter() - start:.0f} s")
         accuracy, scores = copying_scores(seed, args)
         copy_accuracy.append(accuracy)
         copying.append(scores)
-        _log(f"seed {seed}: copying accuracy {accuracy:.3f}, {time.perf_counter() - start:.0f} s")
+        log(f"seed {seed}: copying accuracy {accuracy:.3f}, {time.perf_counter() - start:.0f} s")
     for setting, per_seed in settings.items():
         shown = ", ".join(f"{a:.3f}" for a in accuracies[setting])
         print(f"\nPlanted keywords, {setting}: test accuracy per seed {shown}, {args.sentences} sentences")

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from _seeds import log, mean_and_error
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import Tensor, nn
@@ -140,7 +140,7 @@ def one_seed(seed: int, data: Digits, args: argparse.Namespace) -> tuple[float, 
     start = time.perf_counter()
     model = vision_transformer(seed)
     accuracy = train(model, data, args.epochs, seed)
-    _log(f"seed {seed}: test accuracy {accuracy:.3f}, trained in {time.perf_counter() - start:.0f} s")
+    log(f"seed {seed}: test accuracy {accuracy:.3f}, trained in {time.perf_counter() - start:.0f} s")
     x = data.x_test[: args.images]
     with torch.no_grad():
         target = model(x).argmax(dim=1)
@@ -152,7 +152,7 @@ def one_seed(seed: int, data: Digits, args: argparse.Namespace) -> tuple[float, 
             attribution = explainer(x, target)
         scores = abpc(model, x, attribution.detach(), target, args.steps)
         results[name] = torch.stack([s.mean() for s in scores])
-        _log(f"seed {seed}: {name} done at {time.perf_counter() - start:.0f} s")
+        log(f"seed {seed}: {name} done at {time.perf_counter() - start:.0f} s")
     return accuracy, results
 
 
@@ -166,17 +166,10 @@ def table(per_seed: list[dict[str, Tensor]]) -> str:
     names = sorted(per_seed[0], key=lambda n: -sum(r[n][0].item() for r in per_seed))
     for name in names:
         values = torch.stack([r[name] for r in per_seed]).double()  # (seeds, 3)
-        mean = values.mean(dim=0)
-        spread = values.std(dim=0) if len(per_seed) > 1 else torch.full((3,), math.nan)
-        error = spread / math.sqrt(len(per_seed))
-        cells = " | ".join(f"{m:.3f} ± {e:.3f}" for m, e in zip(mean.tolist(), error.tolist()))
+        cells = " | ".join(mean_and_error(values.numpy()))
         seeds = " / ".join(f"{v:.2f}" for v in values[:, 0].tolist())
         lines.append(f"| {name} | {cells} | {seeds} |")
     return "\n".join(lines)
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main() -> None:
