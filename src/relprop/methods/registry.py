@@ -65,7 +65,10 @@ def make_composite(name: str, bounds: tuple[float, float] | None = None) -> Comp
         raise ValueError(f"unknown composite {name!r}; choose one of {', '.join(COMPOSITES)}")
     if name == "epsilon-gamma-box":
         if bounds is None:
-            raise ValueError("composite epsilon-gamma-box needs the input bounds: pass --low and --high")
+            raise ValueError(
+                "composite epsilon-gamma-box needs the input bounds: bounds=(low, high) "
+                "(on the command line, --low and --high)"
+            )
         return composites.EpsilonGammaBox(low=bounds[0], high=bounds[1])
     return COMPOSITES[name]()
 
