@@ -46,7 +46,7 @@ def stabilize(denominator: Tensor, epsilon: float, sign: int = 0) -> Tensor:
         return denominator
     if sign:
         return denominator + sign * epsilon
-    return denominator.abs().add_(epsilon).copysign_(denominator)
+    return torch.copysign(denominator.new_tensor(epsilon), denominator).add_(denominator)
 
 
 def divide(numerator: Tensor, denominator: Tensor) -> Tensor:
@@ -924,4 +924,9 @@ class Detach(Rule):
 
 def _scaled(relevance: Tensor, z: Tensor, epsilon: float) -> Tensor:
     """``relevance / (z + epsilon sgn(z))``, zero where the denominator is zero."""
-    return relevance / stabilize(z, epsilon) if epsilon > 0 else divide(relevance, z)
+    if epsilon == 0:
+        return divide(relevance, z)
+    denominator = stabilize(z, epsilon)
+    if denominator.shape == relevance.shape and denominator.dtype == relevance.dtype:
+        return torch.div(relevance, denominator, out=denominator)  # the stabilized copy is ours to overwrite
+    return relevance / denominator
