@@ -56,7 +56,7 @@ def demo(
                 "tagged samples."
             )
         typer.echo(found)
-    typer.echo(f"Attributions: {result.store}   SpRAy for ViRelAy: {result.analysis}")
+    typer.echo(f"Attributions: {result.store}   SpRAy analysis file for ViRelAy: {result.analysis}")
     typer.echo(f"ViRelAy project: virelay {result.virelay}   ({CLUSTER_NUMBERING})")
     typer.echo(
         f"The same analysis from the store: relprop spray {result.store} --class {c} --size {SPRAY_SIZE} "

@@ -143,6 +143,6 @@ def spray(
         + ("cluster; " if analysis.spray.n_clusters_ == 1 else "clusters; ")
         + analysis.spray.clusters_.artefact_test.summary()
     )
-    typer.echo(f"SpRAy for ViRelAy: {analysis_path}")
+    typer.echo(f"SpRAy analysis file for ViRelAy: {analysis_path} (a whole project: relprop virelay)")
     typer.echo(f"Report: {report}")
     typer.echo(f"Open it in a browser: {report.as_uri()}")
