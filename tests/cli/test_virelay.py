@@ -63,6 +63,12 @@ def test_a_folder_that_holds_anything_is_refused_and_kept(computed, tmp_path, on
     assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep me"
 
 
+def test_a_project_without_a_class_is_refused(computed, tmp_path, one_line_error):
+    out, _ = computed
+    one_line_error(_virelay(out, "--out", str(tmp_path / "p")), "no class to analyse", "pass --class")
+    assert not (tmp_path / "p").exists()
+
+
 def test_a_class_without_samples_is_named(computed, tmp_path, one_line_error):
     out, _ = computed
     project = tmp_path / "project"

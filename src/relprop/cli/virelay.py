@@ -35,8 +35,8 @@ def virelay(
         Path, typer.Argument(help="A finished attribution store of images (relprop attribute).")
     ],
     class_indices: Annotated[
-        list[int], typer.Option("--class", help="A class to analyse with SpRAy (repeat for more).")
-    ],
+        list[int] | None, typer.Option("--class", help="A class to analyse with SpRAy (repeat for more).")
+    ] = None,
     out: Annotated[Path, typer.Option(help="A new (or empty) folder for the project.")] = Path("virelay"),
     clusters: Annotated[
         int | None, typer.Option(min=1, help="Number of clusters (default: the eigengap's suggestion).")
@@ -66,6 +66,10 @@ def virelay(
     try:
         if not store.is_file():
             raise FileNotFoundError(f"{store}: no such file")
+        if not class_indices:
+            raise ValueError(
+                "no class to analyse: a ViRelAy project needs one, pass --class C (repeat for more)"
+            )
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise FileExistsError(f"{out} is not an empty folder; the project needs a new or empty one")
         with open_store(store) as run:

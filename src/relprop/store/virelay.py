@@ -14,9 +14,9 @@ Attribution file (one per attribution method; a project lists several as ``sourc
 
   ViRelAy looks a sample up by its data-set index, and moves the channel axis last when it is the shortest.
   With ``/index`` each lookup scans it twice (``index in file["index"]`` reads the HDF5 dataset element by
-  element up to the sample, then ``numpy.where`` reads it whole): the cost grows with N, 0.35 to 0.78 s a
-  lookup at 50,000 rows (ViRelAy 1.0, 5 lookups, 2 busy cores). Without ``/index`` a lookup is one row
-  read, 0.7 to 13 ms there; a ViRelAy project
+  element up to the sample, then ``numpy.where`` reads it whole): the cost grows with N, 0.14 to 0.78 s a
+  lookup at 50,000 rows (mean 0.43 s; ViRelAy 1.0, 10 random samples, 2 cores at load 6). Without
+  ``/index`` a lookup is one row read, 1.3 to 9.6 ms there; a ViRelAy project
   (:func:`relprop.report.write_virelay_project`) therefore numbers its samples by store row and keeps the
   data-set indices in ``/dataset_index``.
 
