@@ -147,6 +147,14 @@ def test_demo_prints_where_the_report_is(demo_run):
     assert report.is_file()
     assert f"Report: {report}\n" in result.output
     assert f"Open it in a browser: {report.as_uri()}\n" in result.output
+    project = out / "virelay" / "project.yaml"
+    assert (
+        f"ViRelAy project: virelay {project}   (relprop's cluster k is ViRelAy's Cluster k+1)"
+        in result.output
+    )
+    assert sorted(p.name for p in project.parent.iterdir()) == [
+        "analysis.h5", "attributions.h5", "inputs.h5", "label-map.json", "project.yaml"
+    ]  # fmt: skip
 
 
 def test_demo_finds_the_tag_as_its_own_cluster(demo_run, data):

@@ -10,5 +10,6 @@ command_module("relprop.cli.explain", "explain")
 command_module("relprop.cli.evaluate", "evaluate")
 command_module("relprop.cli.spray", "spray")
 command_module("relprop.cli.text", "explain-text")
+command_module("relprop.cli.virelay", "virelay")
 
 __all__ = ["app"]

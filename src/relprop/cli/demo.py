@@ -31,6 +31,7 @@ def demo(
     """
     from relprop.demo import SIZE, run_demo
     from relprop.demo.run import SPRAY_NEIGHBORS, SPRAY_SIZE
+    from relprop.report import CLUSTER_NUMBERING
 
     try:
         typer.echo(f"relprop demo on {SIZE}x{SIZE} digits (seed {seed}), on the CPU; the stages on stderr:")
@@ -55,7 +56,8 @@ def demo(
                 "tagged samples."
             )
         typer.echo(found)
-    typer.echo(f"Attributions: {result.store}   SpRAy for ViRelAy: {result.analysis}")
+    typer.echo(f"Attributions: {result.store}   SpRAy analysis file for ViRelAy: {result.analysis}")
+    typer.echo(f"ViRelAy project: virelay {result.virelay}   ({CLUSTER_NUMBERING})")
     typer.echo(
         f"The same analysis from the store: relprop spray {result.store} --class {c} --size {SPRAY_SIZE} "
         f"--neighbors {SPRAY_NEIGHBORS}"

@@ -124,7 +124,7 @@ def spray(
     file system: spectrum and eigengap, t-SNE, clusters with prototypes, and those whose relevance sits in
     one small fixed region far more than in random groups of the class flagged (permutation test).
     """
-    from relprop.report import write_report, write_virelay_analysis
+    from relprop.report import CLUSTER_NUMBERING, write_report, write_virelay_analysis
 
     try:
         if not store.is_file():
@@ -143,6 +143,9 @@ def spray(
         + ("cluster; " if analysis.spray.n_clusters_ == 1 else "clusters; ")
         + analysis.spray.clusters_.artefact_test.summary()
     )
-    typer.echo(f"SpRAy for ViRelAy: {analysis_path}")
+    typer.echo(
+        f"SpRAy analysis file for ViRelAy: {analysis_path} (a whole project: relprop virelay; "
+        f"{CLUSTER_NUMBERING})"
+    )
     typer.echo(f"Report: {report}")
     typer.echo(f"Open it in a browser: {report.as_uri()}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,8 @@ class DemoResult:
         The fraction of the suspicious cluster's samples that carry the tag (0 if there is none).
     recall:
         The fraction of the tagged samples that fall into the suspicious cluster (0 if there is none).
+    virelay:
+        The ViRelAy project of the test set and the analysis (``virelay virelay/project.yaml``).
     """
 
     report: Path
@@ -130,6 +133,7 @@ class DemoResult:
     suspicious_cluster: int | None
     purity: float
     recall: float
+    virelay: Path | None = None
 
 
 def run_demo(
@@ -146,7 +150,8 @@ def run_demo(
     ----------
     out:
         The folder for the files (created): ``model.pt``, ``attributions.h5``, ``report/index.html``,
-        ``report/analysis.h5``. Files of an earlier demo there are replaced.
+        ``report/analysis.h5``, ``virelay/project.yaml`` (with its files). Files of an earlier demo there
+        are replaced.
     seed:
         Seeds the data set's split and tags, the model's initial weights and its batches.
     epochs:
@@ -159,7 +164,7 @@ def run_demo(
         Called with a line saying what starts, at each of the five stages (training, attribution,
         behavioural check, SpRAy, report).
     """
-    from relprop.report import analyse_class, write_report, write_virelay_analysis
+    from relprop.report import analyse_class, write_report, write_virelay_analysis, write_virelay_project
     from relprop.spray import SpRAy
     from relprop.store import attribute_dataset
     from relprop.store import open as open_store
@@ -236,6 +241,12 @@ def run_demo(
         title=f"relprop demo: does the model recognise the digit {c} by its shape, or by a tag?",
         notes=notes,
     )
+    virelay_dir = out / "virelay"
+    if (virelay_dir / "project.yaml").is_file():  # an earlier demo's project
+        shutil.rmtree(virelay_dir)
+    names = [f"digit {digit}" for digit in range(10)]
+    dataset = ArrayDataset(inputs, data.labels[test])
+    virelay = write_virelay_project(store_path, [analysis], virelay_dir, dataset, names, "relprop demo")
     return DemoResult(
         report=report,
         store=store_path,
@@ -248,4 +259,5 @@ def run_demo(
         suspicious_cluster=suspicious,
         purity=purity,
         recall=recall,
+        virelay=virelay,
     )

@@ -1,0 +1,88 @@
+"""``relprop virelay``: a ViRelAy project of a store: its inputs, attributions and SpRAy of chosen classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from relprop.cli.app import EXPECTED_ERRORS, app, fail
+
+
+def _dataset(params: dict, data: str | None, preprocessing: str | None):
+    """The store's data set (``data``, else the one the store names), checked to be the one it was computed
+    on; image folders prepared as the store's samples were, unless ``preprocessing`` says otherwise."""
+    from relprop.cli.spray import _check_same_data, _stored_dataset, _stored_preprocessing
+    from relprop.data import load_dataset
+
+    spec = data or _stored_dataset(params)
+    if spec is None:
+        raise ValueError(
+            f"the store's data set {params.get('dataset')!r} cannot be loaded here, and ViRelAy needs the "
+            "inputs: pass --data"
+        )
+    stored = _stored_preprocessing(params)
+    dataset = load_dataset(spec, preprocessing or stored or "to-tensor")
+    as_computed = dataset if preprocessing in (None, stored) else load_dataset(spec, stored or "to-tensor")
+    _check_same_data(spec, as_computed, params)
+    return dataset
+
+
+@app.command()
+def virelay(
+    store: Annotated[
+        Path, typer.Argument(help="A finished attribution store of images (relprop attribute).")
+    ],
+    class_indices: Annotated[
+        list[int] | None, typer.Option("--class", help="A class to analyse with SpRAy (repeat for more).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="A new (or empty) folder for the project.")] = Path("virelay"),
+    clusters: Annotated[
+        int | None, typer.Option(min=1, help="Number of clusters (default: the eigengap's suggestion).")
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option(min=1, help="Sum-pool heatmaps to SIZExSIZE first (default 32 or smaller).")
+    ] = None,
+    neighbors: Annotated[int, typer.Option(min=1, help="Neighbours of each sample in the graph.")] = 10,
+    data: Annotated[
+        str | None,
+        typer.Option(help="The data set, for the inputs (default: the store's, if it loads here)."),
+    ] = None,
+    preprocessing: Annotated[
+        str | None, typer.Option(help="For an image folder --data (default: the store's preprocessing).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seeds k-means and t-SNE.")] = 0,
+) -> None:
+    """Write a ViRelAy project: the store's inputs and attributions, and SpRAy of each CLASS.
+
+    ViRelAy (pip install virelay) opens it with `virelay OUT/project.yaml`. Samples are numbered by store
+    row; ViRelAy counts clusters from 1, so relprop's cluster k is its Cluster k+1.
+    """
+    from relprop.cli.spray import _analyse
+    from relprop.report import CLUSTER_NUMBERING, write_virelay_project
+    from relprop.store import open as open_store
+
+    try:
+        if not store.is_file():
+            raise FileNotFoundError(f"{store}: no such file")
+        if not class_indices:
+            raise ValueError(
+                "no class to analyse: a ViRelAy project needs one, pass --class C (repeat for more)"
+            )
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise FileExistsError(f"{out} is not an empty folder; the project needs a new or empty one")
+        with open_store(store) as run:
+            params = dict(run.params)
+        dataset = _dataset(params, data, preprocessing)
+        analyses = [_analyse(store, c, size, neighbors, clusters, seed) for c in dict.fromkeys(class_indices)]
+        project = write_virelay_project(store, analyses, out, dataset)
+    except EXPECTED_ERRORS as error:
+        raise fail(error) from None
+    for analysis in analyses:
+        n = analysis.spray.n_clusters_
+        typer.echo(
+            f"Class {analysis.class_index}: {len(analysis.rows)} samples, {n} cluster{'s' if n > 1 else ''}"
+        )
+    typer.echo(f"ViRelAy project: {project} ({CLUSTER_NUMBERING})")
+    typer.echo(f"Open it: virelay {project}")
