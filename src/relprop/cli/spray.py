@@ -11,87 +11,23 @@ import typer
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 
 
-def _analyse(path: Path, class_index: int, size: int | None, neighbors: int, clusters: int | None, seed: int):
-    """SpRAy of the class's heatmaps in the store ``path``; rows that HDF5 cannot read (a damaged chunk)
-    name the store."""
-    from relprop.report import analyse_class
-    from relprop.spray import SpRAy
-    from relprop.store import open as open_store
-
-    with open_store(path) as run:
-        size = size or min(32, *run.attribution.shape[-2:])
-        spray = SpRAy(size=size, n_neighbors=neighbors, n_clusters=clusters, seed=seed)
-        try:
-            return analyse_class(run, class_index, spray, seed=seed)
-        except OSError as error:
-            raise ValueError(f"{path} is damaged: reading its rows failed: {error}") from error
-
-
-class _OtherData(ValueError):
-    """The data set is not the one the store was computed on."""
-
-
 def _inputs(analysis, data: str | None, preprocessing: str | None) -> np.ndarray | None:
     """The analysed samples to show: from ``data`` (refused unless it is the store's data set), else from
     the store's own data set if it loads here and is unchanged; ``None`` (saying why) for heatmaps only."""
-    if data is not None:
-        return _load_inputs(analysis, data, preprocessing)
-    spec = _stored_dataset(analysis.params)
-    if spec is None:
+    from relprop.store import OtherDataError, load_store_dataset
+    from relprop.store.dataset import stored_dataset
+
+    if data is None and stored_dataset(analysis.params) is None:
         typer.echo("The store's data set cannot be loaded here (pass --data): showing heatmaps only.")
         return None
     try:
-        return _load_inputs(analysis, spec, None)
-    except _OtherData as error:
+        dataset = load_store_dataset(analysis.params, data, preprocessing)
+    except OtherDataError as error:
+        if data is not None:
+            raise
         typer.echo(f"{error}: showing heatmaps only.")
         return None
-
-
-def _load_inputs(analysis, spec: str, preprocessing: str | None) -> np.ndarray:
-    """The analysed samples from the data set ``spec``, checked to be the store's (size and fingerprint).
-
-    Image folders are prepared as the store's samples were, unless ``preprocessing`` says otherwise; the
-    check compares the samples as the store's run prepared them.
-    """
-    from relprop.data import load_dataset
-
-    stored = _stored_preprocessing(analysis.params)
-    dataset = load_dataset(spec, preprocessing or stored or "to-tensor")
-    as_computed = dataset if preprocessing in (None, stored) else load_dataset(spec, stored or "to-tensor")
-    _check_same_data(spec, as_computed, analysis.params)
     return np.stack([np.asarray(dataset[int(index)][0], dtype=np.float32) for index in analysis.index])
-
-
-def _check_same_data(spec: str, dataset, params: dict) -> None:
-    from relprop.store.run import dataset_fingerprint
-
-    expected = params.get("dataset_size")
-    if expected is not None and len(dataset) != expected:
-        raise _OtherData(
-            f"data set {spec!r} has {len(dataset)} samples, but the store was computed on {expected}"
-        )
-    fingerprint = params.get("dataset_fingerprint")
-    if fingerprint is not None and dataset_fingerprint(dataset) != fingerprint:
-        raise _OtherData(
-            f"data set {spec!r} is not the data set the store was computed on (same size, but other "
-            "samples, types or labels)"
-        )
-
-
-def _stored_preprocessing(params: dict) -> str | None:
-    """The store's preprocessing, if it is one this relprop knows (image folders; ``none`` otherwise)."""
-    from relprop.data import PREPROCESSING
-
-    preprocessing = params.get("preprocessing")
-    return preprocessing if preprocessing in PREPROCESSING else None
-
-
-def _stored_dataset(params: dict) -> str | None:
-    """The store's data set, if this machine can load it (a registered name or a path)."""
-    from relprop.data import dataset_names
-
-    spec = str(params.get("dataset", ""))
-    return spec if spec in dataset_names() or Path(spec).exists() else None
 
 
 @app.command()
@@ -124,12 +60,14 @@ def spray(
     file system: spectrum and eigengap, t-SNE, clusters with prototypes, and those whose relevance sits in
     one small fixed region far more than in random groups of the class flagged (permutation test).
     """
-    from relprop.report import CLUSTER_NUMBERING, write_report, write_virelay_analysis
+    from relprop.report import CLUSTER_NUMBERING, analyse_stored_class, write_report, write_virelay_analysis
 
     try:
         if not store.is_file():
             raise FileNotFoundError(f"{store}: no such file")
-        analysis = _analyse(store, class_index, size, neighbors, clusters, seed)
+        analysis = analyse_stored_class(
+            store, class_index, size=size, n_neighbors=neighbors, n_clusters=clusters, seed=seed
+        )
         inputs = _inputs(analysis, data, preprocessing)
         out.mkdir(parents=True, exist_ok=True)
         analysis_path = out / "analysis.h5"

@@ -10,25 +10,6 @@ import typer
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 
 
-def _dataset(params: dict, data: str | None, preprocessing: str | None):
-    """The store's data set (``data``, else the one the store names), checked to be the one it was computed
-    on; image folders prepared as the store's samples were, unless ``preprocessing`` says otherwise."""
-    from relprop.cli.spray import _check_same_data, _stored_dataset, _stored_preprocessing
-    from relprop.data import load_dataset
-
-    spec = data or _stored_dataset(params)
-    if spec is None:
-        raise ValueError(
-            f"the store's data set {params.get('dataset')!r} cannot be loaded here, and ViRelAy needs the "
-            "inputs: pass --data"
-        )
-    stored = _stored_preprocessing(params)
-    dataset = load_dataset(spec, preprocessing or stored or "to-tensor")
-    as_computed = dataset if preprocessing in (None, stored) else load_dataset(spec, stored or "to-tensor")
-    _check_same_data(spec, as_computed, params)
-    return dataset
-
-
 @app.command()
 def virelay(
     store: Annotated[
@@ -59,8 +40,8 @@ def virelay(
     ViRelAy (pip install virelay) opens it with `virelay OUT/project.yaml`. Samples are numbered by store
     row; ViRelAy counts clusters from 1, so relprop's cluster k is its Cluster k+1.
     """
-    from relprop.cli.spray import _analyse
-    from relprop.report import CLUSTER_NUMBERING, write_virelay_project
+    from relprop.report import CLUSTER_NUMBERING, analyse_stored_class, write_virelay_project
+    from relprop.store import load_store_dataset
     from relprop.store import open as open_store
 
     try:
@@ -74,8 +55,11 @@ def virelay(
             raise FileExistsError(f"{out} is not an empty folder; the project needs a new or empty one")
         with open_store(store) as run:
             params = dict(run.params)
-        dataset = _dataset(params, data, preprocessing)
-        analyses = [_analyse(store, c, size, neighbors, clusters, seed) for c in dict.fromkeys(class_indices)]
+        dataset = load_store_dataset(params, data, preprocessing)
+        analyses = [
+            analyse_stored_class(store, c, size=size, n_neighbors=neighbors, n_clusters=clusters, seed=seed)
+            for c in dict.fromkeys(class_indices)
+        ]
         project = write_virelay_project(store, analyses, out, dataset)
     except EXPECTED_ERRORS as error:
         raise fail(error) from None

@@ -8,7 +8,7 @@
 >>> report.write_virelay_project("run.h5", [analysis], "virelay", dataset)  # virelay virelay/project.yaml
 """
 
-from relprop.report.analysis import ClassAnalysis, analyse_class, class_rows
+from relprop.report.analysis import ClassAnalysis, analyse_class, analyse_stored_class, class_rows
 from relprop.report.html import write_report
 from relprop.report.virelay import CLUSTER_NUMBERING, write_virelay_analysis, write_virelay_project
 
@@ -16,6 +16,7 @@ __all__ = [
     "CLUSTER_NUMBERING",
     "ClassAnalysis",
     "analyse_class",
+    "analyse_stored_class",
     "class_rows",
     "write_report",
     "write_virelay_analysis",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -148,3 +149,28 @@ def analyse_class(
         params=dict(store.params),
         groups=None if groups is None else np.asarray(groups),
     )
+
+
+def analyse_stored_class(
+    path: str | Path,
+    class_index: int,
+    *,
+    size: int | None = None,
+    n_neighbors: int = 10,
+    n_clusters: int | None = None,
+    seed: int = 0,
+) -> ClassAnalysis:
+    """:func:`analyse_class` of the store at ``path``, with ``SpRAy(size, n_neighbors, n_clusters, seed)``.
+
+    ``size`` (the heatmaps are sum-pooled to ``size x size`` first) is at most 32 by default, and at most
+    the heatmaps' size. Rows that HDF5 cannot read (a damaged chunk) raise a ``ValueError`` naming the store.
+    """
+    from relprop.store import open as open_store
+
+    with open_store(path) as store:
+        size = size or min(32, *store.attribution.shape[-2:])
+        spray = SpRAy(size=size, n_neighbors=n_neighbors, n_clusters=n_clusters, seed=seed)
+        try:
+            return analyse_class(store, class_index, spray, seed=seed)
+        except OSError as error:
+            raise ValueError(f"{path} is damaged: reading its rows failed: {error}") from error

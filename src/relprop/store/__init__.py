@@ -9,6 +9,7 @@
 """
 
 from relprop.store._file import AttributionStore, Rows, StoreWriter, open
+from relprop.store.dataset import OtherDataError, load_store_dataset
 from relprop.store.merge import merge
 from relprop.store.run import Attributor, attribute_dataset, parse_shard, shard_indices
 from relprop.store.virelay import export_virelay
@@ -16,10 +17,12 @@ from relprop.store.virelay import export_virelay
 __all__ = [
     "AttributionStore",
     "Attributor",
+    "OtherDataError",
     "Rows",
     "StoreWriter",
     "attribute_dataset",
     "export_virelay",
+    "load_store_dataset",
     "merge",
     "open",
     "parse_shard",
