@@ -1,0 +1,37 @@
+"""Concepts: what the model saw where it looked (Concept Relevance Propagation, Achtibat et al. 2023).
+
+- :func:`relevance_at`: the relevance at named layers (explaining to an intermediate layer, Bach et al. 2016).
+- :func:`propagate_from`: the input relevance of a relevance given at a latent layer.
+- :func:`conditional_heatmaps`: the heatmap of each concept (channels or neurons of chosen layers), many
+  concepts of many samples in one batched call, with or without the relevance of parallel branches.
+- :func:`concept_importance`: per channel of a layer, its relevance for one prediction (and its share).
+
+Examples
+--------
+>>> explainer = LRP(model)
+>>> share = concepts.concept_importance(explainer, x, "features.28", abs_norm=True)  # (B, C)
+>>> top = share[0].topk(8).indices.tolist()
+>>> result = concepts.conditional_heatmaps(explainer, x[:1], [{"features.28": c} for c in top])
+>>> result.heatmaps.shape                                                              # (1, 8, 3, H, W)
+"""
+
+from relprop.concepts.attribute import (
+    ConditionalRelevance,
+    concept_importance,
+    conditional_heatmaps,
+    propagate_from,
+    relevance_at,
+)
+from relprop.concepts.conditions import Channels, Condition
+from relprop.concepts.layers import layer_node
+
+__all__ = [
+    "Channels",
+    "Condition",
+    "ConditionalRelevance",
+    "concept_importance",
+    "conditional_heatmaps",
+    "layer_node",
+    "propagate_from",
+    "relevance_at",
+]
