@@ -149,12 +149,11 @@ def conditional_heatmaps(
     conditioned = {name: layer_node(explainer, x, name) for name in names}
     recorded = {name: layer_node(explainer, x, name) for name in record}
     batch = x.repeat_interleave(count, dim=0)
+    start = _target_start(_repeated(target, count, samples))
     if exclude_parallel:
-        plain = relevance_at(explainer, x, list(conditioned), target)
+        plain = relevance_at(explainer, x, list(conditioned), target) if conditioned else {}
         uppermost = _uppermost(concepts, conditioned)
-        start = torch.zeros_like
-    else:
-        start = _target_start(_repeated(target, count, samples))
+        start = _rows_kept(start, [not concept for concept in concepts], samples)  # only {} starts at the top
     filters: dict[fx.Node, Filter] = {}
     masks: dict[str, _Replace] = {}
     for name, node in conditioned.items():
@@ -238,6 +237,19 @@ class _Record(_Replace):
 
 def _target_start(target: Target) -> Callable[[Tensor], Tensor]:
     return lambda output: output * target_weights(output, target)
+
+
+def _rows_kept(
+    start: Callable[[Tensor], Tensor], kept: list[bool], samples: int
+) -> Callable[[Tensor], Tensor]:
+    """``start`` on the rows of the concepts ``kept`` marks, zero on the others."""
+
+    def rows(output: Tensor) -> Tensor:
+        relevance = start(output)
+        mask = torch.tensor(kept * samples, dtype=relevance.dtype, device=relevance.device)
+        return relevance * mask.reshape(-1, *[1] * (relevance.dim() - 1))
+
+    return rows
 
 
 def _repeated(target: Target, count: int, samples: int) -> Target:
