@@ -233,3 +233,20 @@ def test_a_layer_relevance_never_reaches_or_that_is_called_twice_is_refused():
         concepts.relevance_at(explainer, x, ["body"])
     relevance = concepts.relevance_at(explainer, x, ["body_1"])["body_1"]  # a call by its graph node
     assert relevance.shape == (2, 4)
+
+
+def test_the_attribution_graph_keeps_the_most_relevant_lower_concepts_of_each_path():
+    explainer = LRP(tiny_cnn())
+    x = torch.randn(1, 3, 6, 6)
+    edges = concepts.attribution_graph(explainer, x, ("6", 2), ["2", "0"], target=2, top=2)
+    assert len(edges) == 2 + 4
+    below_top = concepts.conditional_heatmaps(explainer, x, [{"6": 2}], target=2, record=["2"])
+    scores = below_top.layers["2"][0, 0].sum(dim=(1, 2))
+    first = [e.lower[1] for e in edges[:2]]
+    assert first == scores.argsort(descending=True)[:2].tolist()
+    assert [e.relevance for e in edges[:2]] == pytest.approx(scores.sort(descending=True).values[:2].tolist())
+    for edge in edges[2:]:  # conditioned on the whole path from the top
+        path = {"6": 2, "2": edge.upper[1], "0": edge.lower[1]}
+        alone = concepts.conditional_heatmaps(explainer, x, [path], target=2, record=["0"])
+        assert edge.relevance == pytest.approx(float(alone.layers["0"][0, 0].sum()))
+        assert edge.upper in [e.lower for e in edges[:2]]

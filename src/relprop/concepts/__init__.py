@@ -5,6 +5,7 @@
 - :func:`conditional_heatmaps`: the heatmap of each concept (channels or neurons of chosen layers), many
   concepts of many samples in one batched call, with or without the relevance of parallel branches.
 - :func:`concept_importance`: per channel of a layer, its relevance for one prediction (and its share).
+- :func:`attribution_graph`: for one prediction, the most relevant lower-layer concepts of a concept.
 
 Examples
 --------
@@ -23,12 +24,15 @@ from relprop.concepts.attribute import (
     relevance_at,
 )
 from relprop.concepts.conditions import Channels, Condition
+from relprop.concepts.graph import Edge, attribution_graph
 from relprop.concepts.layers import layer_node
 
 __all__ = [
     "Channels",
     "Condition",
     "ConditionalRelevance",
+    "Edge",
+    "attribution_graph",
     "concept_importance",
     "conditional_heatmaps",
     "layer_node",
