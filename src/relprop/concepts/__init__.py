@@ -6,6 +6,8 @@
   concepts of many samples in one batched call, with or without the relevance of parallel branches.
 - :func:`concept_importance`: per channel of a layer, its relevance for one prediction (and its share).
 - :func:`attribution_graph`: for one prediction, the most relevant lower-layer concepts of a concept.
+- :func:`relmax_dataset` and :func:`top_references`: relevance maximization over a data set, as a resumable,
+  shardable store run: for every channel, the samples of largest relevance (and of largest activation).
 
 Examples
 --------
@@ -26,8 +28,10 @@ from relprop.concepts.attribute import (
 from relprop.concepts.conditions import Channels, Condition
 from relprop.concepts.graph import Edge, attribution_graph
 from relprop.concepts.layers import layer_node
+from relprop.concepts.relmax import ChannelStatistics, References, relmax_dataset, top_references
 
 __all__ = [
+    "ChannelStatistics",
     "Channels",
     "Condition",
     "ConditionalRelevance",
@@ -37,5 +41,8 @@ __all__ = [
     "conditional_heatmaps",
     "layer_node",
     "propagate_from",
+    "References",
     "relevance_at",
+    "relmax_dataset",
+    "top_references",
 ]
