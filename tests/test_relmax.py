@@ -105,3 +105,24 @@ def test_relmax_takes_module_names(tmp_path, dataset):
     attributions = store.attribute_dataset(dataset, tiny_cnn(), tmp_path / "plain.h5", progress=False)
     with pytest.raises(ValueError, match="not a relevance maximization store"):
         concepts.top_references(attributions)
+
+
+def test_reference_crops_cut_the_receptive_field_of_the_most_relevant_position(tmp_path, dataset):
+    model = tiny_cnn()
+    path = concepts.relmax_dataset(dataset, model, tmp_path / "relmax.h5", LAYERS, progress=False)
+    references = concepts.top_references(path, k=3)["2"]
+    explainer = LRP(model)
+    crops = concepts.reference_crops(explainer, dataset, references, channel=1)
+    assert [c.index for c in crops] == references.by_relevance[1].tolist()
+    for crop in crops:
+        x = torch.as_tensor(dataset[crop.index][0])[None]
+        at_layer = concepts.conditional_heatmaps(explainer, x, [{"2": 1}], record=["2"]).layers["2"][0, 0, 1]
+        row, col = divmod(int(at_layer.argmax()), at_layer.shape[1])
+        # two 3x3 convolutions with padding 1: the field is the 5x5 square around the position, cut at edges
+        assert crop.box == (max(row - 2, 0), min(row + 3, 6), max(col - 2, 0), min(col + 3, 6))
+        top, bottom, left, right = crop.box
+        torch.testing.assert_close(crop.crop, x[0, :, top:bottom, left:right])
+        heatmap = concepts.conditional_heatmaps(explainer, x, [{"2": 1}]).heatmaps[0, 0]
+        torch.testing.assert_close(crop.heatmap, heatmap[:, top:bottom, left:right])
+    with pytest.raises(ValueError, match="channel 5 is out of range for layer '2', which has 5"):
+        concepts.reference_crops(explainer, dataset, references, channel=5)

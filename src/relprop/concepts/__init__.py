@@ -7,7 +7,9 @@
 - :func:`concept_importance`: per channel of a layer, its relevance for one prediction (and its share).
 - :func:`attribution_graph`: for one prediction, the most relevant lower-layer concepts of a concept.
 - :func:`relmax_dataset` and :func:`top_references`: relevance maximization over a data set, as a resumable,
-  shardable store run: for every channel, the samples of largest relevance (and of largest activation).
+  shardable store run: for every channel, the samples of largest relevance (and of largest activation);
+  :func:`reference_crops`: those samples cut to the receptive field of the most relevant position, with
+  their conditional heatmaps.
 
 Examples
 --------
@@ -28,7 +30,14 @@ from relprop.concepts.attribute import (
 from relprop.concepts.conditions import Channels, Condition
 from relprop.concepts.graph import Edge, attribution_graph
 from relprop.concepts.layers import layer_node
-from relprop.concepts.relmax import ChannelStatistics, References, relmax_dataset, top_references
+from relprop.concepts.relmax import (
+    ChannelStatistics,
+    Reference,
+    References,
+    reference_crops,
+    relmax_dataset,
+    top_references,
+)
 
 __all__ = [
     "ChannelStatistics",
@@ -41,7 +50,9 @@ __all__ = [
     "conditional_heatmaps",
     "layer_node",
     "propagate_from",
+    "Reference",
     "References",
+    "reference_crops",
     "relevance_at",
     "relmax_dataset",
     "top_references",

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from relprop.composites import Composite, EpsilonPlusFlat
-from relprop.concepts.attribute import relevance_at
+from relprop.concepts.attribute import conditional_heatmaps, propagate_from, relevance_at
 from relprop.describe import describe_call
 from relprop.lrp import LRP
 from relprop.store import _file
@@ -188,3 +188,85 @@ class _Top:
 def _positions(tensor: Tensor) -> Tensor:
     """``(B, C, positions)``: the dimensions after the channels flattened (one position for a dense layer)."""
     return tensor.reshape(tensor.shape[0], tensor.shape[1], -1)
+
+
+@dataclass
+class Reference:
+    """One reference sample of a concept, cropped to where the concept saw it.
+
+    Attributes
+    ----------
+    index:
+        The sample's data-set index.
+    box:
+        ``(top, bottom, left, right)``, half-open pixel bounds of the crop in the sample.
+    crop:
+        The sample inside ``box``.
+    heatmap:
+        The concept's conditional heatmap of the sample inside ``box``.
+    """
+
+    index: int
+    box: tuple[int, int, int, int]
+    crop: Tensor
+    heatmap: Tensor
+
+
+def reference_crops(
+    explainer: LRP,
+    dataset: Dataset,
+    references: References,
+    channel: int,
+    *,
+    k: int | None = None,
+    target: Target = None,
+) -> list[Reference]:
+    """The top ``k`` reference samples by relevance of ``channel`` of ``references.layer``, each cropped to
+    the receptive field of the concept's most relevant position, with its conditional heatmap.
+
+    The most relevant position :math:`p^*` is where the relevance of the channel at the layer, conditioned
+    on the channel, is largest; the receptive field is where the relevance of that one neuron alone,
+    :math:`R_{\\ell, c p^*}`, reaches the input (:func:`~relprop.concepts.propagate_from`), as its bounding
+    box over the last two (spatial) dimensions. One batched call for the heatmaps, one for the fields.
+    ``target`` is what the references explain, as for :class:`relprop.LRP` on the batch of them (the
+    predicted class of each by default, as :func:`relmax_dataset`'s ``target="prediction"``).
+    """
+    layer = references.layer
+    width = references.by_relevance.shape[0]
+    if not 0 <= channel < width:
+        raise ValueError(f"channel {channel} is out of range for layer {layer!r}, which has {width}")
+    indices = references.by_relevance[channel][:k].tolist()
+    x = torch.stack([torch.as_tensor(dataset[i][0]) for i in indices]).to(_dtype_of(explainer))
+    result = conditional_heatmaps(explainer, x, [{layer: channel}], target, record=[layer])
+    relevance = result.layers[layer][:, 0]
+    flat = relevance.reshape(len(indices), -1)
+    neuron = torch.zeros_like(flat)
+    at = flat.argmax(dim=1, keepdim=True)
+    neuron.scatter_(1, at, flat.gather(1, at))
+    field = propagate_from(explainer, x, layer, neuron.reshape(relevance.shape)).abs()
+    found = []
+    for row, index in enumerate(indices):
+        box = _bounding_box(field[row].reshape(-1, *field.shape[-2:]).sum(dim=0))
+        top, bottom, left, right = box
+        found.append(
+            Reference(
+                index,
+                box,
+                x[row, ..., top:bottom, left:right],
+                result.heatmaps[row, 0, ..., top:bottom, left:right],
+            )
+        )
+    return found
+
+
+def _bounding_box(field: Tensor) -> tuple[int, int, int, int]:
+    """Half-open bounds of the nonzero entries of a 2-D map; the whole map if it is all zero."""
+    rows, cols = field.any(dim=1).nonzero().flatten(), field.any(dim=0).nonzero().flatten()
+    if not len(rows):
+        return 0, field.shape[0], 0, field.shape[1]
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _dtype_of(explainer: LRP) -> torch.dtype:
+    parameter = next(explainer.model.parameters(), None)
+    return torch.get_default_dtype() if parameter is None else parameter.dtype
