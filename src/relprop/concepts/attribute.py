@@ -128,7 +128,8 @@ def conditional_heatmaps(
         the network starts with none. For a chain of layers without shortcuts this changes nothing.
         Without it, the relevance flowing around a conditioned layer reaches the input unmasked.
     record:
-        Layer names whose relevance under each concept to return (after their own condition, if any).
+        Layer names whose relevance under each concept to return (after their own condition, if any). With
+        ``exclude_parallel``, a layer above a concept's uppermost conditioned layers holds none of it.
 
     Returns
     -------
