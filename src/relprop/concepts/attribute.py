@@ -72,10 +72,18 @@ def relevance_at(
     ValueError
         If a layer is unknown, or no relevance reaches it.
     """
+    return relevance_from_output(explainer, x, layers, _target_start(target))
+
+
+def relevance_from_output(
+    explainer: LRP, x: Tensor, layers: Sequence[str], output_relevance: Callable[[Tensor], Tensor]
+) -> dict[str, Tensor]:
+    """As :func:`relevance_at`, for the output relevance that ``output_relevance`` makes of the output (as
+    :meth:`relprop.LRP.propagate` takes it)."""
     check_explainer(explainer, x)
     nodes = {name: layer_node(explainer, x, name) for name in layers}
     recorded = {node: _Record(name) for name, node in nodes.items()}
-    explainer._explain(x, _target_start(target), filters=recorded)
+    explainer._explain(x, output_relevance, filters=recorded)
     return {name: recorded[node].relevance() for name, node in nodes.items()}
 
 

@@ -10,7 +10,7 @@ the top ``k`` are read from the finished store by :func:`top_references`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +20,17 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from relprop.composites import Composite, EpsilonPlusFlat
-from relprop.concepts.attribute import conditional_heatmaps, propagate_from, relevance_at
+from relprop.concepts.attribute import (
+    conditional_heatmaps,
+    propagate_from,
+    relevance_at,
+    relevance_from_output,
+)
 from relprop.describe import describe_call
 from relprop.lrp import LRP
 from relprop.store import _file
 from relprop.store.run import attribute_dataset
-from relprop.targets import Target
+from relprop.targets import Target, target_weights
 
 _READ_ROWS = 4096
 
@@ -63,6 +68,11 @@ class ChannelStatistics:
         self.explainer = LRP(model, self.composite)
 
     def __call__(self, x: Tensor, target: Target = None) -> Tensor:
+        return self.propagate(x, lambda output: output * target_weights(output, target))
+
+    def propagate(self, x: Tensor, output_relevance: Callable[[Tensor], Tensor]) -> Tensor:
+        """The statistics when the output holds ``output_relevance(output)`` (as :meth:`relprop.LRP.propagate`
+        takes it: the store passes the output on this way and needs no forward pass of its own)."""
         activations: dict[str, Tensor] = {}
 
         def keep(name: str, output: Tensor) -> None:  # reduced at once: an in-place operation may follow
@@ -80,7 +90,7 @@ class ChannelStatistics:
         finally:
             for hook in hooks:
                 hook.remove()
-        relevance = relevance_at(self.explainer, x, self.layers, target)
+        relevance = relevance_from_output(self.explainer, x, self.layers, output_relevance)
         rows = [
             torch.stack([_positions(relevance[n]).sum(dim=2), activations[n]], dim=1) for n in self.layers
         ]
