@@ -138,6 +138,8 @@ def test_many_concepts_in_one_call_equal_one_call_each():
         alone = concepts.conditional_heatmaps(explainer, x, [condition], target=target)
         torch.testing.assert_close(together.heatmaps[:, k], alone.heatmaps[:, 0], rtol=1e-10, atol=1e-14)
     torch.testing.assert_close(together.heatmaps[:, 2], explainer(x, target=target))  # {} conditions nothing
+    in_passes = concepts.conditional_heatmaps(explainer, x, conditions, target=target, concepts_per_pass=3)
+    torch.testing.assert_close(in_passes.heatmaps, together.heatmaps, rtol=1e-10, atol=1e-14)
 
 
 def test_exclude_parallel_on_a_hand_computed_residual_block():
@@ -215,6 +217,8 @@ def test_bad_input_names_the_layer_and_the_channel():
         concepts.conditional_heatmaps(explainer, x, [{"2": -1}])
     with pytest.raises(TypeError, match="non-empty list"):
         concepts.conditional_heatmaps(explainer, x, {"2": 1})
+    with pytest.raises(ValueError, match="concepts_per_pass must be a positive int"):
+        concepts.conditional_heatmaps(explainer, x, [{"2": 1}], concepts_per_pass=0)
     with pytest.raises(ValueError, match="has shape"):
         concepts.propagate_from(explainer, x, "2", torch.ones(1, 4, 6, 6))
 

@@ -113,8 +113,9 @@ def conditional_heatmaps(
     *,
     exclude_parallel: bool = True,
     record: Iterable[str] = (),
+    concepts_per_pass: int | None = None,
 ) -> ConditionalRelevance:
-    """The heatmap of each sample under each concept, in one batched pass.
+    """The heatmap of each sample under each concept, in one batched pass (or a few).
 
     Parameters
     ----------
@@ -138,6 +139,9 @@ def conditional_heatmaps(
     record:
         Layer names whose relevance under each concept to return (after their own condition, if any). With
         ``exclude_parallel``, a layer above a concept's uppermost conditioned layers holds none of it.
+    concepts_per_pass:
+        At most this many concepts per pass of the engine (``B`` times as many rows), to bound the memory;
+        all in one pass by default.
 
     Returns
     -------
@@ -153,24 +157,50 @@ def conditional_heatmaps(
     """
     check_explainer(explainer, x)
     concepts = parse_conditions(conditions)
-    count, samples = len(concepts), x.shape[0]
+    if concepts_per_pass is not None and (isinstance(concepts_per_pass, bool) or concepts_per_pass < 1):
+        raise ValueError(f"concepts_per_pass must be a positive int or None, got {concepts_per_pass!r}")
     names = dict.fromkeys(name for concept in concepts for name in concept)
     conditioned = {name: layer_node(explainer, x, name) for name in names}
     recorded = {name: layer_node(explainer, x, name) for name in record}
-    batch = x.repeat_interleave(count, dim=0)
-    start = _target_start(_repeated(target, count, samples))
+    plain = None
     if exclude_parallel:
         plain = relevance_at(explainer, x, list(conditioned), target) if conditioned else {}
+    step = concepts_per_pass or len(concepts)
+    parts = [
+        _one_pass(explainer, x, concepts[first : first + step], target, conditioned, recorded, plain)
+        for first in range(0, len(concepts), step)
+    ]
+    return ConditionalRelevance(
+        torch.cat([part.heatmaps for part in parts], dim=1),
+        {name: torch.cat([part.layers[name] for part in parts], dim=1) for name in recorded},
+    )
+
+
+def _one_pass(
+    explainer: LRP,
+    x: Tensor,
+    concepts: list[dict[str, tuple[int, ...]]],
+    target: Target,
+    conditioned: dict[str, fx.Node],
+    recorded: dict[str, fx.Node],
+    plain: dict[str, Tensor] | None,
+) -> ConditionalRelevance:
+    """The heatmaps of ``concepts`` in one pass of ``B * K`` rows; ``plain`` holds the relevance at the
+    conditioned layers under exclude_parallel (``None`` without it)."""
+    count, samples = len(concepts), x.shape[0]
+    batch = x.repeat_interleave(count, dim=0)
+    start = _target_start(_repeated(target, count, samples))
+    if plain is not None:
         uppermost = _uppermost(concepts, conditioned)
         start = _rows_kept(start, [not concept for concept in concepts], samples)  # only {} starts at the top
     filters: dict[fx.Node, Filter] = {}
     masks: dict[str, _Replace] = {}
-    for name, node in conditioned.items():
+    for name in dict.fromkeys(name for concept in concepts for name in concept):
         channels = [concept.get(name) for concept in concepts]
 
         def condition(received: Tensor, name=name, channels=channels) -> Tensor:
             mask = concept_mask(channels, received, samples, name)
-            if exclude_parallel:
+            if plain is not None:
                 rows = torch.tensor(
                     [uppermost[k].get(name, False) for k in range(count)] * samples, device=mask.device
                 )
@@ -178,7 +208,7 @@ def conditional_heatmaps(
                 received = torch.where(rows.reshape(-1, *[1] * (received.dim() - 1)), above, received)
             return received * mask
 
-        filters[node] = masks[name] = _Replace(name, condition)
+        filters[conditioned[name]] = masks[name] = _Replace(name, condition)
     records = {}
     for name, node in recorded.items():
         records[name] = _Record(name, after=filters.get(node))
