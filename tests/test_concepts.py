@@ -170,6 +170,18 @@ def test_exclude_parallel_on_a_hand_computed_residual_block():
         torch.testing.assert_close(included.heatmaps[0, 0], branch + shortcut, rtol=1e-12, atol=1e-14)
 
 
+def test_the_layer_heatmap_spreads_each_position_over_its_pixels():
+    explainer = LRP(tiny_cnn())
+    x = torch.randn(2, 3, 6, 6)
+    at_pool = concepts.relevance_at(explainer, x, ["4"])["4"]  # (2, 5, 3, 3): each cell covers 2x2 pixels
+    heatmap = concepts.layer_heatmap(explainer, x, "4")
+    expected = at_pool.sum(dim=1).repeat_interleave(2, dim=1).repeat_interleave(2, dim=2) / 4
+    torch.testing.assert_close(heatmap, expected)
+    torch.testing.assert_close(heatmap.sum(dim=(1, 2)), at_pool.sum(dim=(1, 2, 3)))
+    with pytest.raises(ValueError, match="two spatial dimensions: layer '6'"):
+        concepts.layer_heatmap(explainer, x, "6")
+
+
 def test_propagation_from_a_latent_layer():
     explainer = LRP(tiny_cnn())
     x = torch.randn(2, 3, 6, 6)

@@ -1,6 +1,7 @@
 """Concepts: what the model saw where it looked (Concept Relevance Propagation, Achtibat et al. 2023).
 
 - :func:`relevance_at`: the relevance at named layers (explaining to an intermediate layer, Bach et al. 2016).
+- :func:`layer_heatmap`: that relevance summed over channels and spread over the input: a coarser heatmap.
 - :func:`propagate_from`: the input relevance of a relevance given at a latent layer.
 - :func:`conditional_heatmaps`: the heatmap of each concept (channels or neurons of chosen layers), many
   concepts of many samples in one batched call, with or without the relevance of parallel branches.
@@ -24,6 +25,7 @@ from relprop.concepts.attribute import (
     ConditionalRelevance,
     concept_importance,
     conditional_heatmaps,
+    layer_heatmap,
     propagate_from,
     relevance_at,
 )
@@ -48,6 +50,7 @@ __all__ = [
     "attribution_graph",
     "concept_importance",
     "conditional_heatmaps",
+    "layer_heatmap",
     "layer_node",
     "propagate_from",
     "Reference",

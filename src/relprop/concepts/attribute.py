@@ -87,6 +87,25 @@ def relevance_from_output(
     return {name: recorded[node].relevance() for name, node in nodes.items()}
 
 
+def layer_heatmap(explainer: LRP, x: Tensor, layer: str, target: Target = None) -> Tensor:
+    """The coarser heatmap of explaining to an intermediate layer (Bach et al., ICIP 2016), ``(B, H, W)``.
+
+    The relevance at ``layer`` summed over its channels, :math:`\\sum_c R_{\\ell, c ij}`, spread evenly over
+    the input pixels of each of its ``h x w`` positions (nearest upsampling to the input's ``H x W``, times
+    :math:`hw / HW`), so that its total stays the layer's relevance.
+    """
+    relevance = relevance_at(explainer, x, [layer], target)[layer]
+    if relevance.dim() != 4 or x.dim() != 4:
+        raise ValueError(
+            f"a layer heatmap needs images and a layer with two spatial dimensions: layer {layer!r} has "
+            f"relevance of shape {tuple(relevance.shape)} for input {tuple(x.shape)}"
+        )
+    summed = relevance.sum(dim=1, keepdim=True)
+    size = x.shape[-2:]
+    spread = torch.nn.functional.interpolate(summed, size=size, mode="nearest-exact")[:, 0]
+    return spread * (summed.shape[-2] * summed.shape[-1]) / (size[0] * size[1])
+
+
 def propagate_from(explainer: LRP, x: Tensor, layer: str, relevance: Tensor) -> Tensor:
     """The input relevance when the output of ``layer`` holds ``relevance`` and the rest of the network none.
 
