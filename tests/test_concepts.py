@@ -205,6 +205,37 @@ def test_concept_importance_sums_the_positions_of_each_channel():
     torch.testing.assert_close(dense, concepts.relevance_at(explainer, x, ["6"], target=1)["6"])
 
 
+class ShapeBranch(nn.Module):
+    """Branches on the input's shape: torch.fx cannot trace it, torch.export captures it, once per shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        if x.shape[-1] > 4:
+            h = h[..., 1:]
+        return self.head(h.mean((2, 3)))
+
+
+def test_concepts_of_a_model_captured_by_torch_export():
+    torch.manual_seed(0)
+    explainer = LRP(ShapeBranch().eval())
+    x = torch.randn(2, 3, 6, 6)
+    for exclude_parallel in (True, False):
+        result = concepts.conditional_heatmaps(
+            explainer,
+            x,
+            [{"conv2d": c} for c in range(4)],
+            exclude_parallel=exclude_parallel,
+            record=["conv2d"],
+        )
+        torch.testing.assert_close(result.heatmaps.sum(dim=1), explainer(x), rtol=1e-10, atol=1e-12)
+        at_layer = concepts.relevance_at(explainer, x, ["conv2d"])["conv2d"]
+        torch.testing.assert_close(result.layers["conv2d"].sum(dim=1), at_layer, rtol=1e-10, atol=1e-12)
+
+
 class TwoHeads(nn.Module):
     def __init__(self):
         super().__init__()

@@ -178,15 +178,16 @@ def conditional_heatmaps(
     concepts = parse_conditions(conditions)
     if concepts_per_pass is not None and (isinstance(concepts_per_pass, bool) or concepts_per_pass < 1):
         raise ValueError(f"concepts_per_pass must be a positive int or None, got {concepts_per_pass!r}")
-    names = dict.fromkeys(name for concept in concepts for name in concept)
-    conditioned = {name: layer_node(explainer, x, name) for name in names}
-    recorded = {name: layer_node(explainer, x, name) for name in record}
+    conditioned = list(dict.fromkeys(name for concept in concepts for name in concept))
+    recorded = list(record)
+    for name in conditioned + recorded:
+        layer_node(explainer, x, name)  # an unknown name is refused before any pass
     plain = None
     if exclude_parallel:
-        plain = relevance_at(explainer, x, list(conditioned), target) if conditioned else {}
+        plain = relevance_at(explainer, x, conditioned, target) if conditioned else {}
     step = concepts_per_pass or len(concepts)
     parts = [
-        _one_pass(explainer, x, concepts[first : first + step], target, conditioned, recorded, plain)
+        _one_pass(explainer, x, concepts[first : first + step], target, recorded, plain)
         for first in range(0, len(concepts), step)
     ]
     return ConditionalRelevance(
@@ -200,21 +201,24 @@ def _one_pass(
     x: Tensor,
     concepts: list[dict[str, tuple[int, ...]]],
     target: Target,
-    conditioned: dict[str, fx.Node],
-    recorded: dict[str, fx.Node],
+    record: list[str],
     plain: dict[str, Tensor] | None,
 ) -> ConditionalRelevance:
     """The heatmaps of ``concepts`` in one pass of ``B * K`` rows; ``plain`` holds the relevance at the
-    conditioned layers under exclude_parallel (``None`` without it)."""
+    conditioned layers under exclude_parallel (``None`` without it). The layers are found in the graph
+    that explains the ``B * K`` rows: a graph captured by torch.export is another one for each batch size."""
     count, samples = len(concepts), x.shape[0]
     batch = x.repeat_interleave(count, dim=0)
+    names = dict.fromkeys(name for concept in concepts for name in concept)
+    conditioned = {name: layer_node(explainer, batch, name) for name in names}
+    recorded = {name: layer_node(explainer, batch, name) for name in record}
     start = _target_start(_repeated(target, count, samples))
     if plain is not None:
         uppermost = _uppermost(concepts, conditioned)
         start = _rows_kept(start, [not concept for concept in concepts], samples)  # only {} starts at the top
     filters: dict[fx.Node, Filter] = {}
     masks: dict[str, _Replace] = {}
-    for name in dict.fromkeys(name for concept in concepts for name in concept):
+    for name in conditioned:
         channels = [concept.get(name) for concept in concepts]
 
         def condition(received: Tensor, name=name, channels=channels) -> Tensor:

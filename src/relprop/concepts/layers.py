@@ -24,7 +24,8 @@ def layer_node(explainer: LRP, x: Tensor, name: str) -> fx.Node:
     A name is what :class:`~relprop.composites.Composite`'s ``name_map`` takes: a module's qualified name
     (``"features.10"``), or the graph node's name for a function or a method (``"add_1"``; the names are
     listed by ``explainer.audit(x)``). A module called more than once is named by the graph node of one call
-    (``"layer1_0_relu_1"``).
+    (``"layer1_0_relu_1"``). A model that torch.fx cannot trace is captured by torch.export, whose graph
+    calls functions, not modules: its operations are named by their graph nodes (``"conv2d"``).
 
     Raises
     ------
