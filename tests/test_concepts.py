@@ -274,6 +274,8 @@ def test_a_layer_relevance_never_reaches_or_that_is_called_twice_is_refused():
         concepts.conditional_heatmaps(explainer, x, [{"unused": 0}], exclude_parallel=False)
     with pytest.raises(ValueError, match="no relevance reaches layer 'unused'"):
         concepts.relevance_at(explainer, x, ["unused"])
+    with pytest.raises(ValueError, match="no relevance reaches layer 'unused'"):
+        concepts.propagate_from(explainer, x, "unused", torch.ones(2, 2))
     with pytest.raises(
         ValueError, match="layer 'body' is called 2 times: name one call by its node, 'body', 'body_1'"
     ):

@@ -120,8 +120,10 @@ def propagate_from(explainer: LRP, x: Tensor, layer: str, relevance: Tensor) -> 
     """
     check_explainer(explainer, x)
     node = layer_node(explainer, x, layer)
-    start = _Replace(layer, lambda received: _shaped_like(relevance, received, layer))
-    return explainer._explain(x, torch.zeros_like, filters={node: start})[0]
+    start = _LayerFilter(layer, lambda received: _shaped_like(relevance, received, layer))
+    heatmap = explainer._explain(x, torch.zeros_like, filters={node: start})[0]
+    start.check()
+    return heatmap
 
 
 def conditional_heatmaps(
@@ -217,7 +219,7 @@ def _one_pass(
         uppermost = _uppermost(concepts, conditioned)
         start = _rows_kept(start, [not concept for concept in concepts], samples)  # only {} starts at the top
     filters: dict[fx.Node, Filter] = {}
-    masks: dict[str, _Replace] = {}
+    masks: dict[str, _LayerFilter] = {}
     for name in conditioned:
         channels = [concept.get(name) for concept in concepts]
 
@@ -231,7 +233,7 @@ def _one_pass(
                 received = torch.where(rows.reshape(-1, *[1] * (received.dim() - 1)), above, received)
             return received * mask
 
-        filters[conditioned[name]] = masks[name] = _Replace(name, condition)
+        filters[conditioned[name]] = masks[name] = _LayerFilter(name, condition)
     records = {}
     for name, node in recorded.items():
         records[name] = _Record(name, after=filters.get(node))
@@ -266,7 +268,7 @@ def concept_importance(
 
 
 # ------------------------------------------------------------------------------------------------ internals
-class _Replace:
+class _LayerFilter:
     """A relevance filter that also remembers whether relevance reached its layer."""
 
     def __init__(self, name: str, function: Filter) -> None:
@@ -281,7 +283,7 @@ class _Replace:
             raise ValueError(f"no relevance reaches layer {self.name!r} from the explained output")
 
 
-class _Record(_Replace):
+class _Record(_LayerFilter):
     """A relevance filter that keeps what its layer propagates (after ``after``, another filter, if any)."""
 
     def __init__(self, name: str, after: Filter | None = None) -> None:
