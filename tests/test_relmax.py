@@ -126,3 +126,21 @@ def test_reference_crops_cut_the_receptive_field_of_the_most_relevant_position(t
         torch.testing.assert_close(crop.heatmap, heatmap[:, top:bottom, left:right])
     with pytest.raises(ValueError, match="channel 5 is out of range for layer '2', which has 5"):
         concepts.reference_crops(explainer, dataset, references, channel=5)
+
+
+def test_relmax_in_shards_merged_equals_one_run(tmp_path, dataset):
+    model = tiny_cnn()
+    whole = concepts.relmax_dataset(
+        dataset, model, tmp_path / "whole.h5", LAYERS, batch_size=4, progress=False
+    )
+    shards = [
+        concepts.relmax_dataset(
+            dataset, model, tmp_path / f"part{i}.h5", LAYERS, batch_size=4, shard=(i, 3), progress=False
+        )
+        for i in range(3)
+    ]
+    merged = store.merge(tmp_path / "merged.h5", shards)
+    for layer in LAYERS:
+        a, b = concepts.top_references(whole, 4)[layer], concepts.top_references(merged, 4)[layer]
+        np.testing.assert_array_equal(a.by_relevance, b.by_relevance)
+        np.testing.assert_array_equal(a.by_activation, b.by_activation)
