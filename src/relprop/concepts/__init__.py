@@ -28,6 +28,7 @@ from relprop.concepts.attribute import (
     layer_heatmap,
     propagate_from,
     relevance_at,
+    relevance_from_output,
 )
 from relprop.concepts.conditions import Channels, Condition
 from relprop.concepts.graph import Edge, attribution_graph
@@ -47,16 +48,17 @@ __all__ = [
     "Condition",
     "ConditionalRelevance",
     "Edge",
+    "Reference",
+    "References",
     "attribution_graph",
     "concept_importance",
     "conditional_heatmaps",
     "layer_heatmap",
     "layer_node",
     "propagate_from",
-    "Reference",
-    "References",
     "reference_crops",
     "relevance_at",
+    "relevance_from_output",
     "relmax_dataset",
     "top_references",
 ]
