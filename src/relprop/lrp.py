@@ -159,7 +159,16 @@ class LRP:
         return self._explain(x, start, audit=True)[1]
 
     # ------------------------------------------------------------------------------------------ internals
-    def _explain(self, x: Inputs, start: Callable[[Tensor], Tensor], audit: bool = False):
+    def _explain(
+        self,
+        x: Inputs,
+        start: Callable[[Tensor], Tensor],
+        audit: bool = False,
+        filters: Mapping[fx.Node, Callable[[Tensor], Tensor]] | None = None,
+    ):
+        """``filters`` maps graph nodes to functions of the relevance a node received, whose result the
+        node propagates instead (to read, mask or replace the relevance at a layer: :mod:`relprop.concepts`).
+        """
         check_eval_mode(self.model)
         args, kwargs = _arguments(x)
         self._prepare(args, kwargs)
@@ -177,7 +186,7 @@ class LRP:
             if not torch.isfinite(output).all():
                 raise ValueError("the model's output contains NaN or infinite values")
             relevance = start(output)
-        return self._backward(values, saved, feed, relevance, audit)
+        return self._backward(values, saved, feed, relevance, audit, filters or {})
 
     def _forward(self, feed: dict[fx.Node, Any]) -> tuple[dict[fx.Node, Any], dict[fx.Node, tuple]]:
         values: dict[fx.Node, Any] = {}
@@ -233,7 +242,7 @@ class LRP:
                 args = tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
             values[fx_node] = node.run(args, kwargs)
 
-    def _backward(self, values, saved, feed, output_relevance: Tensor, audit: bool):
+    def _backward(self, values, saved, feed, output_relevance: Tensor, audit: bool, filters: Mapping):
         pending: dict[fx.Node, Any] = {self.graph.output: output_relevance}
         rows: list[AuditRow] = []
         batch = output_relevance.shape[0]  # the output is batch-first even when the input is time-first
@@ -244,6 +253,8 @@ class LRP:
             value = values.pop(fx_node, None)
             if relevance is None:
                 continue
+            if fx_node in filters:
+                relevance = filters[fx_node](relevance)
             if node.kind == Kind.INPUT:
                 reached[fx_node] = relevance
                 continue

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from relprop import store
+from relprop import concepts, store
 from relprop.data import ArrayDataset
 from relprop.store.run import _fingerprint_rows
 
@@ -67,3 +67,17 @@ def test_ray_run_equals_the_local_run_even_when_a_worker_dies(tmp_path, dataset,
 def test_cuda_on_a_cluster_without_gpus_is_refused_instead_of_waiting(tmp_path, dataset, model, local_ray):
     with pytest.raises(ValueError, match="device 'cuda' needs GPUs, and the Ray cluster has none"):
         store.attribute_dataset(dataset, model, tmp_path / "r.h5", ray=True, device="cuda", progress=False)
+
+
+def test_relmax_on_ray_equals_the_local_run(tmp_path, dataset, model, local_ray):
+    local = concepts.relmax_dataset(
+        dataset, model, tmp_path / "local.h5", ["0"], batch_size=4, progress=False
+    )
+    on_ray = concepts.relmax_dataset(
+        dataset, model, tmp_path / "ray.h5", ["0"], batch_size=4, ray=True, workers=2, progress=False
+    )
+    with store.open(local) as a, store.open(on_ray) as b:
+        np.testing.assert_array_equal(a.attribution[:], b.attribution[:])
+    assert concepts.top_references(on_ray, 3)["0"].by_relevance.tolist() == (
+        concepts.top_references(local, 3)["0"].by_relevance.tolist()
+    )

@@ -192,14 +192,15 @@ class Attributor:
         )
 
     def _explain(self, x: torch.Tensor, indices: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, ...]:
-        """The model's output on ``x`` and the attribution of the target: LRP takes the output from its own
-        forward pass, any other explainer after one forward pass of the model."""
+        """The model's output on ``x`` and the attribution of the target: LRP (and an explainer that, like it,
+        has ``propagate(x, output_relevance)``, e.g. :class:`relprop.concepts.ChannelStatistics`) takes the
+        output from its own forward pass, any other explainer after one forward pass of the model."""
 
         def target_of(output: torch.Tensor) -> torch.Tensor | None:
             self._check_labels(indices, labels, output.shape[1])
             return None if self.target == "prediction" else torch.as_tensor(labels, device=output.device)
 
-        if isinstance(self.explainer, LRP):
+        if isinstance(self.explainer, LRP) or callable(getattr(self.explainer, "propagate", None)):
             outputs = []
 
             def start(output: torch.Tensor) -> torch.Tensor:
