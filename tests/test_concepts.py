@@ -299,3 +299,34 @@ def test_the_attribution_graph_keeps_the_most_relevant_lower_concepts_of_each_pa
         alone = concepts.conditional_heatmaps(explainer, x, [path], target=2, record=["0"])
         assert edge.relevance == pytest.approx(float(alone.layers["0"][0, 0].sum()))
         assert edge.upper in [e.lower for e in edges[:2]]
+
+
+def test_region_share_by_hand_on_a_linear_network():
+    """LRP-0 on out = v . (W x): the heatmap of hidden channel j is x_i W[j, i] v_j; channel 0 gives
+    (1, 0, -2), channel 1 (-1, -4, -2), 10 in absolute value in all. Inside the region {0, 2}: -1 and -3."""
+    model = nn.Sequential(nn.Linear(3, 2, bias=False), nn.Linear(2, 1, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0, 2.0], [0.5, 1.0, -1.0]]))
+        model[1].weight.copy_(torch.tensor([[1.0, -2.0]]))
+    explainer = LRP(model, LRP_0)
+    x = torch.tensor([[1.0, 2.0, -1.0]])
+    share = concepts.region_share(explainer, x, "0", torch.tensor([True, False, True]), target=0)
+    torch.testing.assert_close(share, torch.tensor([[-0.1, -0.3]]), rtol=1e-12, atol=1e-14)
+    everywhere = concepts.region_share(explainer, x, "0", torch.tensor(True), target=0)
+    torch.testing.assert_close(everywhere, torch.tensor([[-0.1, -0.7]]), rtol=1e-12, atol=1e-14)
+
+
+def test_region_share_of_all_channels_is_the_share_of_the_plain_heatmap_in_the_region():
+    explainer = LRP(tiny_cnn())
+    x = torch.randn(2, 3, 6, 6)
+    region = torch.zeros(6, 6, dtype=torch.bool)
+    region[:2, :3] = True
+    share = concepts.region_share(explainer, x, "2", region, concepts_per_pass=2)
+    heatmaps = concepts.conditional_heatmaps(explainer, x, [{"2": c} for c in range(5)]).heatmaps
+    plain = explainer(x)
+    expected = plain[..., :2, :3].sum(dim=(1, 2, 3)) / heatmaps.abs().sum(dim=(1, 2, 3, 4))
+    torch.testing.assert_close(share.sum(dim=1), expected, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match=r"region of shape \(5,\) does not broadcast"):
+        concepts.region_share(explainer, x, "2", torch.ones(5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="region must be a boolean"):
+        concepts.region_share(explainer, x, "2", torch.ones(6, 6))

@@ -6,6 +6,7 @@
 - :func:`conditional_heatmaps`: the heatmap of each concept (channels or neurons of chosen layers), many
   concepts of many samples in one batched call, with or without the relevance of parallel branches.
 - :func:`concept_importance`: per channel of a layer, its relevance for one prediction (and its share).
+- :func:`region_share`: per channel, the share of its conditional heatmap inside an input region (a tag).
 - :func:`attribution_graph`: for one prediction, the most relevant lower-layer concepts of a concept.
 - :func:`relmax_dataset` and :func:`top_references`: relevance maximization over a data set, as a resumable,
   shardable store run: for every channel, the samples of largest relevance (and of largest activation);
@@ -33,6 +34,7 @@ from relprop.concepts.attribute import (
 from relprop.concepts.conditions import Channels, Condition
 from relprop.concepts.graph import Edge, attribution_graph
 from relprop.concepts.layers import layer_node
+from relprop.concepts.region import region_share
 from relprop.concepts.relmax import (
     ChannelStatistics,
     Reference,
@@ -57,6 +59,7 @@ __all__ = [
     "layer_node",
     "propagate_from",
     "reference_crops",
+    "region_share",
     "relevance_at",
     "relevance_from_output",
     "relmax_dataset",
