@@ -20,6 +20,7 @@ from relprop.demo import (
     paste_tag,
     train_demo_cnn,
 )
+from relprop.demo.crp import CRP_CHANNELS, concept_check, masked_channels
 from relprop.demo.run import SPRAY_NEIGHBORS, SPRAY_SIZE
 from relprop.models.loading import load_model
 from relprop.report import class_rows
@@ -141,8 +142,8 @@ def test_demo_prints_where_the_report_is(demo_run):
     out, result = demo_run
     assert result.exit_code == 0, result.output
     stages = result.stderr.splitlines()  # a line as each stage starts, so that 30 s are not silent
-    assert [line[:5] for line in stages] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"], result.stderr
-    assert "10 epochs" in stages[0] and "class 8" in stages[3]
+    assert [line[:5] for line in stages] == [f"[{i}/6]" for i in range(1, 7)], result.stderr
+    assert "10 epochs" in stages[0] and "CRP on layer 4" in stages[3] and "class 8" in stages[4]
     report = (out / "report" / "index.html").resolve()
     assert report.is_file()
     assert f"Report: {report}\n" in result.output
@@ -222,3 +223,35 @@ def test_spray_on_untagged_3s_finds_no_cluster_that_stands_out(demo_run):
         in result.output
     )
     assert "No cluster stands out" in (out / "r3" / "index.html").read_text()
+
+
+def test_masked_channels_zero_those_channels_until_the_hook_is_removed():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()).eval()
+    x = torch.randn(2, 1, 5, 5)
+    plain = model[0](x)
+    with masked_channels(model, "0", [1, 3]):
+        masked = model[0](x)
+    torch.testing.assert_close(masked[:, [0, 2]], plain[:, [0, 2]], rtol=0, atol=0)
+    assert (masked[:, [1, 3]] == 0).all() and (plain[:, [1, 3]] != 0).all()
+    torch.testing.assert_close(model[0](x), plain, rtol=0, atol=0)  # the hook is gone
+
+
+def test_crp_finds_the_tag_channels_and_masking_them_removes_the_shortcut(demo_run, data, tmp_path):
+    """The quick demo's model: the channels ranked by their relevance on the tag have tagged RelMax references
+    for class 8, and masking them takes the tag's pull on other digits down, far more than random channels."""
+    out, result = demo_run
+    assert result.exit_code == 0, result.output
+    model = load_model(f"demo-cnn:{out / 'model.pt'}")
+    check = concept_check(model, data, tmp_path / "relmax.h5")
+    assert len(check.channels) == CRP_CHANNELS and check.layer_width == 32
+    assert check.tagged_overall == pytest.approx(data.tagged[data.test_rows].mean())
+    assert check.references_tagged >= 0.5 and check.references_tagged > 2 * check.references_tagged_all
+    assert check.unmasked_others_tagged == behavioural_check(model, data).others_tagged  # the hook is gone
+    assert check.masked.others_tagged < 0.5 * check.unmasked_others_tagged
+    assert check.masked.others_tagged < np.median(check.random_others_tagged)
+    assert check.masked.others_clean <= 0.01 and check.test_accuracy >= 0.85
+    header = f"Behavioural check:                   as trained  layer 4 channels {check.channels_text} masked"
+    assert header in result.output
+    assert f"  ... with the tag pasted on         {check.unmasked_others_tagged:.1%}" in result.output
+    assert f"CRP on layer 4: channels {check.channels_text} put " in result.output

@@ -43,9 +43,13 @@ def demo(
     behaviour = result.behaviour
     c = behaviour.tagged_class
     typer.echo(f"Test accuracy: {result.test_accuracy:.1%}")
-    typer.echo("Behavioural check:")
-    for question, answer in behaviour.rows():
-        typer.echo(f"  {question:<34} {answer}")
+    crp = result.concepts
+    masked_title = f"layer {crp.layer} channels {crp.channels_text} masked"
+    typer.echo(f"{'Behavioural check:':<37}{'as trained':<12}{masked_title}")
+    for (question, answer), (_, masked) in zip(behaviour.rows(), crp.masked.rows()):
+        typer.echo(f"  {question:<34} {answer:<12}{masked}")
+    for line in crp.summary():
+        typer.echo(line)
     if result.n_clusters == 1:
         typer.echo(f"SpRAy found a single strategy for class {c}.")
     else:

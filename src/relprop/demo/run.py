@@ -18,6 +18,7 @@ from relprop.demo.data import TaggedDigits, make_tagged_digits, paste_tag
 from relprop.demo.model import train_demo_cnn
 
 if TYPE_CHECKING:
+    from relprop.demo.crp import ConceptCheck
     from relprop.spray import ArtefactTest
 
 __all__ = ["Behaviour", "DemoResult", "behavioural_check", "run_demo"]
@@ -120,6 +121,9 @@ class DemoResult:
         The fraction of the tagged samples that fall into the suspicious cluster (0 if there is none).
     virelay:
         The ViRelAy project of the test set and the analysis (``virelay virelay/project.yaml``).
+    concepts:
+        The CRP check: the tag's channels, their references, the behaviour with them masked
+        (:func:`relprop.demo.crp.concept_check`; its RelMax run is ``relmax.h5``).
     """
 
     report: Path
@@ -134,6 +138,7 @@ class DemoResult:
     purity: float
     recall: float
     virelay: Path | None = None
+    concepts: ConceptCheck | None = None
 
 
 def run_demo(
@@ -150,8 +155,8 @@ def run_demo(
     ----------
     out:
         The folder for the files (created): ``model.pt``, ``attributions.h5``, ``report/index.html``,
-        ``report/analysis.h5``, ``virelay/project.yaml`` (with its files). Files of an earlier demo there
-        are replaced.
+        ``report/analysis.h5``, ``relmax.h5``, ``virelay/project.yaml`` (with its files). Files of an
+        earlier demo there are replaced.
     seed:
         Seeds the data set's split and tags, the model's initial weights and its batches.
     epochs:
@@ -161,9 +166,10 @@ def run_demo(
     progress:
         Show the attribution's progress bar.
     stage:
-        Called with a line saying what starts, at each of the five stages (training, attribution,
-        behavioural check, SpRAy, report).
+        Called with a line saying what starts, at each of the six stages (training, attribution,
+        behavioural check, CRP check, SpRAy, report).
     """
+    from relprop.demo.crp import CRP_LAYER, concept_check
     from relprop.report import analyse_class, write_report, write_virelay_analysis, write_virelay_project
     from relprop.spray import SpRAy
     from relprop.store import attribute_dataset
@@ -175,7 +181,7 @@ def run_demo(
     say = stage or (lambda line: None)
     data = make_tagged_digits(seed)
     c = data.tagged_class
-    say(f"[1/5] training a small CNN on digits with a tag planted on most {c}s ({epochs} epochs)")
+    say(f"[1/6] training a small CNN on digits with a tag planted on most {c}s ({epochs} epochs)")
     model = train_demo_cnn(data, epochs=epochs, seed=seed)
     model_path = out / "model.pt"
     torch.save(model.state_dict(), model_path)
@@ -190,7 +196,7 @@ def run_demo(
         "method": "lrp",
         "preprocessing": "none",
     }
-    say(f"[2/5] LRP heatmaps of the {len(test)} test digits into {store_path}")
+    say(f"[2/6] LRP heatmaps of the {len(test)} test digits into {store_path}")
     attribute_dataset(
         ArrayDataset(inputs, data.labels[test]),
         model,
@@ -201,10 +207,12 @@ def run_demo(
         target="label",
         progress=progress,
     )
-    say("[3/5] behavioural check: the tag pasted on and removed")
+    say("[3/6] behavioural check: the tag pasted on and removed")
     behaviour = behavioural_check(model, data)
+    say(f"[4/6] CRP on layer {CRP_LAYER}: the channels that see the tag, their references, masked")
+    crp = concept_check(model, data, out / "relmax.h5", seed)
 
-    say(f"[4/5] SpRAy on the heatmaps of class {c}")
+    say(f"[5/6] SpRAy on the heatmaps of class {c}")
     with open_store(store_path) as store:
         test_accuracy = float(np.mean(store.label[:] == store.prediction[:]))
         rows = np.flatnonzero(store.label[:] == c)
@@ -222,7 +230,7 @@ def run_demo(
     recall = float(members[tagged].mean()) if tagged.any() else 0.0
 
     report_dir = out / "report"
-    say(f"[5/5] the report in {report_dir}")
+    say(f"[6/6] the report in {report_dir}")
     analysis_path = report_dir / "analysis.h5"
     report_dir.mkdir(exist_ok=True)
     analysis_path.unlink(missing_ok=True)
@@ -231,7 +239,8 @@ def run_demo(
         (
             "Behavioural check: the tag pasted on and removed",
             [("test accuracy (all digits)", f"{test_accuracy:.1%}"), *behaviour.rows()],
-        )
+        ),
+        (f"CRP: the tag's channels of layer {crp.layer}, and the model with them masked", crp.rows()),
     ]
     report = write_report(
         analysis,
@@ -260,4 +269,5 @@ def run_demo(
         purity=purity,
         recall=recall,
         virelay=virelay,
+        concepts=crp,
     )
