@@ -57,6 +57,13 @@ svg .axis { stroke: #9aa2b1; }
 #tooltip .pair { display: flex; gap: 6px; }
 #tooltip img { width: 96px; height: 96px; image-rendering: pixelated; }
 #tooltip .caption { text-align: center; color: var(--muted); }
+.concept, .decomposition { border-top: 1px solid var(--line); padding: 8px 0; }
+.concept h3, .decomposition h3 { font-size: 14px; margin: 0 0 6px; }
+.concept .share { color: var(--muted); font-weight: normal; margin-left: 6px; }
+.references, .decomposition, .whole { display: flex; flex-wrap: wrap; gap: 8px; }
+figure { margin: 0; font-size: 11px; color: var(--muted); text-align: center; }
+figure img, .whole img { display: block; width: 72px; height: auto; image-rendering: pixelated;
+                         border-radius: 3px; margin-bottom: 2px; }
 """
 
 SCRIPT = r"""
@@ -242,6 +249,24 @@ SCRIPT = r"""
   const first = clusterById.get(data.selected) || data.clusters[0];
   if (first) select(first.id);
 })();
+"""
+
+ATLAS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>{style}</style>
+</head>
+<body>
+<header>
+  <h1>{title}</h1>
+  <div class="meta">{meta}</div>
+</header>
+<main>{sections}</main>
+</body>
+</html>
 """
 
 PAGE = """<!DOCTYPE html>
