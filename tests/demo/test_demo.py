@@ -255,3 +255,7 @@ def test_crp_finds_the_tag_channels_and_masking_them_removes_the_shortcut(demo_r
     assert header in result.output
     assert f"  ... with the tag pasted on         {check.unmasked_others_tagged:.1%}" in result.output
     assert f"CRP on layer 4: channels {check.channels_text} put " in result.output
+    atlas = out / "report" / "concepts.html"
+    assert f"Concept atlas of class 8: {atlas}" in result.output
+    page = atlas.read_text()
+    assert page.count('class="concept" data-layer="4"') == 6 and "Sample " in page

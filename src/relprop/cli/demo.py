@@ -66,6 +66,7 @@ def demo(
         f"The same analysis from the store: relprop spray {result.store} --class {c} --size {SPRAY_SIZE} "
         f"--neighbors {SPRAY_NEIGHBORS}"
     )
+    typer.echo(f"Concept atlas of class {c}: {result.atlas}")
     report = result.report.resolve()
     typer.echo(f"Report: {report}")
     typer.echo(f"Open it in a browser: {report.as_uri()}")

@@ -124,6 +124,8 @@ class DemoResult:
     concepts:
         The CRP check: the tag's channels, their references, the behaviour with them masked
         (:func:`relprop.demo.crp.concept_check`; its RelMax run is ``relmax.h5``).
+    atlas:
+        The concept atlas of the tagged class (``report/concepts.html``, :func:`relprop.report.write_atlas`).
     """
 
     report: Path
@@ -139,6 +141,7 @@ class DemoResult:
     recall: float
     virelay: Path | None = None
     concepts: ConceptCheck | None = None
+    atlas: Path | None = None
 
 
 def run_demo(
@@ -154,9 +157,9 @@ def run_demo(
     Parameters
     ----------
     out:
-        The folder for the files (created): ``model.pt``, ``attributions.h5``, ``report/index.html``,
-        ``report/analysis.h5``, ``relmax.h5``, ``virelay/project.yaml`` (with its files). Files of an
-        earlier demo there are replaced.
+        The folder for the files (created): ``model.pt``, ``attributions.h5``, ``relmax.h5``,
+        ``report/index.html``, ``report/concepts.html``, ``report/analysis.h5``, ``virelay/project.yaml``
+        (with its files). Files of an earlier demo there are replaced.
     seed:
         Seeds the data set's split and tags, the model's initial weights and its batches.
     epochs:
@@ -169,8 +172,16 @@ def run_demo(
         Called with a line saying what starts, at each of the six stages (training, attribution,
         behavioural check, CRP check, SpRAy, report).
     """
+    from relprop import LRP
     from relprop.demo.crp import CRP_LAYER, concept_check
-    from relprop.report import analyse_class, write_report, write_virelay_analysis, write_virelay_project
+    from relprop.report import (
+        analyse_class,
+        concept_atlas,
+        write_atlas,
+        write_report,
+        write_virelay_analysis,
+        write_virelay_project,
+    )
     from relprop.spray import SpRAy
     from relprop.store import attribute_dataset
     from relprop.store import open as open_store
@@ -250,6 +261,18 @@ def run_demo(
         title=f"relprop demo: does the model recognise the digit {c} by its shape, or by a tag?",
         notes=notes,
     )
+    as_tagged_class = ArrayDataset(inputs, np.full(len(test), c))  # as the RelMax run explained them
+    atlas = concept_atlas(
+        LRP(model, EpsilonPlusFlat()),
+        as_tagged_class,
+        out / "relmax.h5",
+        c,
+        np.flatnonzero(data.labels[test] == c),
+        sample=int(np.flatnonzero(data.tagged[test])[0]),
+    )
+    atlas_path = write_atlas(
+        atlas, report_dir / "concepts.html", title=f"relprop demo: the concepts of class {c} (CRP)"
+    )
     virelay_dir = out / "virelay"
     if (virelay_dir / "project.yaml").is_file():  # an earlier demo's project
         shutil.rmtree(virelay_dir)
@@ -270,4 +293,5 @@ def run_demo(
         recall=recall,
         virelay=virelay,
         concepts=crp,
+        atlas=atlas_path,
     )
