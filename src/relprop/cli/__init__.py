@@ -5,6 +5,7 @@
 from relprop.cli.app import app, command_module
 
 command_module("relprop.cli.attribute", "attribute", "merge")
+command_module("relprop.cli.concepts", "concepts")
 command_module("relprop.cli.demo", "demo")
 command_module("relprop.cli.explain", "explain")
 command_module("relprop.cli.evaluate", "evaluate")

@@ -11,7 +11,7 @@
 """
 
 from relprop.report.analysis import ClassAnalysis, analyse_class, analyse_stored_class, class_rows
-from relprop.report.atlas import ConceptAtlas, concept_atlas, write_atlas
+from relprop.report.atlas import ConceptAtlas, concept_atlas, store_atlas, write_atlas
 from relprop.report.html import write_report
 from relprop.report.virelay import CLUSTER_NUMBERING, write_virelay_analysis, write_virelay_project
 
@@ -23,6 +23,7 @@ __all__ = [
     "analyse_stored_class",
     "class_rows",
     "concept_atlas",
+    "store_atlas",
     "write_atlas",
     "write_report",
     "write_virelay_analysis",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -27,7 +28,15 @@ from relprop.report._page import ATLAS_PAGE, STYLE
 from relprop.report.html import _input_rgb, _png, _resized
 from relprop.viz import heatmap
 
-__all__ = ["AtlasConcept", "ConceptAtlas", "Decomposition", "concept_atlas", "write_atlas"]
+__all__ = [
+    "AtlasConcept",
+    "ConceptAtlas",
+    "Decomposition",
+    "StoreAtlas",
+    "concept_atlas",
+    "store_atlas",
+    "write_atlas",
+]
 
 _IMAGE = 72  # pixels of each shown image
 
@@ -229,3 +238,97 @@ def _decomposition_html(decomposition: list[Decomposition], c: int) -> str:
         "channels with their share of the relevance and their conditional heatmaps.</p>"
         f"{head}{''.join(rows)}</section>"
     )
+
+
+#: At most this many of the class's samples average the concepts' shares in :func:`store_atlas`.
+STORE_ATLAS_SAMPLES = 256
+
+
+@dataclass
+class StoreAtlas:
+    """What :func:`store_atlas` wrote: the RelMax store, the atlas page, and the class it shows."""
+
+    relmax: Path
+    page: Path
+    class_index: int
+    samples: int
+
+
+def store_atlas(
+    store: str | Path,
+    out: str | Path,
+    layers: Sequence[str],
+    class_index: int | None = None,
+    *,
+    data: str | None = None,
+    preprocessing: str | None = None,
+    top: int = 6,
+    k: int = 6,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> StoreAtlas:
+    """RelMax over an attribution store's data set with its model, and the concept atlas of one class.
+
+    The model is the one the store names (``params["model"]``, as :func:`relprop.models.loading.load_model`
+    loads it), the data set the store's (:func:`relprop.store.load_store_dataset`, checked to be the one it
+    was computed on), explained with :class:`~relprop.composites.EpsilonPlusFlat` (RelMax's default). The
+    RelMax run goes to ``out/relmax.h5`` (resumed if interrupted), the atlas to ``out/concepts.html``.
+
+    Parameters
+    ----------
+    store:
+        A finished attribution store (:func:`relprop.store.attribute_dataset`, ``relprop attribute``).
+    out:
+        The folder for ``relmax.h5`` and ``concepts.html`` (created).
+    layers:
+        Module names of the model, e.g. ``["features.28"]``.
+    class_index:
+        The class to show; by default the one with the most samples (the smallest of ties). Its shares
+        are averaged over the first :data:`STORE_ATLAS_SAMPLES` of the store's samples labelled with it
+        (predicted as it, if the store has no labels); the first of them is decomposed.
+    data, preprocessing:
+        The data set instead of the store's, as :func:`relprop.store.load_store_dataset` takes them.
+    top, k, batch_size:
+        As for :func:`concept_atlas`; ``batch_size`` also for the RelMax run.
+    progress:
+        Show the RelMax run's progress bar.
+
+    Raises
+    ------
+    ValueError
+        If the store names no model that loads here, its data set does not load or is another, or the
+        class has no samples in the store.
+    """
+    from relprop.composites import EpsilonPlusFlat
+    from relprop.concepts import relmax_dataset
+    from relprop.models.loading import load_model
+    from relprop.store import load_store_dataset
+    from relprop.store import open as open_store
+
+    with open_store(store) as run:
+        params = dict(run.params)
+        labels, predictions, index = run.label[:], run.prediction[:], run.index[:]
+    if "model" not in params:
+        raise ValueError(f"{store} names no model (params['model']): it was not written by relprop attribute")
+    model = load_model(str(params["model"]))
+    dataset = load_store_dataset(params, data, preprocessing)
+    by = labels if (labels >= 0).any() else predictions
+    if class_index is None:
+        class_index = int(np.bincount(by[by >= 0]).argmax())
+    samples = index[by == class_index][:STORE_ATLAS_SAMPLES]
+    if not len(samples):
+        kind = "labelled" if by is labels else "predicted"
+        raise ValueError(
+            f"class {class_index} has no samples in {store} ({kind} classes: {sorted(set(by.tolist()))})"
+        )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    relmax = relmax_dataset(
+        dataset, model, out / "relmax.h5", list(layers), batch_size=batch_size, progress=progress
+    )
+    atlas = concept_atlas(
+        LRP(model, EpsilonPlusFlat()), dataset, relmax, class_index, samples.tolist(), top=top, k=k,
+        batch_size=batch_size,
+    )  # fmt: skip
+    atlas.params = {key: params[key] for key in ("dataset", "model") if key in params}
+    return StoreAtlas(relmax, write_atlas(atlas, out / "concepts.html"), class_index, len(samples))
