@@ -119,13 +119,14 @@ class ConceptCheck:
 
 @contextmanager
 def masked_channels(model: nn.Module, layer: str, channels: Sequence[int]) -> Iterator[nn.Module]:
-    """``model`` with the output of ``layer`` zeroed at ``channels`` (dimension 1), by a forward hook
-    removed on exit."""
-    kept = torch.ones(model.get_submodule(layer).out_channels)
-    kept[list(channels)] = 0
+    """``model`` with the output of its module ``layer`` zeroed at ``channels`` (dimension 1), by a forward
+    hook removed on exit."""
+    dropped = list(channels)
 
     def zero(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        return output * kept.reshape(1, -1, *[1] * (output.dim() - 2)).to(output)
+        kept = torch.ones(output.shape[1], dtype=output.dtype, device=output.device)
+        kept[dropped] = 0
+        return output * kept.reshape(1, -1, *[1] * (output.dim() - 2))
 
     hook = model.get_submodule(layer).register_forward_hook(zero)
     try:
