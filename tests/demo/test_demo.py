@@ -259,3 +259,6 @@ def test_crp_finds_the_tag_channels_and_masking_them_removes_the_shortcut(demo_r
     assert f"Concept atlas of class 8: {atlas}" in result.output
     page = atlas.read_text()
     assert page.count('class="concept" data-layer="4"') == 6 and "Sample " in page
+    assert (
+        '<a href="concepts.html">concept atlas of class 8</a>' in (out / "report" / "index.html").read_text()
+    )

@@ -82,8 +82,10 @@ def test_report_is_self_contained_and_complete(analysis, tmp_path):
     rng = np.random.default_rng(0)
     inputs = rng.uniform(-1, 1, (len(analysis.rows), 3, 16, 16))  # outside [0, 1]: rescaled per image
     path = write_report(analysis, tmp_path / "deep" / "index.html", inputs=inputs, group_name="tag planted",
-                        notes=[("Check", [("a <b>", "1")])])  # fmt: skip
+                        notes=[("Check", [("a <b>", "1")])],
+                        links=[("concept atlas", "concepts.html")])  # fmt: skip
     page = path.read_text()
+    assert '<a href="concepts.html">concept atlas</a>' in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing fetched from a network
     assert "<link" not in page and "import(" not in page
     assert "a &lt;b&gt;" in page  # notes are escaped

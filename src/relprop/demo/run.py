@@ -260,6 +260,7 @@ def run_demo(
         group_name="tag planted",
         title=f"relprop demo: does the model recognise the digit {c} by its shape, or by a tag?",
         notes=notes,
+        links=[(f"concept atlas of class {c}", "concepts.html")],
     )
     as_tagged_class = ArrayDataset(inputs, np.full(len(test), c))  # as the RelMax run explained them
     atlas = concept_atlas(

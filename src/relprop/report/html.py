@@ -190,6 +190,7 @@ def write_report(
     title: str | None = None,
     notes: Sequence[Note] = (),
     max_images: int = 1500,
+    links: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write the HTML report of a class analysis.
 
@@ -211,6 +212,9 @@ def write_report(
     max_images:
         At most this many samples get images (each cluster its share, nearest to the prototype first), so
         that large classes give a page a browser can open; every sample is still a point of the scatter.
+    links:
+        Pages next to the report to link from its header, ``(text, relative address)``, e.g. the concept
+        atlas ``("concept atlas", "concepts.html")``.
     """
     count = len(analysis.rows)
     if inputs is not None and len(inputs) != count:
@@ -228,6 +232,9 @@ def write_report(
         if key in analysis.params
     )
     meta += f"<span><b>samples</b> {count}</span><span><b>clusters</b> {spray.n_clusters_}</span>"
+    meta += "".join(
+        f'<span><a href="{html.escape(address)}">{html.escape(text)}</a></span>' for text, address in links
+    )
     data = {
         "groupName": group_name,
         "spectrum": {"eigenvalues": spray.eigenvalues_.tolist(), "suggested": spray.eigengap_.n_clusters},
