@@ -458,11 +458,15 @@ def _multihead_attention(
         F.linear(t, w, b).unflatten(-1, (heads, size)).transpose(1, 2)
         for t, w, b in zip((query, key, value), weights, biases)
     )
-    scores = torch.matmul(q, k.transpose(-2, -1)) * size**-0.5
-    if attn_mask is not None or key_padding_mask is not None:
-        scores = scores + _attention_bias(attn_mask, key_padding_mask, scores)
-    attention = F.softmax(scores, dim=-1)
-    out = module.out_proj(torch.matmul(attention, v).transpose(1, 2).flatten(-2))
+    masked = attn_mask is not None or key_padding_mask is not None
+    bias = _attention_bias(attn_mask, key_padding_mask, q, k) if masked else None
+    if need_weights:  # the weights are an output: the softmax is an operation of its own
+        scores = torch.matmul(q, k.transpose(-2, -1)) * size**-0.5
+        attention = F.softmax(scores if bias is None else scores + bias, dim=-1)
+        mixed = torch.matmul(attention, v)
+    else:  # one operation, whose rule recomputes the (B, H, L, S) weights instead of keeping two copies
+        mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    out = module.out_proj(mixed.transpose(1, 2).flatten(-2))
     if not module.batch_first:
         out = out.transpose(0, 1)
     if not need_weights:
@@ -470,22 +474,23 @@ def _multihead_attention(
     return out, attention.mean(dim=1) if average_attn_weights else attention
 
 
-def _attention_bias(attn_mask: Tensor | None, key_padding_mask: Tensor | None, scores: Tensor) -> Tensor:
+def _attention_bias(
+    attn_mask: Tensor | None, key_padding_mask: Tensor | None, query: Tensor, key: Tensor
+) -> Tensor:
     """The additive mask of ``nn.MultiheadAttention``'s masks (``True`` or ``-inf``: not attended), shaped to
-    broadcast over scores ``(B, H, L, S)``."""
-    bias = torch.zeros((), dtype=scores.dtype, device=scores.device)
-    for mask, shape in ((attn_mask, None), (key_padding_mask, (scores.shape[0], 1, 1, scores.shape[-1]))):
+    broadcast over the scores ``(B, H, L, S)`` of ``query`` ``(B, H, L, D)`` and ``key`` ``(B, H, S, D)``."""
+    dtype, device = query.dtype, query.device
+    bias = torch.zeros((), dtype=dtype, device=device)
+    for mask, shape in ((attn_mask, None), (key_padding_mask, (query.shape[0], 1, 1, key.shape[-2]))):
         if mask is None:
             continue
         if mask.dtype == torch.bool:
-            mask = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill(
-                mask, -torch.inf
-            )
-        mask = mask.to(scores.dtype)
+            mask = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(mask, -torch.inf)
+        mask = mask.to(dtype)
         if shape is not None:
             mask = mask.reshape(shape)
         elif mask.dim() == 3:  # (B * H, L, S)
-            mask = mask.reshape(scores.shape[0], -1, *mask.shape[-2:])
+            mask = mask.reshape(query.shape[0], -1, *mask.shape[-2:])
         bias = bias + mask
     return bias
 
