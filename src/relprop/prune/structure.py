@@ -134,7 +134,14 @@ def layer_structure(model: nn.Module, name: str, graph: fx.Graph | None = None) 
             isinstance(module, _PASS_THROUGH)
             or (node.op == "call_function" and node.target in _PASS_FUNCTIONS)
         ):
-            what = type(module).__name__ if module is not None else str(node.target)
+            if module is not None:
+                what = type(module).__name__
+            else:
+                what = (
+                    "the model's output"
+                    if node.op == "output"
+                    else getattr(node.target, "__name__", node.target)
+                )
             raise ValueError(
                 f"layer {name!r} cannot be pruned: its output reaches {what} (node {node.name!r}), which "
                 "is neither a batch norm, a depthwise convolution, a zero-preserving activation or pooling, "
