@@ -8,6 +8,7 @@ command_module("relprop.cli.attribute", "attribute", "merge")
 command_module("relprop.cli.demo", "demo")
 command_module("relprop.cli.explain", "explain")
 command_module("relprop.cli.evaluate", "evaluate")
+command_module("relprop.cli.prune", "prune")
 command_module("relprop.cli.spray", "spray")
 command_module("relprop.cli.text", "explain-text")
 
