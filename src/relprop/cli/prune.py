@@ -64,6 +64,7 @@ def prune(
     """Prune the units of MODEL that a criterion ranks lowest on references from DATA; print the accuracy."""
     from relprop.data import PREPROCESSING, load_dataset
     from relprop.models.loading import load_model
+    from relprop.prune import check_rate
     from relprop.prune import prune as prune_model
     from relprop.prune.curve import (
         accuracy,
@@ -77,6 +78,10 @@ def prune(
     try:
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
+        check_rate(rate)
+        grid = _parse_rates(rates) if curve is not None else None
+        if criterion != "lrp" and composite != "epsilon-plus-flat":
+            raise ValueError(f"--composite is LRP's; --criterion {criterion} takes none")
         if preprocessing is None:
             preprocessing = "efficientnet-lite" if model.startswith("efficientnet-lite") else "to-tensor"
         if preprocessing not in PREPROCESSING:
@@ -95,7 +100,7 @@ def prune(
             rate=rate,
             criterion=criterion,
             steps=steps,
-            composite=rules,
+            composite=rules if criterion == "lrp" else None,
             remove=remove,
         )
         typer.echo(
@@ -113,7 +118,6 @@ def prune(
             spec = save_pruned(result.model, out, x[:1], architecture)
             typer.echo(f"wrote {out}; load it as {spec}")
         if curve is not None:
-            grid = _parse_rates(rates)
             curves = accuracy_curves(network, reference_set, test_set, grid, composite=rules)
             title = f"{Path(model).name} on {Path(data).name}, {references} references per class"
             plot_accuracy_curves(curve, grid, {title: curves})
