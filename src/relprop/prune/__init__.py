@@ -17,7 +17,7 @@ Examples
 from relprop.prune.iterate import PruneResult, check_rate, normalized, prune, select_units
 from relprop.prune.masks import mask_hooks, mask_units, remove_units
 from relprop.prune.scores import CRITERIA, unit_scores
-from relprop.prune.structure import LayerStructure, layer_structure, prunable_layers
+from relprop.prune.structure import LayerStructure, layer_structure, prunable_layers, trace
 
 __all__ = [
     "CRITERIA",
@@ -32,5 +32,6 @@ __all__ = [
     "prune",
     "remove_units",
     "select_units",
+    "trace",
     "unit_scores",
 ]

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune as torch_prune
 
-from relprop.prune.structure import layer_structure
+from relprop.prune.structure import layer_structure, trace
 
 Keep = Mapping[str, Tensor]
 
@@ -28,8 +28,9 @@ def _checked(model: nn.Module, keep: Keep):
     if not isinstance(model, nn.Module):
         raise TypeError(f"the model must be a torch.nn.Module, got {type(model).__name__}")
     structures = []
+    graph = trace(model)
     for name, mask in keep.items():
-        structure = layer_structure(model, name)
+        structure = layer_structure(model, name, graph)
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != (structure.size,):
             raise ValueError(
                 f"the mask of layer {name!r} must be a bool tensor of shape ({structure.size},), got "

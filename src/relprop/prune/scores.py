@@ -33,7 +33,7 @@ from relprop.checks import check_eval_mode, check_int
 from relprop.composites import Composite, EpsilonPlusFlat
 from relprop.graph import Graph, Node
 from relprop.lrp import LRP
-from relprop.prune.structure import layer_structure, prunable_layers
+from relprop.prune.structure import layer_structure, prunable_layers, trace
 from relprop.rules import Rule
 
 CRITERIA = ("lrp", "weight-l1", "weight-l2", "gradient", "taylor")
@@ -88,8 +88,9 @@ def unit_scores(
     layers = prunable_layers(model) if layers is None else list(layers)
     if not layers:
         raise ValueError("the model has no layer that can be pruned")
+    graph = trace(model)
     for name in layers:
-        layer_structure(model, name)
+        layer_structure(model, name, graph)
     modules = dict(model.named_modules())
     if criterion.startswith("weight"):
         order = 1 if criterion == "weight-l1" else 2

@@ -73,7 +73,7 @@ def _is_depthwise(module: nn.Module) -> bool:
 
 def prunable_layers(model: nn.Module) -> list[str]:
     """The names of ``model``'s layers whose units can be removed one by one (see the module docstring)."""
-    graph = _trace(model)
+    graph = trace(model)
     found = []
     for name, module in model.named_modules():
         if _is_layer(module):
@@ -85,7 +85,8 @@ def prunable_layers(model: nn.Module) -> list[str]:
     return found
 
 
-def _trace(model: nn.Module) -> fx.Graph:
+def trace(model: nn.Module) -> fx.Graph:
+    """``model``'s ``torch.fx`` graph, for :func:`layer_structure` (TypeError if it cannot be traced)."""
     try:
         return fx.symbolic_trace(model).graph
     except Exception as error:  # fx raises anything from the model's own code
@@ -93,7 +94,8 @@ def _trace(model: nn.Module) -> fx.Graph:
 
 
 def layer_structure(model: nn.Module, name: str, graph: fx.Graph | None = None) -> LayerStructure:
-    """Trace ``model`` and return where the units of its layer ``name`` live.
+    """Where the units of ``model``'s layer ``name`` live, found in its traced ``graph`` (:func:`trace`; by
+    default traced here).
 
     Raises
     ------
@@ -111,7 +113,7 @@ def layer_structure(model: nn.Module, name: str, graph: fx.Graph | None = None) 
             f"layer {name!r} is a {type(modules[name]).__name__}; relprop.prune prunes nn.Conv2d (groups=1) "
             "and nn.Linear layers"
         )
-    graph = _trace(model) if graph is None else graph
+    graph = trace(model) if graph is None else graph
     calls = [n for n in graph.nodes if n.op == "call_module" and n.target == name]
     if len(calls) != 1:
         raise ValueError(f"layer {name!r} is called {len(calls)} times in the model, not once")
