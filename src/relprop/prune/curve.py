@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from relprop.checks import check_int, check_seed
 from relprop.composites import Composite
 from relprop.prune.iterate import check_rate, select_units
-from relprop.prune.masks import mask_hooks, mask_units
+from relprop.prune.masks import remove_units
 from relprop.prune.scores import CRITERIA, unit_scores
 
 
@@ -75,9 +75,10 @@ def accuracy_curves(
 ) -> dict[str, list[float]]:
     """Per criterion, the accuracy on ``test`` after pruning each of ``rates`` in one round.
 
-    Each criterion scores the units once on ``references`` (``(x, y)``); each rate masks the lowest of
-    that ranking in a copy of ``model`` (:func:`~relprop.prune.iterate.select_units`), which ``fine_tune``,
-    if given, then trains with the pruned parameters held at zero. ``model`` is not modified.
+    Each criterion scores the units once on ``references`` (``(x, y)``); each rate removes the lowest of
+    that ranking from a copy of ``model`` (:func:`~relprop.prune.iterate.select_units`,
+    :func:`~relprop.prune.masks.remove_units`: the function of the masked model, computed faster), which
+    ``fine_tune``, if given, then trains. ``model`` is not modified.
     """
     for rate in rates:
         check_rate(rate)
@@ -88,11 +89,9 @@ def accuracy_curves(
         )
         curve = []
         for rate in rates:
-            keep = select_units(scores, rate)
-            pruned = mask_units(model, keep)
+            pruned = remove_units(model, select_units(scores, rate))
             if fine_tune is not None:
-                with mask_hooks(pruned, keep):
-                    fine_tune(pruned)
+                fine_tune(pruned)
                 pruned.eval()
             curve.append(accuracy(pruned, *test))
         curves[criterion] = curve
