@@ -240,3 +240,22 @@ def test_a_bad_mask_is_named():
         mask_units(_cnn(), {"0": torch.ones(3, dtype=torch.bool)})
     with pytest.raises(ValueError, match=r"^the mask of layer '0' removes all 4 units"):
         remove_units(_cnn(), {"0": torch.zeros(4, dtype=torch.bool)})
+
+
+def test_a_pruned_model_is_explained_evaluated_and_stored_like_any_other(tmp_path):
+    from relprop import store
+    from relprop.data import ArrayDataset
+    from relprop.evaluate import region_perturbation
+
+    model, x = _cnn(), torch.randn(6, 1, 8, 8, dtype=torch.float64)
+    result = prune(model, x, rate=0.5)
+    small = remove_units(result.model, result.keep).float()
+    x = x.float()
+    relevance = LRP(small)(x)
+    torch.testing.assert_close(relevance, LRP(result.model.float())(x))  # masked or removed: one explanation
+    curve = region_perturbation(small, x, relevance, patch_size=2, steps=4)
+    assert curve.curve.shape == (6, 5)
+    out = store.attribute_dataset(ArrayDataset(x.numpy()), small, tmp_path / "run.h5", dtype="float32",
+                                  progress=False)  # fmt: skip
+    with store.open(out) as run:
+        torch.testing.assert_close(torch.from_numpy(run.attribution[:]), relevance)
