@@ -193,6 +193,8 @@ def test_fine_tuning_cannot_revive_pruned_units():
 
     result = prune(model, x, y, rate=0.6, steps=2, criterion="taylor", fine_tune=fine_tune)
     assert not result.model.training
+    units = sum(mask.numel() for mask in result.keep.values())
+    assert sum(int((~mask).sum()) for mask in result.keep.values()) == round(0.6 * units)  # after 2 rounds
     pruned = ~result.keep["0"]
     assert pruned.any() and (result.model[0].weight[pruned] == 0).all()
     assert (result.model[1].weight[pruned] == 0).all() and (result.model[1].bias[pruned] == 0).all()
