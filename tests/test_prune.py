@@ -261,3 +261,37 @@ def test_a_pruned_model_is_explained_evaluated_and_stored_like_any_other(tmp_pat
                                   progress=False)  # fmt: skip
     with store.open(out) as run:
         torch.testing.assert_close(torch.from_numpy(run.attribution[:]), relevance)
+
+
+class _Wrapped(nn.Module):
+    """A model that is not an nn.Sequential, around :func:`_cnn`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = _cnn().float()
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_a_pruned_model_is_written_in_a_form_that_loads(tmp_path):
+    from relprop.models.loading import load_model
+    from relprop.prune.files import save_pruned
+
+    x = torch.randn(3, 1, 8, 8)
+    result = prune(_cnn().float(), x, rate=0.4, remove=True)
+    assert save_pruned(result.model, tmp_path / "s.pt", x[:1]) == str(tmp_path / "s.pt")
+    torch.testing.assert_close(load_model(str(tmp_path / "s.pt"))(x), result.model(x))
+
+    masked = prune(_Wrapped().eval(), x, rate=0.4)
+    assert save_pruned(masked.model, tmp_path / "m.pt", x[:1], "arch") == f"arch:{tmp_path / 'm.pt'}"
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    torch.testing.assert_close(state["body.0.weight"], masked.model.body[0].weight)
+
+    small = remove_units(masked.model, masked.keep)
+    with pytest.raises(
+        ValueError, match=r"^a smaller _Wrapped is written as a torch.export program: name the"
+    ):
+        save_pruned(small, tmp_path / "r.pt", x[:1])
+    save_pruned(small, tmp_path / "r.pt2", x[:1])
+    torch.testing.assert_close(load_model(str(tmp_path / "r.pt2"), trust=True)(x), small(x))

@@ -17,7 +17,7 @@ def save_pruned(model: nn.Module, path: Path, example: Tensor, architecture: str
     * a model of the registered ``architecture`` (given only if its layers kept their sizes: masked units)
       as its state dict (``NAME:FILE``; safe to load);
     * any other (a smaller model of another architecture) as a ``torch.export`` program of ``example``
-      (``FILE.pt2``, loaded with ``--trust-model``); ``path`` must end in ``.pt2``.
+      (``FILE.pt2``, loaded with ``--trust-model``), for any batch size; ``path`` must end in ``.pt2``.
 
     Raises
     ------
@@ -38,5 +38,7 @@ def save_pruned(model: nn.Module, path: Path, example: Tensor, architecture: str
             f"a smaller {type(model).__name__} is written as a torch.export program: name the output "
             f"{path.with_suffix('.pt2')} (or prune with masks to keep the architecture's state dict)"
         )
-    torch.export.save(torch.export.export(model, (example,)), str(path))
+    example = example[:1].expand(2, *example.shape[1:])  # batch 2: torch.export specializes sizes 0 and 1
+    batch = {0: torch.export.Dim("batch")}
+    torch.export.save(torch.export.export(model, (example,), dynamic_shapes=(batch,)), str(path))
     return f"{path} (with --trust-model)"
