@@ -344,7 +344,8 @@ def attribute_dataset(
     """Explain every sample of ``dataset`` (or of one shard of it) into the store ``out``.
 
     Started again after an interruption (a crash or ``kill -9`` included) with the same arguments, it
-    continues after the last complete batch. A store written with other parameters, another model (by
+    continues after the last batch written (each is written once the next one is computed, compressed
+    meanwhile: see :class:`StoreWriter`). A store written with other parameters, another model (by
     :func:`model_fingerprint`) or other data (by :func:`dataset_fingerprint`) is refused.
 
     Parameters
