@@ -362,10 +362,10 @@ class StoreWriter:
         self._open_existing()
 
     def _compress(self, rows: Rows) -> list[tuple[int, Future]] | None:
-        """Start compressing the attribution chunks of ``rows`` (to follow the done and pending rows) in
-        threads: ``(first row, compressed chunk)`` of each. None where HDF5 must compress them itself: a
-        batch that does not cover whole chunks (a run resumed with another batch size), other filters or
-        another dtype."""
+        """Start compressing the attribution chunks of ``rows`` (to follow the done rows) in threads:
+        ``(first row, compressed chunk)`` of each. None where HDF5 must compress them itself: a batch that
+        does not cover whole chunks (a run resumed with another batch size), other filters or another
+        dtype."""
         dataset = self._file["attribution"]
         level, rows_per_chunk = _deflate_level(dataset), dataset.chunks[0]
         start, stop = self.done, self.done + len(rows)
