@@ -883,28 +883,8 @@ def _functional_batch_norm(target: Any, args: tuple, kwargs: dict) -> operations
 def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normalization:
     """A layer, group or RMS norm, or ``F.normalize``, with the transpose of its linear part at a fixed
     scale."""
-    module, family = node.module, node.type
-    if module is not None:
-        if isinstance(module, nn.GroupNorm):
-            bound = {"num_groups": module.num_groups}
-        elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
-            bound = {"normalized_shape": module.normalized_shape}
-        bound |= {"weight": module.weight, "bias": getattr(module, "bias", None), "eps": module.eps}
-    elif family is types.Normalize:
-        bound = _bind(("input", "p", "dim", "eps"), {"p": 2.0, "dim": 1, "eps": 1e-12}, args, kwargs)
-    else:
-        first = "num_groups" if family is nn.GroupNorm else "normalized_shape"
-        names = (
-            ("input", first, "weight", "eps")
-            if family is nn.RMSNorm
-            else ("input", first, "weight", "bias", "eps")
-        )
-        bound = _bind(
-            names,
-            {"weight": None, "bias": None, "eps": 1e-5 if family is not nn.RMSNorm else None},
-            args,
-            kwargs,
-        )
+    family = node.type
+    bound = _normalization_arguments(node, args, kwargs)
     weight = None if bound.get("weight") is None else bound["weight"].detach()
 
     def per_channel(values: Tensor | None, like: Tensor) -> Tensor | float:
@@ -922,41 +902,11 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
         return product if weight is None else product.mul_(per_channel(weight, cotangent))
 
     if family is types.Normalize:
-        p, dim, eps = bound["p"], bound["dim"], bound["eps"]
-
-        def scale(reference: Tensor) -> Tensor:
-            return 1.0 / reference.detach().norm(p, dim, keepdim=True).clamp_min(eps)
-
-        def center(x: Tensor) -> Tensor:
-            return x
-
+        scale, center = _normalize_scale_and_center(bound)
     elif family is nn.GroupNorm:
-        groups, eps = bound["num_groups"], bound["eps"]
-
-        def scale(reference: Tensor) -> Tensor:
-            grouped = reference.detach().reshape(reference.shape[0], groups, -1)
-            inverse = (grouped.var(-1, unbiased=False, keepdim=True) + eps).rsqrt()
-            return inverse.expand(grouped.shape).reshape(reference.shape)
-
-        def center(x: Tensor) -> Tensor:
-            grouped = x.reshape(x.shape[0], groups, -1)
-            return (grouped - grouped.mean(-1, keepdim=True)).reshape(x.shape)
-
+        scale, center = _group_norm_scale_and_center(bound)
     else:
-        shape = bound["normalized_shape"]
-        dims = tuple(range(-(1 if isinstance(shape, int) else len(shape)), 0))
-        eps = bound["eps"]
-
-        def scale(reference: Tensor) -> Tensor:
-            reference = reference.detach()
-            if family is nn.RMSNorm:
-                epsilon = torch.finfo(reference.dtype).eps if eps is None else eps
-                return (reference.square().mean(dims, keepdim=True) + epsilon).rsqrt()
-            # layer norm's own kernel gives 1 / std several times faster than Tensor.var
-            return torch.native_layer_norm(reference, reference.shape[-len(dims) :], None, None, eps)[2]
-
-        def center(x: Tensor) -> Tensor:
-            return x if family is nn.RMSNorm else x - x.mean(dims, keepdim=True)
+        scale, center = _layer_norm_scale_and_center(bound, rms=family is nn.RMSNorm)
 
     def transpose(cotangent: Tensor, reference: Tensor) -> Tensor:
         # centering is symmetric (I - 1/n), so its transpose is itself
@@ -968,6 +918,83 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
         return node.run((x, *rest), kwargs)
 
     return operations.Normalization(fn, transpose)
+
+
+def _normalization_arguments(node: Node, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """The parameters of a normalization by name, from its module or from the arguments of its call:
+    ``num_groups`` or ``normalized_shape``, ``weight``, ``bias`` and ``eps``; ``p``, ``dim`` and ``eps`` of
+    ``F.normalize``."""
+    module, family = node.module, node.type
+    if module is not None:
+        if isinstance(module, nn.GroupNorm):
+            bound = {"num_groups": module.num_groups}
+        elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+            bound = {"normalized_shape": module.normalized_shape}
+        return bound | {"weight": module.weight, "bias": getattr(module, "bias", None), "eps": module.eps}
+    if family is types.Normalize:
+        return _bind(("input", "p", "dim", "eps"), {"p": 2.0, "dim": 1, "eps": 1e-12}, args, kwargs)
+    first = "num_groups" if family is nn.GroupNorm else "normalized_shape"
+    if family is nn.RMSNorm:
+        return _bind(
+            ("input", first, "weight", "eps"), {"weight": None, "bias": None, "eps": None}, args, kwargs
+        )
+    defaults = {"weight": None, "bias": None, "eps": 1e-5}
+    return _bind(("input", first, "weight", "bias", "eps"), defaults, args, kwargs)
+
+
+_Scale = Callable[[Tensor], Tensor]
+_Center = Callable[[Tensor], Tensor]
+
+
+def _normalize_scale_and_center(bound: dict[str, Any]) -> tuple[_Scale, _Center]:
+    """``F.normalize``: the scale 1 / max(norm, eps) along ``dim``; no centering."""
+    p, dim, eps = bound["p"], bound["dim"], bound["eps"]
+
+    def scale(reference: Tensor) -> Tensor:
+        return 1.0 / reference.detach().norm(p, dim, keepdim=True).clamp_min(eps)
+
+    def center(x: Tensor) -> Tensor:
+        return x
+
+    return scale, center
+
+
+def _group_norm_scale_and_center(bound: dict[str, Any]) -> tuple[_Scale, _Center]:
+    """Group norm: the inverse standard deviation of each group, and centering within the group."""
+    groups, eps = bound["num_groups"], bound["eps"]
+
+    def scale(reference: Tensor) -> Tensor:
+        grouped = reference.detach().reshape(reference.shape[0], groups, -1)
+        inverse = (grouped.var(-1, unbiased=False, keepdim=True) + eps).rsqrt()
+        return inverse.expand(grouped.shape).reshape(reference.shape)
+
+    def center(x: Tensor) -> Tensor:
+        grouped = x.reshape(x.shape[0], groups, -1)
+        return (grouped - grouped.mean(-1, keepdim=True)).reshape(x.shape)
+
+    return scale, center
+
+
+def _layer_norm_scale_and_center(bound: dict[str, Any], rms: bool) -> tuple[_Scale, _Center]:
+    """Layer norm (``rms=False``): the inverse standard deviation over the normalized dimensions, and
+    centering over them; RMS norm: the inverse root mean square (``eps`` by default the dtype's), no
+    centering."""
+    shape = bound["normalized_shape"]
+    dims = tuple(range(-(1 if isinstance(shape, int) else len(shape)), 0))
+    eps = bound["eps"]
+
+    def scale(reference: Tensor) -> Tensor:
+        reference = reference.detach()
+        if rms:
+            epsilon = torch.finfo(reference.dtype).eps if eps is None else eps
+            return (reference.square().mean(dims, keepdim=True) + epsilon).rsqrt()
+        # layer norm's own kernel gives 1 / std several times faster than Tensor.var
+        return torch.native_layer_norm(reference, reference.shape[-len(dims) :], None, None, eps)[2]
+
+    def center(x: Tensor) -> Tensor:
+        return x if rms else x - x.mean(dims, keepdim=True)
+
+    return scale, center
 
 
 def _softmax(node: Node, args: tuple, kwargs: dict) -> operations.Softmax:
