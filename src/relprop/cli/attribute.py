@@ -48,12 +48,9 @@ def _preprocessing_and_bounds(
 ) -> tuple[str, tuple[float, float] | None]:
     """The preprocessing (by default efficientnet-lite's for those models, else to-tensor) and the input
     bounds: ``--low`` and ``--high``, else for an image folder those of its preprocessing, else none."""
-    from relprop.data import PREPROCESSING
+    from relprop.data import PREPROCESSING, preprocessing_for
 
-    if preprocessing is None:
-        preprocessing = "efficientnet-lite" if model.startswith("efficientnet-lite") else "to-tensor"
-    if preprocessing not in PREPROCESSING:
-        raise ValueError(f"unknown preprocessing {preprocessing!r}; choose one of {', '.join(PREPROCESSING)}")
+    preprocessing = preprocessing_for(model, preprocessing)
     if (low is None) != (high is None):
         raise ValueError("pass both --low and --high, or neither")
     if low is None and folder:

@@ -62,17 +62,11 @@ def prune(
     trust_model: Annotated[bool, typer.Option(help="Allow a torch.export program (.pt2) as MODEL.")] = False,
 ) -> None:
     """Prune the units of MODEL that a criterion ranks lowest on references from DATA; print the accuracy."""
-    from relprop.data import PREPROCESSING, load_dataset
+    from relprop.data import PREPROCESSING, load_dataset, preprocessing_for
     from relprop.models.loading import load_model
     from relprop.prune import check_rate
     from relprop.prune import prune as prune_model
-    from relprop.prune.curve import (
-        accuracy,
-        accuracy_curves,
-        plot_accuracy_curves,
-        split_references,
-        stack_dataset,
-    )
+    from relprop.prune.curve import accuracy, accuracy_curves, plot_accuracy_curves, reference_split
     from relprop.prune.files import save_pruned
 
     try:
@@ -82,18 +76,11 @@ def prune(
         grid = _parse_rates(rates) if curve is not None else None
         if criterion != "lrp" and composite != "epsilon-plus-flat":
             raise ValueError(f"--composite is LRP's; --criterion {criterion} takes none")
-        if preprocessing is None:
-            preprocessing = "efficientnet-lite" if model.startswith("efficientnet-lite") else "to-tensor"
-        if preprocessing not in PREPROCESSING:
-            raise ValueError(
-                f"unknown preprocessing {preprocessing!r}; choose one of {', '.join(PREPROCESSING)}"
-            )
+        preprocessing = preprocessing_for(model, preprocessing)
         bounds = PREPROCESSING[preprocessing].bounds if Path(data).is_dir() else None
         rules = make_composite(composite, bounds)
         network = load_model(model, trust=trust_model)
-        x, y = stack_dataset(load_dataset(data, preprocessing))
-        chosen, rest = split_references(y, references, seed)
-        reference_set, test_set = (x[chosen], y[chosen]), (x[rest], y[rest])
+        reference_set, test_set = reference_split(load_dataset(data, preprocessing), references, seed)
         result = prune_model(
             network,
             *reference_set,
@@ -104,18 +91,16 @@ def prune(
             remove=remove,
         )
         typer.echo(
-            f"references: {len(chosen)} ({references} per class); accuracy measured on {len(rest)} samples"
+            f"references: {len(reference_set[1])} ({references} per class); accuracy measured on "
+            f"{len(test_set[1])} samples"
         )
         typer.echo(f"accuracy before: {100 * accuracy(network, *test_set):.1f} %")
         after = accuracy(result.model, *test_set)
         typer.echo(f"accuracy after pruning {100 * rate:g} % by {criterion}: {100 * after:.1f} %")
-        typer.echo("units removed per layer:")
-        for layer, share in result.removed_share().items():
-            units = len(result.keep[layer])
-            typer.echo(f"  {layer}: {100 * share:.1f} % ({units - int(result.keep[layer].sum())} of {units})")
+        _print_removed(result)
         if out is not None:
             architecture = None if remove or Path(model).is_file() else model.partition(":")[0]
-            spec = save_pruned(result.model, out, x[:1], architecture)
+            spec = save_pruned(result.model, out, reference_set[0][:1], architecture)
             typer.echo(f"wrote {out}; load it as {spec}")
         if curve is not None:
             curves = accuracy_curves(network, reference_set, test_set, grid, composite=rules)
@@ -124,3 +109,11 @@ def prune(
             typer.echo(f"wrote {curve}")
     except (*EXPECTED_ERRORS, UnsupportedOperationError) as error:
         raise fail(error) from None
+
+
+def _print_removed(result) -> None:
+    """The share of each layer's units that pruning removed (or masked)."""
+    typer.echo("units removed per layer:")
+    for layer, share in result.removed_share().items():
+        units = len(result.keep[layer])
+        typer.echo(f"  {layer}: {100 * share:.1f} % ({units - int(result.keep[layer].sum())} of {units})")

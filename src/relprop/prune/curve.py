@@ -27,6 +27,16 @@ def stack_dataset(dataset: Dataset) -> tuple[Tensor, Tensor]:
     return torch.stack([x for x, _ in samples]), torch.tensor([label for _, label in samples])
 
 
+def reference_split(
+    dataset: Dataset, per_class: int, seed: int | None = 0
+) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """The data set as references, ``per_class`` samples drawn at random from each class, and the others to
+    measure on, each as ``(x, y)`` (see :func:`split_references`)."""
+    x, y = stack_dataset(dataset)
+    chosen, rest = split_references(y, per_class, seed)
+    return (x[chosen], y[chosen]), (x[rest], y[rest])
+
+
 def split_references(labels: Tensor, per_class: int, seed: int | None = 0) -> tuple[Tensor, Tensor]:
     """Indices of ``per_class`` reference samples drawn at random from each class, and of all the others.
 
