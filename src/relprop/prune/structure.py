@@ -106,6 +106,22 @@ def layer_structure(model: nn.Module, name: str, graph: fx.Graph | None = None) 
         If ``torch.fx`` cannot trace the model.
     """
     modules = dict(model.named_modules())
+    layer = _checked_layer(modules, name)
+    graph = trace(model) if graph is None else graph
+    calls = [n for n in graph.nodes if n.op == "call_module" and n.target == name]
+    if len(calls) != 1:
+        raise ValueError(f"layer {name!r} is called {len(calls)} times in the model, not once")
+    followers, consumers = _readers(modules, name, calls[0])
+    size = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+    for follower in followers:
+        channels = getattr(modules[follower], "num_features", None) or modules[follower].out_channels
+        if channels != size:
+            raise ValueError(f"layer {name!r} cannot be pruned: it has {size} units, {follower!r} {channels}")
+    return LayerStructure(name, size, tuple(followers), tuple(consumers))
+
+
+def _checked_layer(modules: dict[str, nn.Module], name: str) -> nn.Module:
+    """The module ``name``, which must be a convolution (``groups=1``) or a dense layer."""
     if name not in modules:
         raise ValueError(f"the model has no layer {name!r}")
     if not _is_layer(modules[name]):
@@ -113,13 +129,15 @@ def layer_structure(model: nn.Module, name: str, graph: fx.Graph | None = None) 
             f"layer {name!r} is a {type(modules[name]).__name__}; relprop.prune prunes nn.Conv2d (groups=1) "
             "and nn.Linear layers"
         )
-    graph = trace(model) if graph is None else graph
-    calls = [n for n in graph.nodes if n.op == "call_module" and n.target == name]
-    if len(calls) != 1:
-        raise ValueError(f"layer {name!r} is called {len(calls)} times in the model, not once")
+    return modules[name]
+
+
+def _readers(modules: dict[str, nn.Module], name: str, call: fx.Node) -> tuple[list[str], list[str]]:
+    """The followers and the consumers of the layer's output, walking the graph from its ``call`` through the
+    operations that carry each unit in its channel; anything else on the way is refused."""
     followers: list[str] = []
     consumers: list[str] = []
-    frontier = list(calls[0].users)
+    frontier = list(call.users)
     seen = set()
     while frontier:
         node = frontier.pop()
@@ -136,26 +154,19 @@ def layer_structure(model: nn.Module, name: str, graph: fx.Graph | None = None) 
             isinstance(module, _PASS_THROUGH)
             or (node.op == "call_function" and node.target in _PASS_FUNCTIONS)
         ):
-            if module is not None:
-                what = type(module).__name__
-            else:
-                what = (
-                    "the model's output"
-                    if node.op == "output"
-                    else getattr(node.target, "__name__", node.target)
-                )
             raise ValueError(
-                f"layer {name!r} cannot be pruned: its output reaches {what} (node {node.name!r}), which "
-                "is neither a batch norm, a depthwise convolution, a zero-preserving activation or pooling, "
-                "nor a convolution or dense layer"
+                f"layer {name!r} cannot be pruned: its output reaches {_described(node, module)} (node "
+                f"{node.name!r}), which is neither a batch norm, a depthwise convolution, a zero-preserving "
+                "activation or pooling, nor a convolution or dense layer"
             )
         frontier.extend(node.users)
     if not consumers:
         raise ValueError(f"layer {name!r} cannot be pruned: no layer reads its output (is it the last?)")
-    layer = modules[name]
-    size = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
-    for follower in followers:
-        channels = getattr(modules[follower], "num_features", None) or modules[follower].out_channels
-        if channels != size:
-            raise ValueError(f"layer {name!r} cannot be pruned: it has {size} units, {follower!r} {channels}")
-    return LayerStructure(name, size, tuple(followers), tuple(consumers))
+    return followers, consumers
+
+
+def _described(node: fx.Node, module: nn.Module | None) -> str:
+    """What a graph node is, for an error: its module's type, the model's output, or its function's name."""
+    if module is not None:
+        return type(module).__name__
+    return "the model's output" if node.op == "output" else getattr(node.target, "__name__", str(node.target))
