@@ -82,3 +82,14 @@ def test_memory_mapped_samples_load_without_a_warning(tmp_path):
     np.testing.assert_array_equal(sample.numpy(), x[1])
     mapped = dataset.x.ctypes.data  # torch warns once per process: check that the sample is a copy
     assert not mapped <= sample.data_ptr() < mapped + dataset.x.nbytes
+
+
+def test_preprocessing_for_a_model_defaults_by_its_name_and_refuses_unknown_names():
+    from relprop.data import preprocessing_for
+
+    assert preprocessing_for("efficientnet-lite0") == "efficientnet-lite"
+    assert preprocessing_for("efficientnet-lite0:weights.pt") == "efficientnet-lite"
+    assert preprocessing_for("resnet18") == "to-tensor"
+    assert preprocessing_for("efficientnet-lite0", "to-tensor") == "to-tensor"
+    with pytest.raises(ValueError, match="unknown preprocessing 'resize'; choose one of to-tensor"):
+        preprocessing_for("resnet18", "resize")

@@ -82,6 +82,22 @@ PREPROCESSING: dict[str, Preprocessing] = {
 }
 
 
+def preprocessing_for(model: str, preprocessing: str | None = None) -> str:
+    """The name of the preprocessing of image folders for ``model`` (a model spec, as the commands take it):
+    ``preprocessing`` if given, else ``efficientnet-lite`` for those models and ``to-tensor`` for the others.
+
+    Raises
+    ------
+    ValueError
+        If ``preprocessing`` is not one of :data:`PREPROCESSING`.
+    """
+    if preprocessing is None:
+        return "efficientnet-lite" if model.startswith("efficientnet-lite") else "to-tensor"
+    if preprocessing not in PREPROCESSING:
+        raise ValueError(f"unknown preprocessing {preprocessing!r}; choose one of {', '.join(PREPROCESSING)}")
+    return preprocessing
+
+
 class ArrayDataset(Dataset):
     """Samples and labels held in arrays (or read lazily from a memory-mapped ``.npy``).
 

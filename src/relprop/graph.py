@@ -458,11 +458,15 @@ def _multihead_attention(
         F.linear(t, w, b).unflatten(-1, (heads, size)).transpose(1, 2)
         for t, w, b in zip((query, key, value), weights, biases)
     )
-    scores = torch.matmul(q, k.transpose(-2, -1)) * size**-0.5
-    if attn_mask is not None or key_padding_mask is not None:
-        scores = scores + _attention_bias(attn_mask, key_padding_mask, scores)
-    attention = F.softmax(scores, dim=-1)
-    out = module.out_proj(torch.matmul(attention, v).transpose(1, 2).flatten(-2))
+    masked = attn_mask is not None or key_padding_mask is not None
+    bias = _attention_bias(attn_mask, key_padding_mask, q, k) if masked else None
+    if need_weights:  # the weights are an output: the softmax is an operation of its own
+        scores = torch.matmul(q, k.transpose(-2, -1)) * size**-0.5
+        attention = F.softmax(scores if bias is None else scores + bias, dim=-1)
+        mixed = torch.matmul(attention, v)
+    else:  # one operation, whose rule recomputes the (B, H, L, S) weights instead of keeping two copies
+        mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    out = module.out_proj(mixed.transpose(1, 2).flatten(-2))
     if not module.batch_first:
         out = out.transpose(0, 1)
     if not need_weights:
@@ -470,22 +474,23 @@ def _multihead_attention(
     return out, attention.mean(dim=1) if average_attn_weights else attention
 
 
-def _attention_bias(attn_mask: Tensor | None, key_padding_mask: Tensor | None, scores: Tensor) -> Tensor:
+def _attention_bias(
+    attn_mask: Tensor | None, key_padding_mask: Tensor | None, query: Tensor, key: Tensor
+) -> Tensor:
     """The additive mask of ``nn.MultiheadAttention``'s masks (``True`` or ``-inf``: not attended), shaped to
-    broadcast over scores ``(B, H, L, S)``."""
-    bias = torch.zeros((), dtype=scores.dtype, device=scores.device)
-    for mask, shape in ((attn_mask, None), (key_padding_mask, (scores.shape[0], 1, 1, scores.shape[-1]))):
+    broadcast over the scores ``(B, H, L, S)`` of ``query`` ``(B, H, L, D)`` and ``key`` ``(B, H, S, D)``."""
+    dtype, device = query.dtype, query.device
+    bias = torch.zeros((), dtype=dtype, device=device)
+    for mask, shape in ((attn_mask, None), (key_padding_mask, (query.shape[0], 1, 1, key.shape[-2]))):
         if mask is None:
             continue
         if mask.dtype == torch.bool:
-            mask = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill(
-                mask, -torch.inf
-            )
-        mask = mask.to(scores.dtype)
+            mask = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(mask, -torch.inf)
+        mask = mask.to(dtype)
         if shape is not None:
             mask = mask.reshape(shape)
         elif mask.dim() == 3:  # (B * H, L, S)
-            mask = mask.reshape(scores.shape[0], -1, *mask.shape[-2:])
+            mask = mask.reshape(query.shape[0], -1, *mask.shape[-2:])
         bias = bias + mask
     return bias
 
@@ -878,28 +883,8 @@ def _functional_batch_norm(target: Any, args: tuple, kwargs: dict) -> operations
 def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normalization:
     """A layer, group or RMS norm, or ``F.normalize``, with the transpose of its linear part at a fixed
     scale."""
-    module, family = node.module, node.type
-    if module is not None:
-        if isinstance(module, nn.GroupNorm):
-            bound = {"num_groups": module.num_groups}
-        elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
-            bound = {"normalized_shape": module.normalized_shape}
-        bound |= {"weight": module.weight, "bias": getattr(module, "bias", None), "eps": module.eps}
-    elif family is types.Normalize:
-        bound = _bind(("input", "p", "dim", "eps"), {"p": 2.0, "dim": 1, "eps": 1e-12}, args, kwargs)
-    else:
-        first = "num_groups" if family is nn.GroupNorm else "normalized_shape"
-        names = (
-            ("input", first, "weight", "eps")
-            if family is nn.RMSNorm
-            else ("input", first, "weight", "bias", "eps")
-        )
-        bound = _bind(
-            names,
-            {"weight": None, "bias": None, "eps": 1e-5 if family is not nn.RMSNorm else None},
-            args,
-            kwargs,
-        )
+    family = node.type
+    bound = _normalization_arguments(node, args, kwargs)
     weight = None if bound.get("weight") is None else bound["weight"].detach()
 
     def per_channel(values: Tensor | None, like: Tensor) -> Tensor | float:
@@ -917,41 +902,11 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
         return product if weight is None else product.mul_(per_channel(weight, cotangent))
 
     if family is types.Normalize:
-        p, dim, eps = bound["p"], bound["dim"], bound["eps"]
-
-        def scale(reference: Tensor) -> Tensor:
-            return 1.0 / reference.detach().norm(p, dim, keepdim=True).clamp_min(eps)
-
-        def center(x: Tensor) -> Tensor:
-            return x
-
+        scale, center = _normalize_scale_and_center(bound)
     elif family is nn.GroupNorm:
-        groups, eps = bound["num_groups"], bound["eps"]
-
-        def scale(reference: Tensor) -> Tensor:
-            grouped = reference.detach().reshape(reference.shape[0], groups, -1)
-            inverse = (grouped.var(-1, unbiased=False, keepdim=True) + eps).rsqrt()
-            return inverse.expand(grouped.shape).reshape(reference.shape)
-
-        def center(x: Tensor) -> Tensor:
-            grouped = x.reshape(x.shape[0], groups, -1)
-            return (grouped - grouped.mean(-1, keepdim=True)).reshape(x.shape)
-
+        scale, center = _group_norm_scale_and_center(bound)
     else:
-        shape = bound["normalized_shape"]
-        dims = tuple(range(-(1 if isinstance(shape, int) else len(shape)), 0))
-        eps = bound["eps"]
-
-        def scale(reference: Tensor) -> Tensor:
-            reference = reference.detach()
-            if family is nn.RMSNorm:
-                epsilon = torch.finfo(reference.dtype).eps if eps is None else eps
-                return (reference.square().mean(dims, keepdim=True) + epsilon).rsqrt()
-            # layer norm's own kernel gives 1 / std several times faster than Tensor.var
-            return torch.native_layer_norm(reference, reference.shape[-len(dims) :], None, None, eps)[2]
-
-        def center(x: Tensor) -> Tensor:
-            return x if family is nn.RMSNorm else x - x.mean(dims, keepdim=True)
+        scale, center = _layer_norm_scale_and_center(bound, rms=family is nn.RMSNorm)
 
     def transpose(cotangent: Tensor, reference: Tensor) -> Tensor:
         # centering is symmetric (I - 1/n), so its transpose is itself
@@ -963,6 +918,83 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
         return node.run((x, *rest), kwargs)
 
     return operations.Normalization(fn, transpose)
+
+
+def _normalization_arguments(node: Node, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """The parameters of a normalization by name, from its module or from the arguments of its call:
+    ``num_groups`` or ``normalized_shape``, ``weight``, ``bias`` and ``eps``; ``p``, ``dim`` and ``eps`` of
+    ``F.normalize``."""
+    module, family = node.module, node.type
+    if module is not None:
+        if isinstance(module, nn.GroupNorm):
+            bound = {"num_groups": module.num_groups}
+        elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+            bound = {"normalized_shape": module.normalized_shape}
+        return bound | {"weight": module.weight, "bias": getattr(module, "bias", None), "eps": module.eps}
+    if family is types.Normalize:
+        return _bind(("input", "p", "dim", "eps"), {"p": 2.0, "dim": 1, "eps": 1e-12}, args, kwargs)
+    first = "num_groups" if family is nn.GroupNorm else "normalized_shape"
+    if family is nn.RMSNorm:
+        return _bind(
+            ("input", first, "weight", "eps"), {"weight": None, "bias": None, "eps": None}, args, kwargs
+        )
+    defaults = {"weight": None, "bias": None, "eps": 1e-5}
+    return _bind(("input", first, "weight", "bias", "eps"), defaults, args, kwargs)
+
+
+_Scale = Callable[[Tensor], Tensor]
+_Center = Callable[[Tensor], Tensor]
+
+
+def _normalize_scale_and_center(bound: dict[str, Any]) -> tuple[_Scale, _Center]:
+    """``F.normalize``: the scale 1 / max(norm, eps) along ``dim``; no centering."""
+    p, dim, eps = bound["p"], bound["dim"], bound["eps"]
+
+    def scale(reference: Tensor) -> Tensor:
+        return 1.0 / reference.detach().norm(p, dim, keepdim=True).clamp_min(eps)
+
+    def center(x: Tensor) -> Tensor:
+        return x
+
+    return scale, center
+
+
+def _group_norm_scale_and_center(bound: dict[str, Any]) -> tuple[_Scale, _Center]:
+    """Group norm: the inverse standard deviation of each group, and centering within the group."""
+    groups, eps = bound["num_groups"], bound["eps"]
+
+    def scale(reference: Tensor) -> Tensor:
+        grouped = reference.detach().reshape(reference.shape[0], groups, -1)
+        inverse = (grouped.var(-1, unbiased=False, keepdim=True) + eps).rsqrt()
+        return inverse.expand(grouped.shape).reshape(reference.shape)
+
+    def center(x: Tensor) -> Tensor:
+        grouped = x.reshape(x.shape[0], groups, -1)
+        return (grouped - grouped.mean(-1, keepdim=True)).reshape(x.shape)
+
+    return scale, center
+
+
+def _layer_norm_scale_and_center(bound: dict[str, Any], rms: bool) -> tuple[_Scale, _Center]:
+    """Layer norm (``rms=False``): the inverse standard deviation over the normalized dimensions, and
+    centering over them; RMS norm: the inverse root mean square (``eps`` by default the dtype's), no
+    centering."""
+    shape = bound["normalized_shape"]
+    dims = tuple(range(-(1 if isinstance(shape, int) else len(shape)), 0))
+    eps = bound["eps"]
+
+    def scale(reference: Tensor) -> Tensor:
+        reference = reference.detach()
+        if rms:
+            epsilon = torch.finfo(reference.dtype).eps if eps is None else eps
+            return (reference.square().mean(dims, keepdim=True) + epsilon).rsqrt()
+        # layer norm's own kernel gives 1 / std several times faster than Tensor.var
+        return torch.native_layer_norm(reference, reference.shape[-len(dims) :], None, None, eps)[2]
+
+    def center(x: Tensor) -> Tensor:
+        return x if rms else x - x.mean(dims, keepdim=True)
+
+    return scale, center
 
 
 def _softmax(node: Node, args: tuple, kwargs: dict) -> operations.Softmax:

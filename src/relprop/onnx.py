@@ -402,18 +402,26 @@ def _layer_norm(specializer: _Specializer, div: fx.Node) -> tuple[list[fx.Node],
     ):
         return None
     shape = tuple(specializer.values[x].shape[dims - len(axes(mean)) :])
-    nodes, parameters = [mean, centred, square, variance, shifted, root, div], {"Mul": None, "Add": None}
-    for operator_ in parameters:  # the weight, then the bias, each if there is one
+    nodes = [mean, centred, square, variance, shifted, root, div]
+    weight, bias = _affine_after(specializer, nodes, shape)
+    return nodes, (x, shape, weight, bias, float(epsilon))
+
+
+def _affine_after(specializer: _Specializer, nodes: list[fx.Node], shape: tuple[int, ...]) -> tuple:
+    """The constant weight (``Mul``) and then bias (``Add``) of ``shape`` that follow the last of ``nodes``,
+    each if there is one (else None); the nodes found are appended to ``nodes``."""
+    parameters = {"Mul": None, "Add": None}
+    for operator_ in parameters:
         last = nodes[-1]
         user = next(iter(last.users)) if len(last.users) == 1 else None
-        if user is None or kind(user) != operator_:
+        if user is None or specializer._type(user) != operator_:
             continue
-        other = number(next((n for n in user.args if n is not last), None))
+        other = specializer.number(next((n for n in user.args if n is not last), None))
         if other is None or other.shape != shape:
             continue
         nodes.append(user)
         parameters[operator_] = specializer.constant(other)
-    return nodes, (x, shape, parameters["Mul"], parameters["Add"], float(epsilon))
+    return parameters["Mul"], parameters["Add"]
 
 
 def _reshaped(specializer: _Specializer, node: fx.Node) -> fx.Node | None:

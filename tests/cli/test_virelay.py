@@ -89,8 +89,6 @@ def test_a_store_whose_data_set_is_gone_asks_for_it(computed, tmp_path, one_line
     out, data = computed
     moved = data.rename(tmp_path / "moved.npz")
     project = tmp_path / "project"
-    one_line_error(
-        _virelay(out, "--class", "0", "--out", str(project)), "cannot be loaded here", "--data"
-    )
+    one_line_error(_virelay(out, "--class", "0", "--out", str(project)), "cannot be loaded here", "--data")
     result = _virelay(out, "--class", "0", "--out", str(project), "--data", str(moved))
     assert result.exit_code == 0, result.output

@@ -3,7 +3,8 @@
 import torch
 from torch import nn
 
-from relprop.evaluate import aopc_table, perturbation_curves, plot_curves, region_perturbation
+from relprop.evaluate import aopc_columns, aopc_table, perturbation_curves, plot_curves, region_perturbation
+from relprop.evaluate.perturbation import PerturbationCurve
 from relprop.methods import make_explainer
 
 
@@ -21,6 +22,18 @@ def test_aopc_table_by_hand():
         "| lrp    | 2 ± 1   | 0.25 |",
         "| random | 1 ± 0.5 |      |",
     ]
+
+
+def test_aopc_columns_by_hand():
+    # reference 1, scores f(x^(k)) per image over k = 0..2: AOPC = mean of 1 - scores
+    morf = PerturbationCurve(torch.tensor([1.0, 1.0]), torch.tensor([[1.0, 0.5, 0.0], [1.0, 1.0, 0.4]]))
+    lerf = PerturbationCurve(torch.tensor([1.0, 1.0]), torch.tensor([[1.0, 1.0, 0.7], [1.0, 1.0, 1.0]]))
+    columns = aopc_columns({"lerf": {"lrp": lerf}, "morf": {"lrp": morf}})
+    assert list(columns) == ["LeRF AOPC", "MoRF AOPC", "ABPC (MoRF - LeRF)"]
+    torch.testing.assert_close(columns["MoRF AOPC"]["lrp"], torch.tensor([0.5, 0.2]))
+    torch.testing.assert_close(columns["LeRF AOPC"]["lrp"], torch.tensor([0.1, 0.0]))
+    torch.testing.assert_close(columns["ABPC (MoRF - LeRF)"]["lrp"], torch.tensor([0.4, 0.2]))
+    assert list(aopc_columns({"morf": {"lrp": morf}})) == ["MoRF AOPC"]
 
 
 def test_each_curve_equals_region_perturbation_of_its_method_and_random_uses_a_random_order(tmp_path):

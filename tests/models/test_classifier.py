@@ -35,3 +35,11 @@ def test_efficientnet_lite_bounds_are_one_number_shared_by_preprocess_the_data_s
     classifier = load_classifier("efficientnet-lite0")
     assert classifier.low.flatten().tolist() == [INPUT_BOUNDS[0]] * 3
     assert classifier.high.flatten().tolist() == [INPUT_BOUNDS[1]] * 3
+
+
+def test_display_works_on_the_images_device():
+    """The bounds live on the CPU; images on another device (``meta`` stands in for a GPU here) are shown
+    there, not refused for mixing devices (``relprop explain --device cuda`` showed its inputs this way)."""
+    classifier = load_classifier("efficientnet-lite0")
+    shown = classifier.display(torch.zeros(2, 3, 4, 4, device="meta"))
+    assert shown.device.type == "meta" and shown.shape == (2, 3, 4, 4)

@@ -16,6 +16,7 @@ import torch
 
 from relprop import LRP, composites, methods, store
 from relprop.data import ArrayDataset, SampleError
+from relprop.store import _file
 from relprop.store._file import Rows, StoreWriter
 from relprop.store.run import _fingerprint_rows, _on_device
 
@@ -181,7 +182,8 @@ def test_killed_with_sigkill_then_resumed_equals_an_uninterrupted_run(tmp_path, 
     killed = subprocess.run([sys.executable, str(script), str(path)], env={**env, "KILL_AT": "12"})
     assert killed.returncode == -signal.SIGKILL
     with h5py.File(path, "r", swmr=True) as file:  # left "open for writing" by the killed writer
-        assert int(file["done"][()]) == 12  # batches 0-3, 4-7, 8-11 were committed
+        # batches 0-3 and 4-7 were written; 8-11, compressed while 12-15 was loaded, was not yet
+        assert int(file["done"][()]) == 8
     resumed = subprocess.run([sys.executable, str(script), str(path)], env=env)
     assert resumed.returncode == 0
     full = store.attribute_dataset(dataset, model, tmp_path / "full.h5", batch_size=4, progress=False)
@@ -394,3 +396,55 @@ def test_a_writer_that_closes_leaves_the_lock_to_whoever_opened_it_meanwhile(tmp
         waiting.close()
     with StoreWriter(path, {"a": 1}, 23) as writer:
         assert writer.done == 4
+
+
+def test_batches_compressed_in_threads_read_back_exactly_and_are_counted_once_written(tmp_path, monkeypatch):
+    compressed = []
+    compress = _file._shuffle_and_deflate
+    monkeypatch.setattr(
+        _file,
+        "_shuffle_and_deflate",
+        lambda block, level: compressed.append(len(block)) or compress(block, level),
+    )
+    rng = np.random.default_rng(0)
+    attribution = rng.standard_normal((23, 2, 3, 5)).astype(np.float16)
+
+    def rows(start, stop):
+        index = np.arange(start, stop)
+        return Rows(
+            index, index % 3, rng.standard_normal((stop - start, 4)), index % 4, attribution[start:stop]
+        )
+
+    path = tmp_path / "s.h5"
+    with StoreWriter(path, {}, 23) as writer:
+        writer.append(rows(0, 5))  # the first batch is written at once; it sets chunks of 5 rows
+        assert writer.done == 5
+        writer.append(rows(5, 15))  # two whole chunks, compressed in threads
+        assert writer.done == 5  # written when the next batch comes
+        writer.append(rows(15, 20))
+        assert writer.done == 15
+    with StoreWriter(path, {}, 23) as writer:  # resumed
+        writer.append(rows(20, 23))  # the last chunk, stored whole beyond the last row
+    with StoreWriter(path, {}, 23) as writer:
+        assert writer.done == 23
+    with h5py.File(path, "r") as file:
+        np.testing.assert_array_equal(file["attribution"][:], attribution)  # bit for bit
+        assert file["attribution"].chunks == (5, 2, 3, 5)
+        assert [file["attribution"].compression, file["attribution"].shuffle] == ["gzip", True]
+    assert compressed == [5, 5, 5, 5]  # every batch after the first, chunk by chunk, the last one padded
+
+
+def test_a_batch_that_does_not_cover_whole_chunks_is_compressed_by_hdf5(tmp_path):
+    attribution = np.arange(23 * 4, dtype=np.float32).reshape(23, 1, 2, 2)
+    index = np.arange(23)
+    batches = [(0, 4), (4, 10), (10, 13), (13, 23)]  # chunks of 4 rows; the later batches cross chunks
+    path = tmp_path / "s.h5"
+    with StoreWriter(path, {}, 23) as writer:
+        for start, stop in batches:
+            part = slice(start, stop)
+            writer.append(
+                Rows(index[part], index[part], np.zeros((stop - start, 2)), index[part], attribution[part])
+            )
+    with h5py.File(path, "r") as file:
+        np.testing.assert_array_equal(file["attribution"][:], attribution)
+        np.testing.assert_array_equal(file["index"][:], index)

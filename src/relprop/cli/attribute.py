@@ -35,6 +35,29 @@ def _model_identity(spec: str) -> str:
     return spec
 
 
+def _check_method(method: str, composite: str) -> None:
+    """Refuse an unknown method, and a composite for a method other than LRP."""
+    if method not in METHOD_NAMES:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHOD_NAMES)}")
+    if method != "lrp" and composite != "epsilon-plus-flat":
+        raise ValueError(f"--composite is LRP's; --method {method} takes none")
+
+
+def _preprocessing_and_bounds(
+    model: str, preprocessing: str | None, low: float | None, high: float | None, folder: bool
+) -> tuple[str, tuple[float, float] | None]:
+    """The preprocessing (by default efficientnet-lite's for those models, else to-tensor) and the input
+    bounds: ``--low`` and ``--high``, else for an image folder those of its preprocessing, else none."""
+    from relprop.data import PREPROCESSING, preprocessing_for
+
+    preprocessing = preprocessing_for(model, preprocessing)
+    if (low is None) != (high is None):
+        raise ValueError("pass both --low and --high, or neither")
+    if low is None and folder:
+        return preprocessing, PREPROCESSING[preprocessing].bounds
+    return preprocessing, None if low is None else (low, high)
+
+
 @app.command()
 def attribute(
     data: Annotated[
@@ -75,27 +98,15 @@ def attribute(
     progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
 ) -> None:
     """Explain every sample of DATA and store the heatmaps, outputs and labels in a resumable HDF5 file."""
-    from relprop.data import PREPROCESSING, load_dataset
+    from relprop.data import load_dataset
     from relprop.models.loading import load_model
     from relprop.store import attribute_dataset, parse_shard
 
     try:
-        if method not in METHOD_NAMES:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHOD_NAMES)}")
-        if method != "lrp" and composite != "epsilon-plus-flat":
-            raise ValueError(f"--composite is LRP's; --method {method} takes none")
+        _check_method(method, composite)
         folder = Path(data).is_dir()
-        if preprocessing is None:
-            preprocessing = "efficientnet-lite" if model.startswith("efficientnet-lite") else "to-tensor"
-        if preprocessing not in PREPROCESSING:
-            raise ValueError(
-                f"unknown preprocessing {preprocessing!r}; choose one of {', '.join(PREPROCESSING)}"
-            )
-        if (low is None) != (high is None):
-            raise ValueError("pass both --low and --high, or neither")
-        if low is None and folder:
-            low, high = PREPROCESSING[preprocessing].bounds
-        rules = make_composite(composite, None if low is None else (low, high))
+        preprocessing, bounds = _preprocessing_and_bounds(model, preprocessing, low, high, folder)
+        rules = make_composite(composite, bounds)
         options = MethodOptions()  # each method's defaults
         other = None if method == "lrp" else functools.partial(make_explainer, method, options=options)
         dataset = load_dataset(data, preprocessing)

@@ -31,25 +31,36 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from torch import Tensor
 
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
-from relprop.cli.explain import ImagesArgument, ModelOption, classify, make_explainers, parse_methods
+from relprop.cli.explain import (
+    ImagesArgument,
+    ModelOption,
+    classify,
+    load_photos,
+    make_explainers,
+    parse_methods,
+)
 from relprop.devices import parse_device
 from relprop.evaluate import Constant, GaussianBlur, UniformNoise
-from relprop.evaluate.curves import RANDOM, aopc_table, perturbation_curves, plot_curves
+from relprop.evaluate.curves import (
+    ORDER_TITLES,
+    RANDOM,
+    aopc_columns,
+    aopc_table,
+    perturbation_curves,
+    plot_curves,
+)
 from relprop.evaluate.replacement import Replacement
 from relprop.graph import UnsupportedOperationError
-from relprop.images import collect_photos
 from relprop.methods.registry import COMPOSITES, EXPLAINERS, Explainer, MethodOptions
-from relprop.models.classifier import load_classifier
 
 __all__ = ["METRICS", "parse_perturbation"]
 
 #: Removal orders by command-line name, with the name they have in tables and plots.
-METRICS = {"morf": "MoRF", "lerf": "LeRF"}
+METRICS = ORDER_TITLES
 
 #: Default standard deviation (pixels) of ``--perturbation blur`` and value of ``--perturbation constant``.
 BLUR_SIGMA = 5.0
@@ -121,10 +132,7 @@ def evaluate(
         orders = _parse_metrics(metric)
         if out.suffix.lower() != ".png":
             raise ValueError(f"--out must name a .png file, got {out}")
-        photos = collect_photos(images or [])
-        classifier = load_classifier(model)
-        classifier.model.to(on_device)
-        x = torch.stack([classifier.transform(photo.image) for photo in photos]).to(on_device)
+        photos, classifier, x = load_photos(images, model, on_device)
         replacement = parse_perturbation(perturbation, x)
         target = classify(classifier, x, batch_size).argmax(dim=1)
         bounds = (classifier.low.to(on_device), classifier.high.to(on_device))
@@ -151,22 +159,25 @@ def evaluate(
             batch_size=batch_size,
         )
         typer.echo(
-            f"AOPC over {len(photos)} image{'s' * (len(photos) > 1)}"
-            + (" (mean ± standard error)" if len(photos) > 1 else "")
-            + f": {patch_size}x{patch_size} regions, {steps} steps, {perturbation} perturbation"
-            + (f", lrp composite {composite}" if "lrp" in explainers else "")
+            _heading(len(photos), patch_size, steps, perturbation, composite if "lrp" in names else None)
         )
-        columns = {f"{METRICS[o]} AOPC": {n: c.aopc for n, c in curves[o].items()} for o in orders}
-        if len(orders) == 2:
-            columns["ABPC (MoRF - LeRF)"] = {
-                n: curves["morf"][n].aopc - curves["lerf"][n].aopc for n in names
-            }
-        typer.echo(aopc_table(columns))
+        typer.echo(aopc_table(aopc_columns(curves)))
         out.parent.mkdir(parents=True, exist_ok=True)
         plot_curves(out, {f"{METRICS[o]}, {patch_size}x{patch_size} regions": curves[o] for o in orders})
         typer.echo(f"curves in {out}")
     except (*EXPECTED_ERRORS, UnsupportedOperationError) as error:
         raise fail(error) from None
+
+
+def _heading(n_images: int, patch_size: int, steps: int, perturbation: str, composite: str | None) -> str:
+    """``AOPC over 3 images (mean ± standard error): 9x9 regions, 100 steps, uniform perturbation`` and,
+    with LRP among the methods, its ``composite``."""
+    return (
+        f"AOPC over {n_images} image{'s' * (n_images > 1)}"
+        + (" (mean ± standard error)" if n_images > 1 else "")
+        + f": {patch_size}x{patch_size} regions, {steps} steps, {perturbation} perturbation"
+        + (f", lrp composite {composite}" if composite is not None else "")
+    )
 
 
 def _parse_method_names(given: Sequence[str]) -> tuple[list[str], bool, bool]:

@@ -101,6 +101,26 @@ def classify(classifier: ImageClassifier, x: Tensor, batch_size: int) -> Tensor:
     return logits.softmax(dim=1)
 
 
+def load_photos(
+    images: list[str] | None, model: str, device: torch.device, trust: bool = False
+) -> tuple[list[Photo], ImageClassifier, Tensor]:
+    """The photos that ``images`` names (scikit-image's samples by default), the classifier that ``model``
+    names (see :func:`~relprop.models.classifier.load_classifier`) with its model on ``device``, and the
+    photos as the model's inputs, a batch (B, C, H, W) on ``device``."""
+    photos = collect_photos(images or [])
+    classifier = load_classifier(model, trust=trust)
+    classifier.model.to(device)
+    return photos, classifier, torch.stack([classifier.transform(photo.image) for photo in photos]).to(device)
+
+
+def _explained_classes(probabilities: Tensor, wanted: int | str) -> list[list[int]]:
+    """The classes to explain per photo: ``[wanted]`` for a class index, else (``"topK"``) the K most
+    probable classes of each row of ``probabilities``, most probable first."""
+    if isinstance(wanted, str):
+        return [row.topk(int(wanted[3:])).indices.tolist() for row in probabilities]
+    return [[wanted] for _ in probabilities]
+
+
 def _class_folder(index: int, categories: Sequence[str] | None) -> str:
     """``285-egyptian-cat`` for class 285 named "Egyptian cat", ``285`` for a class without a name."""
     if categories is None:
@@ -172,19 +192,13 @@ def explain(
             raise ValueError(f"unknown composite {composite!r}; choose one of {', '.join(COMPOSITES)}")
         if (low is None) != (high is None):
             raise ValueError("pass both --low and --high, or neither")
-        photos = collect_photos(images or [])
-        classifier = load_classifier(model, trust=trust_model)
-        classifier.model.to(on_device)
+        photos, classifier, x = load_photos(images, model, on_device, trust=trust_model)
         bounds = (classifier.low.to(on_device), classifier.high.to(on_device)) if low is None else (low, high)
         options = MethodOptions(composite, bounds, layer, patch, samples, seed, batch_size)
         explainers = make_explainers(methods, classifier.model, options, every)
-        x = torch.stack([classifier.transform(photo.image) for photo in photos]).to(on_device)
         probabilities = classify(classifier, x, batch_size)
         wanted = parse_target(target, classifier.categories, probabilities.shape[1])
-        classes = [
-            probabilities[k].topk(int(wanted[3:])).indices.tolist() if isinstance(wanted, str) else [wanted]
-            for k in range(len(photos))
-        ]
+        classes = _explained_classes(probabilities, wanted)
         for photo, row in zip(photos, probabilities):
             _print_predictions(photo, row, top, classifier)
         style = {"cmap": cmap, "clip_percentile": clip_percentile}

@@ -6,7 +6,7 @@ comes from a ``seed`` (an int or a ``torch.Generator``), so results are reproduc
 """
 
 from relprop.evaluate.conservation import conservation_error
-from relprop.evaluate.curves import aopc_table, perturbation_curves, plot_curves
+from relprop.evaluate.curves import aopc_columns, aopc_table, perturbation_curves, plot_curves
 from relprop.evaluate.localization import pointing_game, relevance_mass_accuracy, relevance_rank_accuracy
 from relprop.evaluate.perturbation import PerturbationCurve, insertion, region_perturbation
 from relprop.evaluate.replacement import Constant, GaussianBlur, UniformNoise
@@ -18,6 +18,7 @@ __all__ = [
     "PerturbationCurve",
     "RandomizationResult",
     "UniformNoise",
+    "aopc_columns",
     "aopc_table",
     "conservation_error",
     "insertion",

@@ -18,10 +18,13 @@ from torch import Tensor, nn
 from relprop.evaluate._common import as_seed
 from relprop.evaluate.perturbation import PerturbationCurve, region_perturbation
 
-__all__ = ["RANDOM", "aopc_table", "perturbation_curves", "plot_curves"]
+__all__ = ["ORDER_TITLES", "RANDOM", "aopc_columns", "aopc_table", "perturbation_curves", "plot_curves"]
 
 #: The method name of the baseline that removes regions in a random order.
 RANDOM = "random"
+
+#: The removal orders, with the names they have in tables and plots.
+ORDER_TITLES = {"morf": "MoRF", "lerf": "LeRF"}
 
 
 def perturbation_curves(
@@ -62,6 +65,22 @@ def perturbation_curves(
         if progress is not None:
             progress(name)
     return curves
+
+
+def aopc_columns(curves: Mapping[str, Mapping[str, PerturbationCurve]]) -> dict[str, dict[str, Tensor]]:
+    r"""The columns of :func:`aopc_table` for the curves of :func:`perturbation_curves`: the per-image AOPC
+    of each order (``MoRF AOPC``, ``LeRF AOPC``) and, with both orders, the per-image
+    :math:`\mathrm{ABPC} = \mathrm{AOPC}_\text{MoRF} - \mathrm{AOPC}_\text{LeRF}` (``ABPC (MoRF - LeRF)``),
+    each as ``{method: values (n,)}``."""
+    columns = {
+        f"{ORDER_TITLES[order]} AOPC": {name: curve.aopc for name, curve in by_method.items()}
+        for order, by_method in curves.items()
+    }
+    if "morf" in curves and "lerf" in curves:
+        columns["ABPC (MoRF - LeRF)"] = {
+            name: curve.aopc - curves["lerf"][name].aopc for name, curve in curves["morf"].items()
+        }
+    return columns
 
 
 def aopc_table(columns: Mapping[str, Mapping[str, Tensor]]) -> str:

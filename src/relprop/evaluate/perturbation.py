@@ -224,8 +224,35 @@ def _perturbation_curve(
     seed: int | torch.Generator,
     batch_size: int,
 ) -> PerturbationCurve:
+    """The curve of :func:`region_perturbation` (``insert=False``) or of insertion (``insert=True``)."""
     check_images(x)
     heatmap = heatmap_like(attribution, x).to(x.device)
+    _check_options(x, patch_size, batch_size, order, windows)
+    replace = as_replacement(perturbation)
+    seed = as_seed(seed)
+
+    scores = _region_scores(heatmap, patch_size, windows)
+    steps = _check_steps(steps, scores.shape[1], x, patch_size, windows)
+    rank = _region_rank(scores, order, image_generators(seed, x, "order") if order == "random" else [])
+    removal_step = _removal_step(rank, x.shape[2:], patch_size, windows)
+
+    with torch.no_grad():
+        output = model(x)
+        weights = target_weights(output, target)
+        reference = explained_output(output, weights)
+        replacement = _replacement(replace, x, seed)
+        # Deletion step 0 is x itself, whose output is already known.
+        first = 0 if insert else 1
+        later = _perturbed_outputs(
+            model, x, replacement, removal_step, weights, range(first, steps + 1), batch_size, insert
+        )
+    outputs = later if insert else torch.cat([reference[:, None], later], dim=1)
+    return PerturbationCurve(reference=reference, scores=outputs)
+
+
+def _check_options(x: Tensor, patch_size: int, batch_size: int, order: str, windows: str) -> None:
+    """Refuse sizes that are not positive integers, a patch larger than the images, or an unknown order or
+    kind of windows."""
     check_int(patch_size, "patch_size")
     check_int(batch_size, "batch_size")
     if patch_size > min(x.shape[2:]):
@@ -234,40 +261,32 @@ def _perturbation_curve(
         raise ValueError(f"unknown order {order!r}, expected one of {ORDERS}")
     if windows not in WINDOWS:
         raise ValueError(f"unknown windows {windows!r}, expected one of {WINDOWS}")
-    replace = as_replacement(perturbation)
-    seed = as_seed(seed)
 
-    scores = _region_scores(heatmap, patch_size, windows)
-    regions = scores.shape[1]
+
+def _check_steps(steps: int | None, regions: int, x: Tensor, patch_size: int, windows: str) -> int:
+    """``steps``, or every one of the ``regions`` for None; more steps than regions are refused."""
     if steps is None:
-        steps = regions
+        return regions
     check_int(steps, "steps")
     if steps > regions:
         raise ValueError(
             f"steps={steps} exceeds the {regions} regions of {windows} {patch_size}x{patch_size} windows "
             f"on {tuple(x.shape[2:])} images; pass steps <= {regions} or steps=None"
         )
-    rank = _region_rank(scores, order, image_generators(seed, x, "order") if order == "random" else [])
-    removal_step = _removal_step(rank, x.shape[2:], patch_size, windows)
+    return steps
 
-    with torch.no_grad():
-        output = model(x)
-        weights = target_weights(output, target)
-        reference = explained_output(output, weights)
-        replacement = torch.cat(
-            [replace(x[k : k + 1], g) for k, g in enumerate(image_generators(seed, x, "replacement"))]
+
+def _replacement(replace: Replacement, x: Tensor, seed: int) -> Tensor:
+    """What each image's removed pixels become, shaped like ``x``: ``replace`` of each image with the
+    image's own generator of replacement values."""
+    replacement = torch.cat(
+        [replace(x[k : k + 1], g) for k, g in enumerate(image_generators(seed, x, "replacement"))]
+    )
+    if replacement.shape != x.shape:
+        raise ValueError(
+            f"the perturbation returned shape {tuple(replacement.shape)}, expected {tuple(x.shape)}"
         )
-        if replacement.shape != x.shape:
-            raise ValueError(
-                f"the perturbation returned shape {tuple(replacement.shape)}, expected {tuple(x.shape)}"
-            )
-        # Deletion step 0 is x itself, whose output is already known.
-        first = 0 if insert else 1
-        later = _perturbed_outputs(
-            model, x, replacement, removal_step, weights, range(first, steps + 1), batch_size, insert
-        )
-    outputs = later if insert else torch.cat([reference[:, None], later], dim=1)
-    return PerturbationCurve(reference=reference, scores=outputs)
+    return replacement
 
 
 def _region_scores(heatmap: Tensor, patch_size: int, windows: str) -> Tensor:

@@ -29,8 +29,9 @@ class ImageClassifier:
     categories: Sequence[str] | None
 
     def display(self, x: Tensor) -> Tensor:
-        """Preprocessed images ``(..., C, H, W)`` back to RGB in [0, 1]."""
-        return ((x - self.low) / (self.high - self.low)).clamp(0, 1)
+        """Preprocessed images ``(..., C, H, W)``, on any device, back to RGB in [0, 1] (on that device)."""
+        low, high = self.low.to(x.device), self.high.to(x.device)
+        return ((x - low) / (high - low)).clamp(0, 1)
 
     def class_name(self, index: int) -> str:
         """The name of class ``index`` (its number when the classes have no names)."""

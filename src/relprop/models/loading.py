@@ -111,24 +111,20 @@ def load_model(spec: str, trust: bool = False) -> nn.Module:
             "followed by :WEIGHTS), a torchvision architecture with :WEIGHTS (e.g. resnet50:weights.pth), "
             "nor an existing file"
         )
+    return _load_file(path, trust)
+
+
+def _load_file(path: Path, trust: bool) -> nn.Module:
+    """The model in the file ``path``: a ``torch.export`` program (only with ``trust``) or a TorchScript
+    archive; any other file (a state dict above all) is refused, saying what it holds."""
     _check_torch_file(path)
     if _is_exported(path):
-        if not trust:
-            raise ValueError(
-                f"{path} is a torch.export program, and loading one runs code stored in the file (its "
-                "pickled sample inputs, its guards): relprop loads it only if you trust the file "
-                "(--trust-model, or load_model(..., trust=True)); state dicts are the safe format"
-            )
-        try:
-            return torch.export.load(str(path)).module()
-        except (RuntimeError, ValueError, KeyError) as error:
-            raise ValueError(f"{path} is a damaged torch.export program: {_summary(error)}") from error
+        return _load_exported(path, trust)
     if _is_torchscript(path):
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter(
-                    "ignore", FutureWarning
-                )  # torch.jit is deprecated but still reads files
+                # torch.jit is deprecated but still reads files
+                warnings.simplefilter("ignore", FutureWarning)
                 script = torch.jit.load(str(path), map_location="cpu")
         except (RuntimeError, ValueError) as error:
             raise ValueError(f"{path} is a damaged TorchScript archive: {_summary(error)}") from error
@@ -138,6 +134,21 @@ def load_model(spec: str, trust: bool = False) -> nn.Module:
         f"{path} holds a state dict, which has no architecture: pass NAME:{path} with NAME one of "
         f"{', '.join(model_names())}, or save the model with torch.jit.script(model).save(...)"
     )
+
+
+def _load_exported(path: Path, trust: bool) -> nn.Module:
+    """The module of the ``torch.export`` program ``path``, refused unless ``trust`` (loading it runs code
+    stored in the file)."""
+    if not trust:
+        raise ValueError(
+            f"{path} is a torch.export program, and loading one runs code stored in the file (its "
+            "pickled sample inputs, its guards): relprop loads it only if you trust the file "
+            "(--trust-model, or load_model(..., trust=True)); state dicts are the safe format"
+        )
+    try:
+        return torch.export.load(str(path)).module()
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise ValueError(f"{path} is a damaged torch.export program: {_summary(error)}") from error
 
 
 def _check_torch_file(path: Path) -> None:

@@ -181,6 +181,32 @@ def _notes_html(notes: Sequence[Note]) -> str:
     return "".join(parts)
 
 
+def _meta_html(analysis: ClassAnalysis) -> str:
+    """The run's parameters that the page shows (those of ``_META_KEYS`` it has), the number of samples and
+    of clusters."""
+    meta = "".join(
+        f"<span><b>{key}</b> {html.escape(str(analysis.params[key]))}</span>"
+        for key in _META_KEYS
+        if key in analysis.params
+    )
+    samples, clusters = len(analysis.rows), analysis.spray.n_clusters_
+    return meta + f"<span><b>samples</b> {samples}</span><span><b>clusters</b> {clusters}</span>"
+
+
+def _points(analysis: ClassAnalysis) -> dict[str, list | None]:
+    """The scatter's data: each sample's t-SNE position (3 decimals), cluster, index, label, prediction and
+    group (None without groups)."""
+    return {
+        "x": np.round(analysis.tsne[:, 0], 3).tolist(),
+        "y": np.round(analysis.tsne[:, 1], 3).tolist(),
+        "cluster": analysis.spray.labels_.tolist(),
+        "index": analysis.index.tolist(),
+        "label": analysis.labels.tolist(),
+        "prediction": analysis.predictions.tolist(),
+        "group": None if analysis.groups is None else [str(_plain(g)) for g in analysis.groups],
+    }
+
+
 def write_report(
     analysis: ClassAnalysis,
     path: str | Path,
@@ -226,27 +252,13 @@ def write_report(
     finding_class, finding = _finding(analysis, clusters, group_name)
     dataset = analysis.params.get("dataset", "?")
     title = title or f"SpRAy: the strategies of the model for class {analysis.class_index} ({dataset})"
-    meta = "".join(
-        f"<span><b>{key}</b> {html.escape(str(analysis.params[key]))}</span>"
-        for key in _META_KEYS
-        if key in analysis.params
-    )
-    meta += f"<span><b>samples</b> {count}</span><span><b>clusters</b> {spray.n_clusters_}</span>"
-    meta += "".join(
+    links_html = "".join(
         f'<span><a href="{html.escape(address)}">{html.escape(text)}</a></span>' for text, address in links
     )
     data = {
         "groupName": group_name,
         "spectrum": {"eigenvalues": spray.eigenvalues_.tolist(), "suggested": spray.eigengap_.n_clusters},
-        "points": {
-            "x": np.round(analysis.tsne[:, 0], 3).tolist(),
-            "y": np.round(analysis.tsne[:, 1], 3).tolist(),
-            "cluster": spray.labels_.tolist(),
-            "index": analysis.index.tolist(),
-            "label": analysis.labels.tolist(),
-            "prediction": analysis.predictions.tolist(),
-            "group": None if analysis.groups is None else [str(_plain(g)) for g in analysis.groups],
-        },
+        "points": _points(analysis),
         "clusters": clusters,
         "selected": analysis.suspicious_cluster,
         "images": _images(analysis, inputs, max_images),
@@ -255,7 +267,7 @@ def write_report(
     page = PAGE.format(
         title=html.escape(title),
         style=STYLE,
-        meta=meta,
+        meta=_meta_html(analysis) + links_html,
         finding_class=finding_class,
         finding=finding,
         notes=_notes_html(notes),

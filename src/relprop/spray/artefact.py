@@ -287,31 +287,9 @@ def artefact_test(
     ValueError
         If the shapes do not match or a parameter is outside its range.
     """
-    if features.ndim != 3 or len(features) == 0:
-        raise ValueError(f"features must have shape (N, h, w) with N >= 1, got shape {features.shape}")
-    labels = np.asarray(cluster_labels)
-    if labels.shape != (len(features),):
-        raise ValueError(
-            f"cluster_labels must have shape ({len(features)},), one per heatmap, got shape {labels.shape}"
-        )
-    space = features.reshape(len(features), -1) if space is None else np.asarray(space)
-    if space.ndim != 2 or len(space) != len(features):
-        raise ValueError(f"space must have shape ({len(features)}, d), got shape {space.shape}")
-    for name, value in (
-        ("n_permutations", n_permutations),
-        ("max_group", max_group),
-        ("max_centres", max_centres),
-    ):
-        check_int(value, name)
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    for name, value in (("min_lift", min_lift), ("min_contrast", min_contrast)):
-        if not value >= 1:
-            raise ValueError(f"{name} must be at least 1, got {value!r}")
-    if not 0 < top_fraction <= 1:
-        raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction!r}")
+    labels, space = _check_shapes(features, cluster_labels, space)
+    _check_parameters(n_permutations, max_group, max_centres, level, min_lift, min_contrast, top_fraction)
     cluster_ids = np.unique(labels[labels >= 0])
-
     positive = np.clip(features.reshape(len(features), -1), 0.0, None)
     totals = positive.sum(axis=1, dtype=np.float64)
     n_top = max(1, round(top_fraction * positive.shape[1]))
@@ -326,18 +304,12 @@ def artefact_test(
         members = np.flatnonzero(labels == cluster)
         if len(members) > max_group:
             members = np.sort(rng.choice(members, max_group, replace=False))
-        # sorted indices: a random group that equals the tested one gets the identical score
-        groups = np.sort(
-            np.stack([rng.choice(len(positive), len(members), replace=False) for _ in range(draws)]), axis=1
-        )
         scores[row] = _group_scores(positive, totals, members[None], n_top)[0]
-        null = _group_scores(positive, totals, groups, n_top)
+        null = _group_scores(positive, totals, _random_groups(rng, len(positive), len(members), draws), n_top)
         null_mean[row] = null.mean()
         p_values[row] = min(1.0, n_clusters * (1 + np.sum(null >= scores[row])) / (draws + 1))
         local = _group_scores(positive, totals, np.sort(neighbours[:, : len(members)], axis=1), n_top)
-        inside = labels[centres] == cluster
-        if (~inside).any() and local[~inside].mean() > 0:
-            contrast[row] = local[inside].mean() / local[~inside].mean()
+        contrast[row] = _contrast(local, labels[centres] == cluster)
     lift = np.divide(scores, null_mean, out=np.ones(n_clusters), where=null_mean > 0)
     return ArtefactTest(
         cluster_ids=cluster_ids,
@@ -352,6 +324,64 @@ def artefact_test(
         min_lift=float(min_lift),
         min_contrast=float(min_contrast),
     )
+
+
+def _check_shapes(
+    features: np.ndarray, cluster_labels: np.ndarray, space: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check the shapes of :func:`artefact_test`'s arrays; return the labels and the neighbour space as
+    arrays, the space defaulting to the flattened features."""
+    if features.ndim != 3 or len(features) == 0:
+        raise ValueError(f"features must have shape (N, h, w) with N >= 1, got shape {features.shape}")
+    labels = np.asarray(cluster_labels)
+    if labels.shape != (len(features),):
+        raise ValueError(
+            f"cluster_labels must have shape ({len(features)},), one per heatmap, got shape {labels.shape}"
+        )
+    space = features.reshape(len(features), -1) if space is None else np.asarray(space)
+    if space.ndim != 2 or len(space) != len(features):
+        raise ValueError(f"space must have shape ({len(features)}, d), got shape {space.shape}")
+    return labels, space
+
+
+def _check_parameters(
+    n_permutations: int,
+    max_group: int,
+    max_centres: int,
+    level: float,
+    min_lift: float,
+    min_contrast: float,
+    top_fraction: float,
+) -> None:
+    """Check the ranges of :func:`artefact_test`'s numbers."""
+    for name, value in (
+        ("n_permutations", n_permutations),
+        ("max_group", max_group),
+        ("max_centres", max_centres),
+    ):
+        check_int(value, name)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    for name, value in (("min_lift", min_lift), ("min_contrast", min_contrast)):
+        if not value >= 1:
+            raise ValueError(f"{name} must be at least 1, got {value!r}")
+    if not 0 < top_fraction <= 1:
+        raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction!r}")
+
+
+def _random_groups(rng: np.random.Generator, n_samples: int, size: int, draws: int) -> np.ndarray:
+    """``draws`` random groups of ``size`` of ``n_samples`` indices (each without replacement), shape
+    (draws, size); each row is sorted, so that a random group equal to the tested one gets the identical
+    score."""
+    return np.sort(np.stack([rng.choice(n_samples, size, replace=False) for _ in range(draws)]), axis=1)
+
+
+def _contrast(local: np.ndarray, inside: np.ndarray) -> float:
+    """Mean artefact score of the neighbourhoods centred inside the cluster (``inside``) over that of the
+    others; 1 where there are no others or they score 0."""
+    if (~inside).any() and local[~inside].mean() > 0:
+        return float(local[inside].mean() / local[~inside].mean())
+    return 1.0
 
 
 def _centres(labels: np.ndarray, max_centres: int, rng: np.random.Generator) -> np.ndarray:

@@ -66,16 +66,7 @@ def knn_affinity(
         (distances.ravel(), indices.ravel(), np.arange(0, n_samples * n_neighbors + 1, n_neighbors)),
         shape=(n_samples, n_samples),
     )
-    if weights == "binary":
-        graph.data[:] = 1.0
-    else:
-        sigma = float(np.median(graph.data)) if bandwidth is None else bandwidth
-        if not sigma > 0:
-            raise ValueError(
-                f"heat-kernel bandwidth must be positive, got {sigma!r}"
-                + (" (median neighbour distance; many duplicate samples?)" if bandwidth is None else "")
-            )
-        graph.data = np.exp(-(graph.data**2) / (2.0 * sigma**2))
+    graph.data = np.ones_like(graph.data) if weights == "binary" else _heat_kernel(graph.data, bandwidth)
     affinity = ((graph + graph.T) * 0.5).tocsr()
     affinity.eliminate_zeros()
     isolated = np.flatnonzero(np.diff(affinity.indptr) == 0)
@@ -86,6 +77,18 @@ def knn_affinity(
             "weights='binary'"
         )
     return affinity
+
+
+def _heat_kernel(distances: np.ndarray, bandwidth: float | None) -> np.ndarray:
+    """:math:`\\exp(-d^2 / (2\\sigma^2))` of the neighbour ``distances``, :math:`\\sigma` = ``bandwidth`` or,
+    if None, their median."""
+    sigma = float(np.median(distances)) if bandwidth is None else bandwidth
+    if not sigma > 0:
+        raise ValueError(
+            f"heat-kernel bandwidth must be positive, got {sigma!r}"
+            + (" (median neighbour distance; many duplicate samples?)" if bandwidth is None else "")
+        )
+    return np.exp(-(distances**2) / (2.0 * sigma**2))
 
 
 def _nearest_neighbours(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -155,23 +155,9 @@ class SpRAy:
         self.eigenvalues_ = self.spectrum_.eigenvalues
         computed = len(self.eigenvalues_)
         self.eigengap_ = eigengap(self.eigenvalues_, min(self.max_clusters, computed - 1))
-        self.n_clusters_ = self.eigengap_.n_clusters if self.n_clusters is None else self.n_clusters
-        if not isinstance(self.n_clusters_, (int, np.integer)) or not 1 <= self.n_clusters_ <= computed:
-            raise ValueError(
-                f"n_clusters must be an int in [1, {computed}] (the spectral eigenvectors computed for "
-                f"{n_samples} heatmaps: n_eigenvalues={self.n_eigenvalues}, at most one per heatmap), "
-                f"got {self.n_clusters_!r}"
-            )
+        self.n_clusters_ = self._chosen_n_clusters(computed, n_samples)
         self.embedding_ = spectral_embedding(self.spectrum_, self.n_clusters_)
-        density_based = self.clustering in ("dbscan", "hdbscan")
-        self.labels_ = cluster_embedding(
-            self.embedding_,
-            self.clustering,
-            n_clusters=None if density_based else self.n_clusters_,
-            connectivity=self.affinity_ if self.clustering == "agglomerative" else None,
-            seed=self.seed,
-            params=self.clustering_params,
-        )
+        self.labels_ = self._cluster_labels()
         self.clusters_ = cluster_statistics(
             self.features_,
             self.labels_,
@@ -188,6 +174,31 @@ class SpRAy:
             self.seed,
         )
         return self
+
+    def _chosen_n_clusters(self, computed: int, n_samples: int) -> int:
+        """``n_clusters``, by default the eigengap's choice; refused unless in [1, ``computed``], the number
+        of eigenvectors computed."""
+        chosen = self.eigengap_.n_clusters if self.n_clusters is None else self.n_clusters
+        if not isinstance(chosen, (int, np.integer)) or not 1 <= chosen <= computed:
+            raise ValueError(
+                f"n_clusters must be an int in [1, {computed}] (the spectral eigenvectors computed for "
+                f"{n_samples} heatmaps: n_eigenvalues={self.n_eigenvalues}, at most one per heatmap), "
+                f"got {chosen!r}"
+            )
+        return chosen
+
+    def _cluster_labels(self) -> np.ndarray:
+        """Cluster the fitted embedding: into ``n_clusters_`` clusters, or as many as DBSCAN/HDBSCAN find;
+        agglomerative clustering joins only neighbours in the affinity graph."""
+        density_based = self.clustering in ("dbscan", "hdbscan")
+        return cluster_embedding(
+            self.embedding_,
+            self.clustering,
+            n_clusters=None if density_based else self.n_clusters_,
+            connectivity=self.affinity_ if self.clustering == "agglomerative" else None,
+            seed=self.seed,
+            params=self.clustering_params,
+        )
 
     def neighbour_space(self, features: np.ndarray) -> np.ndarray:
         """Flattened features, projected onto ``pca_components`` principal components if set."""

@@ -78,6 +78,37 @@ def laplacian_spectrum(
         If the affinity is not square and symmetric with non-negative weights, a sample has no
         neighbour, or ``n_eigenvalues`` is not in [1, N].
     """
+    affinity, degree = _checked_affinity(affinity, n_eigenvalues)
+    n = affinity.shape[0]
+    scale = 1.0 / np.sqrt(degree)
+    normalized = sp.diags(scale) @ affinity @ sp.diags(scale)
+    n_components, components = connected_components(affinity, directed=False)
+    rng = np.random.default_rng(seed)
+
+    values, vectors, trivial = [], [], []
+    for component in range(n_components):
+        members = np.flatnonzero(components == component)
+        wanted = min(n_eigenvalues, len(members))
+        mu, basis = _component_eigenpairs(normalized, degree, members, wanted, n_eigenvalues, rng)
+        full = np.zeros((n, wanted))
+        full[members] = basis
+        values.append(np.clip(1.0 - mu, 0.0, 2.0))
+        vectors.append(full)
+        trivial.append(np.arange(wanted) == 0)
+
+    values, vectors, trivial = np.concatenate(values), np.hstack(vectors), np.concatenate(trivial)
+    order = np.lexsort((~trivial, values))[:n_eigenvalues]
+    vectors = vectors[:, order]
+    peak = np.argmax(np.abs(vectors), axis=0)
+    vectors *= np.sign(vectors[peak, np.arange(vectors.shape[1])])
+    return LaplacianSpectrum(values[order], vectors, trivial[order], components)
+
+
+def _checked_affinity(
+    affinity: sp.spmatrix | sp.sparray, n_eigenvalues: int
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The affinity as a float64 CSR matrix and its degrees, refused unless square, symmetric, finite and
+    non-negative with every degree positive, and ``n_eigenvalues`` in [1, N]."""
     affinity = sp.csr_matrix(affinity, dtype=np.float64)
     n = affinity.shape[0]
     if affinity.shape != (n, n):
@@ -93,37 +124,29 @@ def laplacian_spectrum(
     degree = np.asarray(affinity.sum(axis=1)).ravel()
     if (degree <= 0).any():
         raise ValueError(f"{int((degree <= 0).sum())} sample(s) have no neighbour (zero degree)")
-    scale = 1.0 / np.sqrt(degree)
-    normalized = sp.diags(scale) @ affinity @ sp.diags(scale)
-    n_components, components = connected_components(affinity, directed=False)
-    rng = np.random.default_rng(seed)
+    return affinity, degree
 
-    values, vectors, trivial = [], [], []
-    for component in range(n_components):
-        members = np.flatnonzero(components == component)
-        size = len(members)
-        wanted = min(n_eigenvalues, size)
-        block = normalized[members][:, members]
-        if size <= max(_DENSE_LIMIT, 4 * n_eigenvalues):
-            mu, basis = scipy.linalg.eigh(block.toarray())
-            mu, basis = mu[::-1][:wanted], basis[:, ::-1][:, :wanted]
-        else:
-            mu, basis = _top_eigenpairs(block, wanted, rng)
-        # the top eigenpair of a connected component is known in closed form
-        mu[0] = 1.0
-        basis[:, 0] = np.sqrt(degree[members]) / np.sqrt(degree[members].sum())
-        full = np.zeros((n, wanted))
-        full[members] = basis
-        values.append(np.clip(1.0 - mu, 0.0, 2.0))
-        vectors.append(full)
-        trivial.append(np.arange(wanted) == 0)
 
-    values, vectors, trivial = np.concatenate(values), np.hstack(vectors), np.concatenate(trivial)
-    order = np.lexsort((~trivial, values))[:n_eigenvalues]
-    vectors = vectors[:, order]
-    peak = np.argmax(np.abs(vectors), axis=0)
-    vectors *= np.sign(vectors[peak, np.arange(vectors.shape[1])])
-    return LaplacianSpectrum(values[order], vectors, trivial[order], components)
+def _component_eigenpairs(
+    normalized: sp.csr_matrix,
+    degree: np.ndarray,
+    members: np.ndarray,
+    wanted: int,
+    n_eigenvalues: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``wanted`` largest eigenpairs of the normalized affinity of one connected component (its
+    ``members``), descending: dense for small components, else by ``_top_eigenpairs``; the top pair is
+    set to its closed form, 1 and :math:`D^{1/2}\\mathbf 1` normalized."""
+    block = normalized[members][:, members]
+    if len(members) <= max(_DENSE_LIMIT, 4 * n_eigenvalues):
+        mu, basis = scipy.linalg.eigh(block.toarray())
+        mu, basis = mu[::-1][:wanted], basis[:, ::-1][:, :wanted]
+    else:
+        mu, basis = _top_eigenpairs(block, wanted, rng)
+    mu[0] = 1.0
+    basis[:, 0] = np.sqrt(degree[members]) / np.sqrt(degree[members].sum())
+    return mu, basis
 
 
 def _top_eigenpairs(

@@ -109,15 +109,9 @@ def cluster_statistics(
     n_permutations, level, min_lift, min_contrast, space, seed
         The test of whether a cluster's artefact score stands out from its class (:func:`artefact_test`).
     """
-    if features.ndim != 3:
-        raise ValueError(f"features must have shape (N, h, w), got shape {features.shape}")
-    n_samples = len(features)
-    cluster_labels = as_sample_array(cluster_labels, n_samples, "cluster_labels")
-    labels = as_sample_array(labels, n_samples, "labels")
-    predictions = as_sample_array(predictions, n_samples, "predictions")
-    groups = as_sample_array(groups, n_samples, "groups")
-    if (labels is None) != (predictions is None):
-        raise ValueError("accuracy needs both labels and predictions; got only one of them")
+    cluster_labels, labels, predictions, groups = _check_sample_arrays(
+        features, cluster_labels, labels, predictions, groups
+    )
     check_int(n_nearest, "n_nearest")
     test = artefact_test(
         features,
@@ -130,31 +124,12 @@ def cluster_statistics(
         top_fraction,
         seed=seed,
     )
-
     cluster_ids = np.unique(cluster_labels[cluster_labels >= 0])
-    n_clusters = len(cluster_ids)
-    sizes = np.zeros(n_clusters, dtype=np.int64)
-    prototypes = np.zeros((n_clusters, *features.shape[1:]), dtype=np.float64)
-    nearest = np.full((n_clusters, n_nearest), -1, dtype=np.int64)
-    accuracy = None if labels is None else np.zeros(n_clusters)
-    majority_group = None if groups is None else np.empty(n_clusters, dtype=groups.dtype)
-    group_purity = None if groups is None else np.zeros(n_clusters)
-    artefacts = []
-    for row, cluster in enumerate(cluster_ids):
-        members = np.flatnonzero(cluster_labels == cluster)
-        member_maps = features[members].astype(np.float64)
-        sizes[row] = len(members)
-        prototypes[row] = member_maps.mean(axis=0)
-        distances = np.linalg.norm((member_maps - prototypes[row]).reshape(len(members), -1), axis=1)
-        closest = members[np.argsort(distances, kind="stable")[:n_nearest]]
-        nearest[row, : len(closest)] = closest
-        if accuracy is not None:
-            accuracy[row] = np.mean(labels[members] == predictions[members])
-        if groups is not None:
-            values, counts = np.unique(groups[members], return_counts=True)
-            majority_group[row] = values[np.argmax(counts)]
-            group_purity[row] = counts.max() / len(members)
-        artefacts.append(artefact_score(member_maps, top_fraction))
+    members_of = [np.flatnonzero(cluster_labels == cluster) for cluster in cluster_ids]
+    sizes = np.array([len(members) for members in members_of], dtype=np.int64)
+    prototypes, nearest = _prototypes_and_representatives(features, members_of, n_nearest)
+    artefacts = [artefact_score(features[members].astype(np.float64), top_fraction) for members in members_of]
+    accuracy, majority_group, group_purity = _annotation_summaries(members_of, labels, predictions, groups)
     return ClusterStatistics(
         cluster_ids=cluster_ids,
         sizes=sizes,
@@ -168,3 +143,76 @@ def cluster_statistics(
         consistency=np.array([a.consistency for a in artefacts]),
         artefact_test=test,
     )
+
+
+def _prototypes_and_representatives(
+    features: np.ndarray, members_of: list[np.ndarray], n_nearest: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per cluster (its members' indices in ``members_of``): the mean heatmap, shape (K, h, w), and the
+    members closest to it, nearest first, shape (K, n_nearest), padded with -1."""
+    prototypes = np.zeros((len(members_of), *features.shape[1:]), dtype=np.float64)
+    nearest = np.full((len(members_of), n_nearest), -1, dtype=np.int64)
+    for row, members in enumerate(members_of):
+        member_maps = features[members].astype(np.float64)
+        prototypes[row] = member_maps.mean(axis=0)
+        closest = _closest_members(members, member_maps, prototypes[row], n_nearest)
+        nearest[row, : len(closest)] = closest
+    return prototypes, nearest
+
+
+def _closest_members(
+    members: np.ndarray, member_maps: np.ndarray, prototype: np.ndarray, n_nearest: int
+) -> np.ndarray:
+    """The (at most) ``n_nearest`` of ``members`` whose heatmaps are closest (Euclidean) to the prototype,
+    nearest first; ties keep the order of ``members``."""
+    distances = np.linalg.norm((member_maps - prototype).reshape(len(members), -1), axis=1)
+    return members[np.argsort(distances, kind="stable")[:n_nearest]]
+
+
+def _majority(values: np.ndarray) -> tuple[object, float]:
+    """The most frequent of ``values`` (the smallest among equally frequent ones) and its share."""
+    distinct, counts = np.unique(values, return_counts=True)
+    return distinct[np.argmax(counts)], counts.max() / len(values)
+
+
+def _check_sample_arrays(
+    features: np.ndarray,
+    cluster_labels: np.ndarray,
+    labels: np.ndarray | torch.Tensor | None,
+    predictions: np.ndarray | torch.Tensor | None,
+    groups: np.ndarray | torch.Tensor | None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Check that the heatmaps are (N, h, w) and that every per-sample array has one entry per heatmap, and
+    that labels and predictions come together; return the arrays as numpy arrays (None where not given)."""
+    if features.ndim != 3:
+        raise ValueError(f"features must have shape (N, h, w), got shape {features.shape}")
+    n_samples = len(features)
+    cluster_labels = as_sample_array(cluster_labels, n_samples, "cluster_labels")
+    labels = as_sample_array(labels, n_samples, "labels")
+    predictions = as_sample_array(predictions, n_samples, "predictions")
+    groups = as_sample_array(groups, n_samples, "groups")
+    if (labels is None) != (predictions is None):
+        raise ValueError("accuracy needs both labels and predictions; got only one of them")
+    return cluster_labels, labels, predictions, groups
+
+
+def _annotation_summaries(
+    members_of: list[np.ndarray],
+    labels: np.ndarray | None,
+    predictions: np.ndarray | None,
+    groups: np.ndarray | None,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Per cluster (its members' indices in ``members_of``): the accuracy of the predictions, and the
+    majority group and its purity; None for what was not given."""
+    accuracy = None
+    if labels is not None:
+        accuracy = np.zeros(len(members_of))
+        for row, members in enumerate(members_of):
+            accuracy[row] = np.mean(labels[members] == predictions[members])
+    if groups is None:
+        return accuracy, None, None
+    majority_group = np.empty(len(members_of), dtype=groups.dtype)
+    group_purity = np.zeros(len(members_of))
+    for row, members in enumerate(members_of):
+        majority_group[row], group_purity[row] = _majority(groups[members])
+    return accuracy, majority_group, group_purity

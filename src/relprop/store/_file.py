@@ -6,17 +6,19 @@ Layout (``size`` rows, one per sample of the run, in the order they are computed
     /label        (size,)           int64    its label (-1 if unknown)
     /output       (size, K)         float32  the model's output (logits)
     /prediction   (size,)           int64    the predicted class, argmax of the output
-    /attribution  (size, *shape)    float16 or float32, chunked, gzip + shuffle
+    /attribution  (size, *shape)    float16 or float32, chunked, gzip + shuffle (compressed in threads)
     /done         ()                int64    rows [0, done) are complete; nothing else is trusted
     attributes:   relprop_format, relprop_format_version, params (JSON: the run, its shard, ...), size
 
 Crash safety. The file is created with all rows allocated and switched to HDF5's single-writer /
 multiple-reader (SWMR) mode, in which the library orders its metadata writes so that the file stays
 readable whenever the writer dies. Each batch writes its rows, flushes, and only then advances ``done``
-and flushes again, so ``done`` never counts a row that is not on disk. A file left by a killed writer
-still carries HDF5's "open for writing" flag; resuming copies its ``done`` complete rows into a fresh
-file (written aside, then atomically renamed over it). A new file is first written aside and renamed once
-its first batch is committed, so a crash never leaves a half-created store either.
+and flushes again, so ``done`` never counts a row that is not on disk. Every batch but the first is
+written when the next one is appended (or the writer closes), its heatmaps compressed meanwhile in other
+threads: a writer killed while its caller computes batch k+1 has written the batches before k. A file left
+by a killed writer still carries HDF5's "open for writing" flag; resuming copies its ``done`` complete rows
+into a fresh file (written aside, then atomically renamed over it). A new file is first written aside and
+renamed once its first batch is committed, so a crash never leaves a half-created store either.
 
 Damage. Reading in SWMR mode skips HDF5's check that the file is as long as it recorded, and a store cut
 short (a copy that stopped, a full disk) would read its lost rows as zeros; so every open checks the length
@@ -28,7 +30,9 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,8 @@ FORMAT_VERSION = 1
 ROW_FIELDS = ("index", "label", "output", "prediction", "attribution")
 _CHUNK_BYTES = 1 << 20
 _COPY_ROWS = 4096
+_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+_COMPRESSING_THREADS = min(4, os.cpu_count() or 1)
 
 
 @dataclass
@@ -203,14 +209,31 @@ def _create_layout(file: h5py.File, params: Mapping[str, Any], size: int, like: 
         shape = (size, *example.shape[1:])
         row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * example.dtype.itemsize)
         rows = int(max(1, min(size, len(like), _CHUNK_BYTES // row_bytes)))
-        compression = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
         file.create_dataset(
             field,
             shape=shape,
             dtype=example.dtype,
             chunks=(rows, *shape[1:]),
-            **(compression if field == "attribution" else {}),
+            **(_COMPRESSION if field == "attribution" else {}),
         )
+
+
+def _deflate_level(dataset: h5py.Dataset) -> int | None:
+    """The deflate level of a dataset whose filters are shuffle, then deflate (as :func:`_create_layout`
+    makes the attribution), None for any other pipeline."""
+    plist = dataset.id.get_create_plist()
+    filters = [plist.get_filter(k) for k in range(plist.get_nfilters())]
+    if [code for code, *_ in filters] != [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE]:
+        return None
+    return int(filters[1][2][0])
+
+
+def _shuffle_and_deflate(block: np.ndarray, level: int) -> bytes:
+    """A chunk as HDF5's shuffle and deflate filters store it: the k-th bytes of every element together
+    (for each k in turn), compressed by zlib at ``level``. zlib releases the GIL, so that chunks compress in
+    threads while the main thread goes on."""
+    size = block.dtype.itemsize
+    return zlib.compress(np.ascontiguousarray(block).view(np.uint8).reshape(-1, size).T.tobytes(), level)
 
 
 class StoreWriter:
@@ -237,6 +260,8 @@ class StoreWriter:
         self._file: h5py.File | None = None
         self._lock = None
         self.done = 0
+        self._pending: tuple[Rows, list[tuple[int, Future]] | None] | None = None
+        self._threads: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> StoreWriter:
         self._lock = lock(self.path)
@@ -252,21 +277,37 @@ class StoreWriter:
         self.close()
 
     def append(self, rows: Rows) -> None:
-        """Write ``rows`` after the complete ones, flush them, then count them as done."""
-        if self.done + len(rows) > self.size:
-            raise ValueError(f"{self.path}: {self.done} + {len(rows)} rows exceed the store's {self.size}")
+        """Write ``rows`` after the others.
+
+        The first batch is written, flushed and counted as done at once. Each later batch's attributions
+        start compressing in threads, and the batch is written, flushed and counted as done when the next
+        one is appended or the writer closes: so the caller computes the next batch meanwhile, and
+        :attr:`done` never counts a row that is not on disk.
+        """
+        appended = self.done + (0 if self._pending is None else len(self._pending[0]))
+        if appended + len(rows) > self.size:
+            raise ValueError(f"{self.path}: {appended} + {len(rows)} rows exceed the store's {self.size}")
         if self._file is None:
             self._create(rows)
             return
-        self._write(self._file, rows)
+        self._commit_pending()
+        self._pending = (rows, self._compress(rows))
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
+        """Write the last appended batch, then close the store and release it."""
+        try:
+            if self._file is not None:
+                self._commit_pending()
+        finally:
+            if self._threads is not None:
+                self._threads.shutdown()
+                self._threads = None
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            if self._lock is not None:
+                self._lock.close()
+                self._lock = None
 
     # ------------------------------------------------------------------------------------------ internals
     def _open_existing(self) -> None:
@@ -320,10 +361,52 @@ class StoreWriter:
             self._write(file, first)
         self._open_existing()
 
-    def _write(self, file: h5py.File, rows: Rows) -> None:
+    def _compress(self, rows: Rows) -> list[tuple[int, Future]] | None:
+        """Start compressing the attribution chunks of ``rows`` (to follow the done rows) in threads:
+        ``(first row, compressed chunk)`` of each. None where HDF5 must compress them itself: a batch that
+        does not cover whole chunks (a run resumed with another batch size), other filters or another
+        dtype."""
+        dataset = self._file["attribution"]
+        level, rows_per_chunk = _deflate_level(dataset), dataset.chunks[0]
+        start, stop = self.done, self.done + len(rows)
+        attribution = rows.attribution
+        if (
+            level is None
+            or not isinstance(attribution, np.ndarray)
+            or attribution.dtype != dataset.dtype
+            or attribution.shape[1:] != dataset.shape[1:]
+            or start % rows_per_chunk
+            or (stop % rows_per_chunk and stop != self.size)
+        ):
+            return None
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(_COMPRESSING_THREADS, thread_name_prefix="relprop-store")
+        chunks = []
+        for first in range(start, stop, rows_per_chunk):
+            block = attribution[first - start : first - start + rows_per_chunk]
+            if len(block) < rows_per_chunk:  # the last chunk, stored whole by HDF5 beyond the last row
+                padding = np.zeros((rows_per_chunk - len(block), *block.shape[1:]), block.dtype)
+                block = np.concatenate([block, padding])
+            chunks.append((first, self._threads.submit(_shuffle_and_deflate, block, level)))
+        return chunks
+
+    def _commit_pending(self) -> None:
+        """Write the pending batch, if any: its compressed chunks as they are, its other fields by HDF5."""
+        if self._pending is None:
+            return
+        rows, chunks = self._pending
+        self._pending = None
+        self._write(self._file, rows, chunks)
+
+    def _write(self, file: h5py.File, rows: Rows, chunks: list[tuple[int, Future]] | None = None) -> None:
         start, stop = self.done, self.done + len(rows)
         for field in ROW_FIELDS:
-            file[field][start:stop] = getattr(rows, field)
+            if field == "attribution" and chunks is not None:
+                zeros = (0,) * (file[field].ndim - 1)
+                for first, compressed in chunks:
+                    file[field].id.write_direct_chunk((first, *zeros), compressed.result())
+            else:
+                file[field][start:stop] = getattr(rows, field)
         file.flush()
         file["done"][()] = stop
         file.flush()

@@ -345,7 +345,8 @@ def attribute_dataset(
     """Explain every sample of ``dataset`` (or of one shard of it) into the store ``out``.
 
     Started again after an interruption (a crash or ``kill -9`` included) with the same arguments, it
-    continues after the last complete batch. A store written with other parameters, another model (by
+    continues after the last batch written (each is written once the next one is computed, compressed
+    meanwhile: see :class:`StoreWriter`). A store written with other parameters, another model (by
     :func:`model_fingerprint`) or other data (by :func:`dataset_fingerprint`) is refused.
 
     Parameters
@@ -386,20 +387,8 @@ def attribute_dataset(
     pathlib.Path
         ``out``, complete; read it with :func:`relprop.store.open`.
     """
-    if composite is not None and method is not None:
-        raise ValueError("pass a composite (to explain by LRP) or another method, not both")
-    if method is None:
-        method = EpsilonPlusFlat() if composite is None else composite
-        explained_by = {"method": "lrp", "composite": repr(method)}  # parameters, nested rules, bounds
-    else:
-        explained_by = {"method": repr(_make_explainer(model, method))}
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
-    if target not in _TARGETS:
-        raise ValueError(f"target must be one of {_TARGETS}, got {target!r}")
-    parse_device(device, available=ray is False)  # Ray workers check it where they run
+    method, explained_by = _method_and_description(model, composite, method)
+    _check_run_arguments(batch_size, dtype, target, device, ray)
     if len(dataset) == 0:
         raise ValueError("the data set is empty")
     indices = shard_indices(len(dataset), shard)
@@ -407,22 +396,9 @@ def attribute_dataset(
     sample_shape = tuple(first.shape)
     _check_pool(pool, sample_shape)
     _check_model_takes(model, first)
-    params = {
-        "model": type(model).__qualname__,
-        "dataset": type(dataset).__qualname__,
-        **(description or {}),
-        **explained_by,
-        "model_fingerprint": model_fingerprint(model),
-        "dataset_fingerprint": dataset_fingerprint(dataset),
-        "dataset_size": len(dataset),
-        "sample_shape": list(sample_shape),
-        "dtype": dtype,
-        "pool": None if pool is None else list(pool),
-        "sum_channels": sum_channels,
-        "target": target,
-        "shard": f"{shard[0]}/{shard[1]}",
-        "relprop_version": _version(),
-    }
+    params = _run_params(
+        dataset, model, description, explained_by, shard, sample_shape, dtype, pool, sum_channels, target
+    )
     arguments = (dataset, model, method, sample_shape, dtype, pool, sum_channels, target, device)
     out = Path(out)
     with StoreWriter(out, params, len(indices)) as writer:
@@ -440,6 +416,64 @@ def attribute_dataset(
             else:
                 _run_on_ray(None if ray is True else ray, workers, device, arguments, batches, writer, bar)
     return out
+
+
+def _run_params(
+    dataset: Dataset,
+    model: nn.Module,
+    description: Mapping[str, Any] | None,
+    explained_by: Mapping[str, str],
+    shard: tuple[int, int],
+    sample_shape: tuple[int, ...],
+    dtype: str,
+    pool: tuple[int, int] | None,
+    sum_channels: bool,
+    target: str,
+) -> dict[str, Any]:
+    """The parameters the store records, by which a resumed run recognises its store: the description, the
+    explainer, the fingerprints of model and data, and the arguments that shape the rows."""
+    return {
+        "model": type(model).__qualname__,
+        "dataset": type(dataset).__qualname__,
+        **(description or {}),
+        **explained_by,
+        "model_fingerprint": model_fingerprint(model),
+        "dataset_fingerprint": dataset_fingerprint(dataset),
+        "dataset_size": len(dataset),
+        "sample_shape": list(sample_shape),
+        "dtype": dtype,
+        "pool": None if pool is None else list(pool),
+        "sum_channels": sum_channels,
+        "target": target,
+        "shard": f"{shard[0]}/{shard[1]}",
+        "relprop_version": _version(),
+    }
+
+
+def _method_and_description(
+    model: nn.Module, composite: Composite | None, method: ExplainerFactory | None
+) -> tuple[Composite | ExplainerFactory, dict[str, str]]:
+    """The explainer :class:`Attributor` builds (the composite, :class:`~relprop.composites.EpsilonPlusFlat`
+    by default, or the other method), and how the store describes it: ``"lrp"`` with the composite's
+    ``repr`` (its parameters, nested rules and bounds), or the other explainer's ``repr``."""
+    if composite is not None and method is not None:
+        raise ValueError("pass a composite (to explain by LRP) or another method, not both")
+    if method is not None:
+        return method, {"method": repr(_make_explainer(model, method))}
+    method = EpsilonPlusFlat() if composite is None else composite
+    return method, {"method": "lrp", "composite": repr(method)}
+
+
+def _check_run_arguments(batch_size: int, dtype: str, target: str, device: str, ray: bool | str) -> None:
+    """Refuse a batch size below 1, an unknown dtype or target, or a device this process cannot use
+    (Ray workers check the device where they run)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+    if target not in _TARGETS:
+        raise ValueError(f"target must be one of {_TARGETS}, got {target!r}")
+    parse_device(device, available=ray is False)
 
 
 def _version() -> str:

@@ -105,14 +105,29 @@ def explain_generation(
             f"limit of {limit}"
         )
     ids = _greedy(model, ids, max_new_tokens, getattr(tokenizer, "eos_token_id", None))
-    generated = ids.shape[1] - prompt_length
     explainer = explainer if explainer is not None else LRP(model, composite=composite or AttnLRP())
+    relevance, logits = _explain_generated(explainer, ids, prompt_length)
+    return GenerationExplanation(
+        tokens=tokenizer.convert_ids_to_tokens(ids[0].tolist()),
+        prompt_length=prompt_length,
+        token_ids=ids[0].numpy().astype(np.int64),
+        relevance=relevance.double().numpy(),
+        logits=logits.double().numpy(),
+        text=tokenizer.decode(ids[0, prompt_length:]),
+    )
+
+
+def _explain_generated(explainer: LRP, ids: Tensor, prompt_length: int) -> tuple[Tensor, Tensor]:
+    """Explain every token of ``ids`` (1, T) after the first ``prompt_length`` in one batch: row i holds
+    the relevance of the logit of generated token i at the position that predicted it. Returns the
+    relevance (G, T, ...) and those logits (G,)."""
+    generated = ids.shape[1] - prompt_length
     rows = torch.arange(generated)
     positions = prompt_length - 1 + rows
     following = ids[0, positions + 1]
     seen: dict[str, Tensor] = {}
 
-    def start(logits: Tensor) -> Tensor:  # row i: the logit of token i at the position that predicted it
+    def start(logits: Tensor) -> Tensor:
         weights = torch.zeros_like(logits)
         weights[rows, positions, following] = 1.0
         seen["logits"] = logits[rows, positions, following]
@@ -120,14 +135,7 @@ def explain_generation(
 
     batch = {"input_ids": ids.expand(generated, -1), "use_cache": False}
     relevance = explainer.propagate(batch, start)
-    return GenerationExplanation(
-        tokens=tokenizer.convert_ids_to_tokens(ids[0].tolist()),
-        prompt_length=prompt_length,
-        token_ids=ids[0].numpy().astype(np.int64),
-        relevance=relevance.double().numpy(),
-        logits=seen["logits"].double().numpy(),
-        text=tokenizer.decode(ids[0, prompt_length:]),
-    )
+    return relevance, seen["logits"]
 
 
 @torch.no_grad()

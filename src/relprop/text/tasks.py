@@ -112,24 +112,7 @@ def keyword_sentences(
     rng = np.random.default_rng(seed)
     texts, labels, deciding, tagged = [], [], [], []
     for _ in range(n):
-        label = int(rng.integers(2))
-        negated = bool(rng.random() < negation)
-        polarity = label if not negated else 1 - label
-        keyword = str(rng.choice(POSITIVE if polarity == 1 else NEGATIVE))
-        words: list[tuple[str, bool]] = [(word, False) for word in str(rng.choice(_OPENERS)).split()]
-        article, noun = str(rng.choice(_SUBJECTS)).split()
-        words.append((article, False))
-        distractor = str(rng.choice(DISTRACTORS)) if rng.random() < distractors else None
-        if distractor is not None and rng.random() < 0.5:
-            words.append((distractor, False))
-            distractor = None
-        words += [(noun, False), (str(rng.choice(_VERBS)), False)]
-        if negated:
-            words.append((NEGATION, True))
-        words.append((keyword, True))
-        if distractor is not None:
-            words += [("and", False), (distractor, False)]
-        words += [(word, False) for word in str(rng.choice(_CLOSERS)).split()]
+        label, words = _keyword_sentence(rng, negation, distractors)
         is_tagged = bool(tag and label == tag_class and rng.random() < tag_rate)
         if is_tagged:
             words.insert(0, (tag, False))
@@ -138,3 +121,29 @@ def keyword_sentences(
         deciding.append(np.array([flag for _, flag in words], dtype=bool))
         tagged.append(is_tagged)
     return KeywordSentences(texts, np.array(labels, dtype=np.int64), deciding, np.array(tagged, dtype=bool))
+
+
+def _keyword_sentence(
+    rng: np.random.Generator, negation: float, distractors: float
+) -> tuple[int, list[tuple[str, bool]]]:
+    """One sentence of :func:`keyword_sentences`, untagged: its label and its words, each with whether it
+    decides the label (the keyword and its ``not``)."""
+    label = int(rng.integers(2))
+    negated = bool(rng.random() < negation)
+    polarity = label if not negated else 1 - label
+    keyword = str(rng.choice(POSITIVE if polarity == 1 else NEGATIVE))
+    words: list[tuple[str, bool]] = [(word, False) for word in str(rng.choice(_OPENERS)).split()]
+    article, noun = str(rng.choice(_SUBJECTS)).split()
+    words.append((article, False))
+    distractor = str(rng.choice(DISTRACTORS)) if rng.random() < distractors else None
+    if distractor is not None and rng.random() < 0.5:
+        words.append((distractor, False))
+        distractor = None
+    words += [(noun, False), (str(rng.choice(_VERBS)), False)]
+    if negated:
+        words.append((NEGATION, True))
+    words.append((keyword, True))
+    if distractor is not None:
+        words += [("and", False), (distractor, False)]
+    words += [(word, False) for word in str(rng.choice(_CLOSERS)).split()]
+    return label, words

@@ -70,6 +70,27 @@ def grid(
     if alpha is not None and not 0 <= alpha <= 1:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
 
+    columns = _heatmap_columns(attributions, cmap, signed, clip_percentile, reduction)
+    if images is not None:
+        inputs = _input_column(images, columns)
+        if alpha is not None:
+            columns = {name: blend(inputs, cells, alpha) for name, cells in columns.items()}
+        columns = {"input": inputs, **columns}
+    n_rows = len(next(iter(columns.values())))
+    if row_titles is not None and len(row_titles) != n_rows:
+        raise ValueError(f"got {len(row_titles)} row titles for {n_rows} samples")
+
+    return _compose(columns, row_titles, scale, pad)
+
+
+def _heatmap_columns(
+    attributions: Mapping[str, torch.Tensor | ArrayLike],
+    cmap: str,
+    signed: bool | None,
+    clip_percentile: float | None,
+    reduction: str,
+) -> dict[str, np.ndarray]:
+    """The heatmaps of every method, ``(B, H, W, 3)`` each, by method name; all of the same shape."""
     columns = {}
     for name, batch in attributions.items():
         array = as_float_array(batch, f"attributions[{name!r}]")
@@ -81,23 +102,24 @@ def grid(
     shapes = {name: cells.shape[:3] for name, cells in columns.items()}
     if len(set(shapes.values())) != 1:
         raise ValueError(f"all methods need the same (B, H, W), got {shapes}")
-    n_rows, height, width = next(iter(shapes.values()))
+    return columns
 
-    if images is not None:
-        if "input" in columns:
-            raise ValueError("the column title 'input' is taken by the images: rename that method")
-        if len(images) != n_rows:
-            raise ValueError(f"got {len(images)} images for {n_rows} samples")
-        inputs = np.stack([as_rgb_image(image) for image in images])
-        if inputs.shape[1:3] != (height, width):
-            raise ValueError(f"images are {inputs.shape[1:3]} pixels but the attributions {(height, width)}")
-        if alpha is not None:
-            columns = {name: blend(inputs, cells, alpha) for name, cells in columns.items()}
-        columns = {"input": inputs, **columns}
-    if row_titles is not None and len(row_titles) != n_rows:
-        raise ValueError(f"got {len(row_titles)} row titles for {n_rows} samples")
 
-    return _compose(columns, row_titles, scale, pad)
+def _input_column(
+    images: torch.Tensor | Sequence[torch.Tensor | np.ndarray | Image.Image],
+    columns: Mapping[str, np.ndarray],
+) -> np.ndarray:
+    """The images as RGB cells ``(B, H, W, 3)``, checked against the heatmap ``columns``: one per row, of
+    their size, and the title ``'input'`` free."""
+    n_rows, height, width = next(iter(columns.values())).shape[:3]
+    if "input" in columns:
+        raise ValueError("the column title 'input' is taken by the images: rename that method")
+    if len(images) != n_rows:
+        raise ValueError(f"got {len(images)} images for {n_rows} samples")
+    inputs = np.stack([as_rgb_image(image) for image in images])
+    if inputs.shape[1:3] != (height, width):
+        raise ValueError(f"images are {inputs.shape[1:3]} pixels but the attributions {(height, width)}")
+    return inputs
 
 
 def _compose(
