@@ -319,8 +319,9 @@ class Attention:
             else:
                 scores = products + self.mask.masked_fill(~finite, 0.0)
                 allowed = finite if allowed is None else allowed & finite
-        logits = scores if allowed is None else scores.masked_fill(~allowed, -torch.inf)
-        return products, scores, torch.softmax(logits, dim=-1)
+        if allowed is not None and not allowed.all():  # an all-True mask (no padding) masks nothing
+            return products, scores, torch.softmax(scores.masked_fill(~allowed, -torch.inf), dim=-1)
+        return products, scores, torch.softmax(scores, dim=-1)
 
 
 Operation = Affine | Weightless | MaxPool | Call | Normalization | Softmax | Attention

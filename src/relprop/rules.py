@@ -771,7 +771,7 @@ class Softmax(Rule):
     def backward(self, op, inputs, output, context, relevance):
         s, dim = output, op.dim
         x = torch.log(s).add_(context)  # -inf where s is 0: masked entries, which get nothing
-        share = x.mul_(relevance - s * relevance.sum(dim, keepdim=True))
+        share = x.mul_(torch.addcmul(relevance, s, relevance.sum(dim, keepdim=True), value=-1))
         return [share.masked_fill_(s == 0, 0.0)]
 
 
@@ -899,7 +899,7 @@ class Attention(Rule):
         if not self.conservative:
             to_weights = (scaled.mul_(0.5) @ value.mT).mul_(weights)  # Product: half to the weights
             # Softmax's rule; masked entries have weight 0, so they get nothing
-            to_scores = to_weights.sub_(weights * to_weights.sum(-1, keepdim=True)).mul_(scores)
+            to_scores = to_weights.addcmul_(weights, to_weights.sum(-1, keepdim=True), value=-1).mul_(scores)
             if scores is not products:  # an additive mask takes its share of the scores by the epsilon rule
                 to_scores = _scaled(to_scores, scores, self.epsilon).mul_(products)
             scaled = _scaled(to_scores, products, self.epsilon)  # Product: a quarter each to q and k
