@@ -19,6 +19,7 @@ from relprop.demo.model import train_demo_cnn
 
 if TYPE_CHECKING:
     from relprop.demo.crp import ConceptCheck
+    from relprop.report import ClassAnalysis
     from relprop.spray import ArtefactTest
 
 __all__ = ["Behaviour", "DemoResult", "behavioural_check", "run_demo"]
@@ -172,19 +173,7 @@ def run_demo(
         Called with a line saying what starts, at each of the six stages (training, attribution,
         behavioural check, CRP check, SpRAy, report).
     """
-    from relprop import LRP
     from relprop.demo.crp import CRP_LAYER, concept_check
-    from relprop.report import (
-        analyse_class,
-        concept_atlas,
-        write_atlas,
-        write_report,
-        write_virelay_analysis,
-        write_virelay_project,
-    )
-    from relprop.spray import SpRAy
-    from relprop.store import attribute_dataset
-    from relprop.store import open as open_store
 
     epochs = (QUICK_EPOCHS if quick else EPOCHS) if epochs is None else epochs
     out = Path(out)
@@ -196,56 +185,21 @@ def run_demo(
     model = train_demo_cnn(data, epochs=epochs, seed=seed)
     model_path = out / "model.pt"
     torch.save(model.state_dict(), model_path)
-
-    test = data.test_rows
-    inputs = data.inputs(test)
     store_path = out / "attributions.h5"
-    store_path.unlink(missing_ok=True)  # a store refuses to be resumed by another run: start afresh
-    description = {
-        "dataset": "demo" if seed == 0 else f"demo (seed {seed})",
-        "model": f"demo-cnn:{model_path}",
-        "method": "lrp",
-        "preprocessing": "none",
-    }
-    say(f"[2/6] LRP heatmaps of the {len(test)} test digits into {store_path}")
-    attribute_dataset(
-        ArrayDataset(inputs, data.labels[test]),
-        model,
-        store_path,
-        composite=EpsilonPlusFlat(),
-        description=description,
-        dtype="float32",
-        target="label",
-        progress=progress,
-    )
+    say(f"[2/6] LRP heatmaps of the {len(data.test_rows)} test digits into {store_path}")
+    _attribute(data, model, model_path, store_path, seed, progress)
     say("[3/6] behavioural check: the tag pasted on and removed")
     behaviour = behavioural_check(model, data)
     say(f"[4/6] CRP on layer {CRP_LAYER}: the channels that see the tag, their references, masked")
     crp = concept_check(model, data, out / "relmax.h5", seed)
-
     say(f"[5/6] SpRAy on the heatmaps of class {c}")
-    with open_store(store_path) as store:
-        test_accuracy = float(np.mean(store.label[:] == store.prediction[:]))
-        rows = np.flatnonzero(store.label[:] == c)
-        tagged = data.tagged[test[store.index[rows]]]
-        analysis = analyse_class(
-            store,
-            c,
-            SpRAy(size=SPRAY_SIZE, n_neighbors=SPRAY_NEIGHBORS, seed=seed),
-            np.where(tagged, "yes", "no"),
-            seed,
-        )
+    analysis, tagged, test_accuracy = _spray(data, store_path, seed)
     suspicious = analysis.suspicious_cluster
     members = analysis.spray.labels_ == suspicious
     purity = float(tagged[members].mean()) if members.any() else 0.0
     recall = float(members[tagged].mean()) if tagged.any() else 0.0
-
     report_dir = out / "report"
     say(f"[6/6] the report in {report_dir}")
-    analysis_path = report_dir / "analysis.h5"
-    report_dir.mkdir(exist_ok=True)
-    analysis_path.unlink(missing_ok=True)
-    write_virelay_analysis(analysis, analysis_path)
     notes = [
         (
             "Behavioural check: the tag pasted on and removed",
@@ -253,33 +207,10 @@ def run_demo(
         ),
         (f"CRP: the tag's channels of layer {crp.layer}, and the model with them masked", crp.rows()),
     ]
-    report = write_report(
-        analysis,
-        report_dir / "index.html",
-        inputs=inputs[analysis.index],
-        group_name="tag planted",
-        title=f"relprop demo: does the model recognise the digit {c} by its shape, or by a tag?",
-        notes=notes,
-        links=[(f"concept atlas of class {c}", "concepts.html")],
+    report, analysis_path, atlas_path = _write_report(
+        data, model, analysis, out / "relmax.h5", report_dir, notes
     )
-    as_tagged_class = ArrayDataset(inputs, np.full(len(test), c))  # as the RelMax run explained them
-    atlas = concept_atlas(
-        LRP(model, EpsilonPlusFlat()),
-        as_tagged_class,
-        out / "relmax.h5",
-        c,
-        np.flatnonzero(data.labels[test] == c),
-        sample=int(np.flatnonzero(data.tagged[test])[0]),
-    )
-    atlas_path = write_atlas(
-        atlas, report_dir / "concepts.html", title=f"relprop demo: the concepts of class {c} (CRP)"
-    )
-    virelay_dir = out / "virelay"
-    if (virelay_dir / "project.yaml").is_file():  # an earlier demo's project
-        shutil.rmtree(virelay_dir)
-    names = [f"digit {digit}" for digit in range(10)]
-    dataset = ArrayDataset(inputs, data.labels[test])
-    virelay = write_virelay_project(store_path, [analysis], virelay_dir, dataset, names, "relprop demo")
+    virelay = _write_virelay(data, store_path, analysis, out / "virelay")
     return DemoResult(
         report=report,
         store=store_path,
@@ -296,3 +227,106 @@ def run_demo(
         concepts=crp,
         atlas=atlas_path,
     )
+
+
+def _attribute(
+    data: TaggedDigits, model: nn.Module, model_path: Path, store_path: Path, seed: int, progress: bool
+) -> None:
+    """LRP heatmaps of the test digits into a new store at ``store_path``, described as ``relprop attribute``
+    would describe them (so that ``relprop spray`` and ``relprop virelay`` find the model and the data)."""
+    from relprop.store import attribute_dataset
+
+    test = data.test_rows
+    store_path.unlink(missing_ok=True)  # a store refuses to be resumed by another run: start afresh
+    description = {
+        "dataset": "demo" if seed == 0 else f"demo (seed {seed})",
+        "model": f"demo-cnn:{model_path}",
+        "method": "lrp",
+        "preprocessing": "none",
+    }
+    attribute_dataset(
+        ArrayDataset(data.inputs(test), data.labels[test]),
+        model,
+        store_path,
+        composite=EpsilonPlusFlat(),
+        description=description,
+        dtype="float32",
+        target="label",
+        progress=progress,
+    )
+
+
+def _spray(data: TaggedDigits, store_path: Path, seed: int) -> tuple[ClassAnalysis, np.ndarray, float]:
+    """SpRAy of the tagged class's heatmaps, with whether each of its samples carries the tag, and the test
+    accuracy on all digits."""
+    from relprop.report import analyse_class
+    from relprop.spray import SpRAy
+    from relprop.store import open as open_store
+
+    c = data.tagged_class
+    with open_store(store_path) as store:
+        test_accuracy = float(np.mean(store.label[:] == store.prediction[:]))
+        rows = np.flatnonzero(store.label[:] == c)
+        tagged = data.tagged[data.test_rows[store.index[rows]]]
+        analysis = analyse_class(
+            store,
+            c,
+            SpRAy(size=SPRAY_SIZE, n_neighbors=SPRAY_NEIGHBORS, seed=seed),
+            np.where(tagged, "yes", "no"),
+            seed,
+        )
+    return analysis, tagged, test_accuracy
+
+
+def _write_report(
+    data: TaggedDigits,
+    model: nn.Module,
+    analysis: ClassAnalysis,
+    relmax_path: Path,
+    report_dir: Path,
+    notes: list,
+) -> tuple[Path, Path, Path]:
+    """The report (``index.html``), its analysis for ViRelAy (``analysis.h5``) and the concept atlas of the
+    tagged class (``concepts.html``) in ``report_dir``."""
+    from relprop import LRP
+    from relprop.report import concept_atlas, write_atlas, write_report, write_virelay_analysis
+
+    c, test = data.tagged_class, data.test_rows
+    inputs = data.inputs(test)
+    analysis_path = report_dir / "analysis.h5"
+    report_dir.mkdir(exist_ok=True)
+    analysis_path.unlink(missing_ok=True)
+    write_virelay_analysis(analysis, analysis_path)
+    report = write_report(
+        analysis,
+        report_dir / "index.html",
+        inputs=inputs[analysis.index],
+        group_name="tag planted",
+        title=f"relprop demo: does the model recognise the digit {c} by its shape, or by a tag?",
+        notes=notes,
+        links=[(f"concept atlas of class {c}", "concepts.html")],
+    )
+    as_tagged_class = ArrayDataset(inputs, np.full(len(test), c))  # as the RelMax run explained them
+    atlas = concept_atlas(
+        LRP(model, EpsilonPlusFlat()),
+        as_tagged_class,
+        relmax_path,
+        c,
+        np.flatnonzero(data.labels[test] == c),
+        sample=int(np.flatnonzero(data.tagged[test])[0]),
+    )
+    atlas_path = write_atlas(
+        atlas, report_dir / "concepts.html", title=f"relprop demo: the concepts of class {c} (CRP)"
+    )
+    return report, analysis_path, atlas_path
+
+
+def _write_virelay(data: TaggedDigits, store_path: Path, analysis: ClassAnalysis, virelay_dir: Path) -> Path:
+    """The ViRelAy project of the test digits and the analysis, replacing an earlier demo's."""
+    from relprop.report import write_virelay_project
+
+    if (virelay_dir / "project.yaml").is_file():  # an earlier demo's project
+        shutil.rmtree(virelay_dir)
+    names = [f"digit {digit}" for digit in range(10)]
+    dataset = ArrayDataset(data.inputs(data.test_rows), data.labels[data.test_rows])
+    return write_virelay_project(store_path, [analysis], virelay_dir, dataset, names, "relprop demo")
