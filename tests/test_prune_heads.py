@@ -195,5 +195,7 @@ def test_bad_heads_and_models_are_named():
         head_scores(model, x, criterion="gradient", layers=["classifier"])
     with pytest.raises(ValueError, match="^Sequential has no attention layer whose heads can be pruned"):
         head_scores(nn.Sequential(nn.Linear(2, 2)), torch.ones(1, 2))
+    with pytest.raises(ValueError, match="^MultiheadAttention has no attention layer"):
+        head_scores(nn.MultiheadAttention(4, 2, add_bias_kv=True), criterion="weight-l1")
     with pytest.raises(ValueError, match="needs reference samples"):
         head_scores(model, None, criterion="taylor")

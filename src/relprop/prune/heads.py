@@ -66,12 +66,12 @@ class AttentionHeads:
 
 def attention_layers(model: nn.Module) -> list[AttentionHeads]:
     """The attention layers of ``model`` whose heads can be pruned: ``nn.MultiheadAttention`` (without
-    ``add_bias_kv``) and BERT-style Hugging Face attention (a module with ``self.query``, ``self.key``,
-    ``self.value`` and ``output.dense``)."""
+    ``add_bias_kv`` and ``add_zero_attn``, which relprop does not explain) and BERT-style Hugging Face
+    attention (a module with ``self.query``, ``self.key``, ``self.value`` and ``output.dense``)."""
     found = []
     for name, module in model.named_modules():
         prefix = f"{name}." if name else ""
-        if isinstance(module, nn.MultiheadAttention) and module.bias_k is None:
+        if isinstance(module, nn.MultiheadAttention) and module.bias_k is None and not module.add_zero_attn:
             found.append(
                 AttentionHeads(name, module.num_heads, module.head_dim, f"{prefix}out_proj", removable=False)
             )
