@@ -168,14 +168,19 @@ def test_removing_bert_heads_computes_what_masking_them_does():
     assert [s.heads for s in attention_layers(removed)] == [2, 1]
 
 
-def test_lrp_scores_of_the_kept_bert_heads_are_those_of_the_smaller_model():
-    """Masked heads get no relevance; kept heads get the same in the masked and in the smaller model."""
+@pytest.mark.parametrize("criterion", ["lrp", "gradient", "taylor"])
+def test_scores_of_the_kept_bert_heads_are_those_of_the_smaller_model(criterion):
+    """Masked heads get no relevance and no gradient; kept heads score the same in the masked and in the
+    smaller model."""
     model, inputs = _bert()
     keep = {name: head_mask(3, pruned, name) for name, pruned in _KEEP.items()}
-    masked = head_scores(mask_heads(model, keep), inputs, criterion="lrp", composite=composites.AttnLRP())
-    removed = head_scores(remove_heads(model, keep), inputs, criterion="lrp", composite=composites.AttnLRP())
+    composite = composites.AttnLRP() if criterion == "lrp" else None
+    masked, removed = (
+        head_scores(pruned, inputs, criterion=criterion, composite=composite)
+        for pruned in (mask_heads(model, keep), remove_heads(model, keep))
+    )
     for name, mask in keep.items():
-        assert (masked[name][~mask] == 0).all()
+        assert (masked[name][~mask] == 0).all() and (masked[name][mask] > 0).all()
         torch.testing.assert_close(masked[name][mask], removed[name])
 
 
