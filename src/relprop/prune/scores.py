@@ -24,7 +24,7 @@ same logit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -106,7 +106,8 @@ def unit_scores(
     totals = {name: torch.zeros(_size(modules[name]), dtype=torch.float64) for name in layers}
     explainer = None
     if criterion == "lrp":
-        explainer = LRP(model, _Recording(composite or EpsilonPlusFlat(), layers, totals))
+        recorders = {name: _adder(totals, name) for name in layers}
+        explainer = LRP(model, Recording(composite or EpsilonPlusFlat(), recorders))
     for start in range(0, x.shape[0], batch_size):
         batch = x[start : start + batch_size]
         labels = None if target is None else target[start : start + batch_size]
@@ -150,12 +151,19 @@ def _add_gradient_scores(model, modules, batch, labels, criterion: str, totals: 
         totals[name] += _per_unit(gradient if criterion == "gradient" else gradient * output)
 
 
-class _Recorder(Rule):
-    """A rule that adds the absolute relevance at its operation's output, per unit, to ``totals[name]``
-    and then redistributes it by the rule it wraps."""
+def _adder(totals: dict[str, Tensor], name: str) -> Callable[[Tensor], None]:
+    def add(relevance: Tensor) -> None:
+        totals[name] += _per_unit(relevance)
 
-    def __init__(self, rule: Rule, totals: dict[str, Tensor], name: str) -> None:
-        self.rule, self._totals, self._name = rule, totals, name
+    return add
+
+
+class _Recorder(Rule):
+    """A rule that passes the relevance at its operation's output (or, ``at_input``, the relevance it gives
+    its first input) to ``record``, and redistributes as the rule it wraps."""
+
+    def __init__(self, rule: Rule, record: Callable[[Tensor], None], at_input: bool) -> None:
+        self.rule, self._record, self._at_input = rule, record, at_input
         for flag in ("kinds", "needs_output", "reads_inputs", "uses_output", "records_forward", "detaches"):
             setattr(self, flag, getattr(rule, flag))
 
@@ -163,26 +171,42 @@ class _Recorder(Rule):
         return self.rule.forward(op, inputs)
 
     def backward(self, op, inputs, output, context, relevance):
-        self._totals[self._name] += _per_unit(relevance)
-        return self.rule.backward(op, inputs, output, context, relevance)
+        if not self._at_input:
+            self._record(relevance)
+        result = self.rule.backward(op, inputs, output, context, relevance)
+        if self._at_input:
+            self._record(result[0])
+        return result
 
 
-class _Recording(Composite):
-    """``composite``, with the rules of ``layers`` wrapped in :class:`_Recorder`."""
+class Recording(Composite):
+    """``composite``, with the rule of each layer named in ``recorders`` wrapped so that it passes the
+    relevance at the layer's output (or, ``at_input``, at its input) to the layer's recorder.
 
-    def __init__(self, composite: Composite, layers: Sequence[str], totals: dict[str, Tensor]) -> None:
+    A layer is found by its module's name: a module call of a ``torch.fx`` graph, or, in a graph captured by
+    ``torch.export`` (Hugging Face models), the one weighted operation inside that module.
+    """
+
+    def __init__(
+        self, composite: Composite, recorders: Mapping[str, Callable[[Tensor], None]], at_input: bool = False
+    ) -> None:
         super().__init__(stabilizer=composite.stabilizer)
-        self.composite, self.layers, self._totals = composite, set(layers), totals
+        self.composite, self._recorders, self._at_input = composite, dict(recorders), at_input
 
     def leaf_types(self) -> tuple[type, ...]:
         return self.composite.leaf_types()
 
     def assign(self, graph: Graph) -> dict[Node, Rule]:
         rules = self.composite.assign(graph)
-        for node, rule in rules.items():
-            if node.name in self.layers:
-                rules[node] = _Recorder(rule, self._totals, node.name)
-        missing = self.layers - {node.name for node in rules}
+        found: dict[str, list[Node]] = {name: [] for name in self._recorders}
+        for node in rules:
+            if node.name in found:
+                found[node.name].append(node)
+            elif node.fx.op == "call_function" and node.weighted and node.scope in found:
+                found[node.scope].append(node)
+        missing = sorted(name for name, nodes in found.items() if len(nodes) != 1)
         if missing:
-            raise ValueError(f"the LRP graph has no rule for layer(s) {', '.join(sorted(missing))}")
+            raise ValueError(f"the LRP graph has no single rule for layer(s) {', '.join(missing)}")
+        for name, (node,) in found.items():
+            rules[node] = _Recorder(rules[node], self._recorders[name], self._at_input)
         return rules
