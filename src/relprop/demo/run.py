@@ -193,11 +193,7 @@ def run_demo(
     say(f"[4/6] CRP on layer {CRP_LAYER}: the channels that see the tag, their references, masked")
     crp = concept_check(model, data, out / "relmax.h5", seed)
     say(f"[5/6] SpRAy on the heatmaps of class {c}")
-    analysis, tagged, test_accuracy = _spray(data, store_path, seed)
-    suspicious = analysis.suspicious_cluster
-    members = analysis.spray.labels_ == suspicious
-    purity = float(tagged[members].mean()) if members.any() else 0.0
-    recall = float(members[tagged].mean()) if tagged.any() else 0.0
+    analysis, test_accuracy, purity, recall = _spray(data, store_path, seed)
     report_dir = out / "report"
     say(f"[6/6] the report in {report_dir}")
     notes = [
@@ -220,7 +216,7 @@ def run_demo(
         behaviour=behaviour,
         n_clusters=analysis.spray.n_clusters_,
         artefact_test=analysis.spray.clusters_.artefact_test,
-        suspicious_cluster=suspicious,
+        suspicious_cluster=analysis.suspicious_cluster,
         purity=purity,
         recall=recall,
         virelay=virelay,
@@ -256,9 +252,9 @@ def _attribute(
     )
 
 
-def _spray(data: TaggedDigits, store_path: Path, seed: int) -> tuple[ClassAnalysis, np.ndarray, float]:
-    """SpRAy of the tagged class's heatmaps, with whether each of its samples carries the tag, and the test
-    accuracy on all digits."""
+def _spray(data: TaggedDigits, store_path: Path, seed: int) -> tuple[ClassAnalysis, float, float, float]:
+    """SpRAy of the tagged class's heatmaps, the test accuracy on all digits, and the purity and recall of the
+    suspicious cluster (the share of its samples that carry the tag, and of the tagged samples in it)."""
     from relprop.report import analyse_class
     from relprop.spray import SpRAy
     from relprop.store import open as open_store
@@ -275,7 +271,10 @@ def _spray(data: TaggedDigits, store_path: Path, seed: int) -> tuple[ClassAnalys
             np.where(tagged, "yes", "no"),
             seed,
         )
-    return analysis, tagged, test_accuracy
+    members = analysis.spray.labels_ == analysis.suspicious_cluster
+    purity = float(tagged[members].mean()) if members.any() else 0.0
+    recall = float(members[tagged].mean()) if tagged.any() else 0.0
+    return analysis, test_accuracy, purity, recall
 
 
 def _write_report(
