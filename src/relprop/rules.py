@@ -196,6 +196,17 @@ def share(
     return result
 
 
+def _rows_with_relevance(op: LinearOperation, relevance: Tensor) -> Tensor | None:
+    """For a dense layer applied to a sequence (``(..., T, features)``), whose rows (all dimensions but the
+    last) are explained independently: which rows hold relevance, if at most half of them do (a language
+    model explained at its last token, where the output layer is the largest of the model); else ``None``."""
+    dense = isinstance(op, Affine) and op.channel_dim == -1 and op.input_dims in ((-1, 0), (-1, 1))
+    if not dense or relevance.dim() < 3:
+        return None
+    rows = relevance.reshape(-1, relevance.shape[-1]).ne(0).any(-1)
+    return rows if 2 * int(rows.sum()) <= len(rows) else None
+
+
 class LinearRule(Rule):
     r"""Base of the rules for linear operations: each is one call of :func:`share` with its terms.
 
@@ -234,8 +245,27 @@ class Epsilon(LinearRule):
         self.redistribute = redistribute
 
     def backward(self, op, inputs, output, context, relevance):
-        terms = [Term(inputs, keep, keep)]
-        return share(op, inputs, relevance, terms, self.epsilon, 0, self.redistribute, context)
+        rows = _rows_with_relevance(op, relevance)
+        if rows is None:
+            terms = [Term(inputs, keep, keep)]
+            return share(op, inputs, relevance, terms, self.epsilon, 0, self.redistribute, context)
+        # a dense layer explains each row on its own: only the rows that hold relevance, the others get none
+        (x,) = inputs
+        x_rows = x.reshape(-1, x.shape[-1])[rows]
+        z_rows = None if context is None else context[0].reshape(-1, relevance.shape[-1])[rows]
+        (part,) = share(
+            op,
+            [x_rows],
+            relevance.reshape(-1, relevance.shape[-1])[rows],
+            [Term([x_rows], keep, keep)],
+            self.epsilon,
+            0,
+            self.redistribute,
+            _linearize(op, [x_rows], keep, keep, output=z_rows),
+        )
+        result = torch.zeros(x.shape, dtype=part.dtype, device=part.device)
+        result.view(-1, x.shape[-1])[rows] = part
+        return [result]
 
 
 class LRP0(Epsilon):
