@@ -5,7 +5,14 @@ import torch
 from torch import nn
 
 from relprop import LRP, composites
-from relprop.prune import attention_layers, head_mask, head_scores, mask_heads, remove_heads
+from relprop.prune import (
+    attention_layers,
+    head_mask,
+    head_mask_hooks,
+    head_scores,
+    mask_heads,
+    remove_heads,
+)
 
 _E, _H, _L, _C = 6, 3, 4, 2  # embedding width, heads, tokens, classes
 _D = _E // _H
@@ -113,6 +120,43 @@ def test_masking_a_head_zeroes_exactly_its_output():
     zeroed[..., _D : 2 * _D] = 0
     torch.testing.assert_close(masked(x), _upper(model)(zeroed), rtol=1e-12, atol=1e-12)
     assert model.attention.out_proj.weight[:, _D : 2 * _D].abs().min() > 0  # the original is untouched
+
+
+def _fine_tune(model, x, steps=3):
+    """A few steps of SGD with momentum and weight decay on random targets, in training mode."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    targets = torch.randint(0, _C, (x.shape[0],), generator=torch.Generator().manual_seed(1))
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), targets).backward()
+        optimizer.step()
+    model.eval()
+
+
+def test_a_masked_head_stays_masked_while_fine_tuning():
+    """nn.MultiheadAttention reads out_proj.weight without calling out_proj; the masked head's columns stay
+    exactly zero through optimizer steps, so its output reaches nothing; the weight is plain afterwards."""
+    model, x, _ = _attending()
+    keep = {"attention": head_mask(_H, [1])}
+    masked = mask_heads(model, keep)
+    with head_mask_hooks(masked, keep):
+        _fine_tune(masked, x)
+    weight = masked.attention.out_proj.weight
+    assert type(weight) is nn.Parameter and not hasattr(masked.attention.out_proj, "parametrizations")
+    assert (weight[:, _D : 2 * _D] == 0).all()
+    assert weight[:, :_D].ne(model.attention.out_proj.weight[:, :_D]).all()  # the kept heads did train
+    zeroed = _mixed(masked, x).clone()
+    zeroed[..., _D : 2 * _D] = 0
+    torch.testing.assert_close(masked(x), _upper(masked)(zeroed), rtol=1e-12, atol=1e-12)
+
+
+def test_without_the_hooks_fine_tuning_revives_a_masked_head():
+    """The control of the test above: the same steps give the masked head's columns non-zero weights."""
+    model, x, _ = _attending()
+    masked = mask_heads(model, {"attention": head_mask(_H, [1])})
+    _fine_tune(masked, x)
+    assert masked.attention.out_proj.weight[:, _D : 2 * _D].abs().min() > 0
 
 
 def _vit():
