@@ -25,13 +25,14 @@ from relprop.prune.heads import (
     mask_heads,
     remove_heads,
 )
-from relprop.prune.iterate import PruneResult, check_rate, normalized, prune, select_units
+from relprop.prune.iterate import UNITS, PruneResult, check_rate, normalized, prune, select_units
 from relprop.prune.masks import mask_hooks, mask_units, remove_units
 from relprop.prune.scores import CRITERIA, unit_scores
 from relprop.prune.structure import LayerStructure, layer_structure, prunable_layers, trace
 
 __all__ = [
     "CRITERIA",
+    "UNITS",
     "AttentionHeads",
     "attention_layers",
     "head_mask",
