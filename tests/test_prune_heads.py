@@ -327,5 +327,7 @@ def test_prune_over_heads_names_bad_units_and_models():
         prune(model, x, rate=0.5, units="neurons")
     with pytest.raises(ValueError, match="^Sequential has no attention layer whose heads can be pruned"):
         prune(nn.Sequential(nn.Linear(2, 2)), torch.ones(1, 2), rate=0.5, units="heads")
+    tuned = []
     with pytest.raises(ValueError, match="'attention' \\(nn.MultiheadAttention\\) can only be masked"):
-        prune(model, x, rate=0.3, criterion="weight-l2", units="heads", remove=True)
+        prune(model, x, rate=0.3, criterion="weight-l2", units="heads", remove=True, fine_tune=tuned.append)
+    assert tuned == []  # refused before pruning and fine-tuning

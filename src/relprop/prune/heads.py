@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -393,6 +393,27 @@ def head_mask_hooks(model: nn.Module, keep: Mapping[str, Tensor]) -> Iterator[nn
             parametrize.remove_parametrizations(projection, "weight", leave_parametrized=True)
 
 
+def check_removable(model: nn.Module, layers: Sequence[str] | None = None) -> None:
+    """Check that :func:`remove_heads` can remove heads of the attention ``layers`` (all by default).
+
+    Raises
+    ------
+    ValueError
+        For an ``nn.MultiheadAttention``, whose heads can only be masked, or as :func:`head_scores` for a
+        model without attention or an unknown layer.
+    """
+    _check_removable(_structures(model, layers))
+
+
+def _check_removable(structures: Iterable[AttentionHeads]) -> None:
+    for structure in structures:
+        if not structure.removable:
+            raise ValueError(
+                f"the heads of attention layer {structure.name!r} (nn.MultiheadAttention) can only be masked "
+                "(mask_heads), not removed"
+            )
+
+
 def remove_heads(model: nn.Module, keep: Mapping[str, Tensor], inplace: bool = False) -> nn.Module:
     """``model`` without the heads that ``keep`` marks ``False``: smaller query, key, value and output
     projections, the same function as :func:`mask_heads` gives. BERT-style Hugging Face attention only.
@@ -401,12 +422,7 @@ def remove_heads(model: nn.Module, keep: Mapping[str, Tensor], inplace: bool = F
     whose heads can only be masked (PyTorch's fused forward needs ``embed_dim`` columns).
     """
     checked = _checked(model, keep)
-    for structure, _ in checked:
-        if not structure.removable:
-            raise ValueError(
-                f"the heads of attention layer {structure.name!r} (nn.MultiheadAttention) can only be masked "
-                "(mask_heads), not removed"
-            )
+    _check_removable(structure for structure, _ in checked)
     model = model if inplace else copy.deepcopy(model)
     modules = dict(model.named_modules())
     with torch.no_grad():

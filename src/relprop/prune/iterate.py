@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from relprop.checks import check_int, check_number
 from relprop.composites import Composite
-from relprop.prune.heads import head_mask_hooks, head_scores, mask_heads, remove_heads
+from relprop.prune.heads import check_removable, head_mask_hooks, head_scores, mask_heads, remove_heads
 from relprop.prune.masks import mask_hooks, mask_units, remove_units
 from relprop.prune.scores import unit_scores
 
@@ -184,6 +184,8 @@ def prune(
     check_int(steps, "steps")
     if fine_tune is not None and not callable(fine_tune):
         raise TypeError(f"fine_tune must be callable, got {type(fine_tune).__name__}")
+    if remove and units == "heads":
+        check_removable(model, layers)  # before any scoring and fine-tuning
     model = model if inplace else copy.deepcopy(model)
     keep = None
     for step in range(1, steps + 1):
