@@ -10,6 +10,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from relprop.cli import app
+from relprop.composites import AttnLRP
 from relprop.models.loading import load_model
 from relprop.prune import prune
 from relprop.prune.curve import accuracy, split_references
@@ -121,6 +122,18 @@ def test_units_heads_prints_the_library_s_heads_and_writes_the_masked_model(tmp_
         )
     assert f"load it as tiny-vit:{out}" in result.output
     torch.testing.assert_close(load_model(f"tiny-vit:{out}")(x), expected.model(x))
+
+
+def test_units_heads_takes_attn_lrp_as_the_composite_of_lrp(tiny_vit):
+    spec, data, x, y = tiny_vit
+    command = ["prune", spec, str(data), "--units", "heads", "--rate", "0.5", "--references", "3"]
+    result = runner.invoke(app, [*command, "--composite", "attn-lrp"])
+    assert result.exit_code == 0, result.output
+    chosen, rest = split_references(y, 3, seed=0)
+    expected = prune(load_model(spec), x[chosen], y[chosen], rate=0.5, units="heads", composite=AttnLRP())
+    assert f"by lrp: {100 * accuracy(expected.model, x[rest], y[rest]):.1f} %" in result.output
+    for layer, mask in expected.keep.items():
+        assert f"  {layer}: 50.0 % ({int((~mask).sum())} of 2)" in result.output
 
 
 @pytest.mark.parametrize(
