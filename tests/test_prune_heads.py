@@ -5,7 +5,16 @@ import torch
 from torch import nn
 
 from relprop import LRP, composites
-from relprop.prune import attention_layers, head_mask, head_scores, mask_heads, remove_heads
+from relprop.prune import (
+    attention_layers,
+    head_mask,
+    head_mask_hooks,
+    head_scores,
+    mask_heads,
+    prune,
+    remove_heads,
+    select_units,
+)
 
 _E, _H, _L, _C = 6, 3, 4, 2  # embedding width, heads, tokens, classes
 _D = _E // _H
@@ -115,6 +124,43 @@ def test_masking_a_head_zeroes_exactly_its_output():
     assert model.attention.out_proj.weight[:, _D : 2 * _D].abs().min() > 0  # the original is untouched
 
 
+def _fine_tune(model, x, steps=3):
+    """A few steps of SGD with momentum and weight decay on random targets, in training mode."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    targets = torch.randint(0, _C, (x.shape[0],), generator=torch.Generator().manual_seed(1))
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), targets).backward()
+        optimizer.step()
+    model.eval()
+
+
+def test_a_masked_head_stays_masked_while_fine_tuning():
+    """nn.MultiheadAttention reads out_proj.weight without calling out_proj; the masked head's columns stay
+    exactly zero through optimizer steps, so its output reaches nothing; the weight is plain afterwards."""
+    model, x, _ = _attending()
+    keep = {"attention": head_mask(_H, [1])}
+    masked = mask_heads(model, keep)
+    with head_mask_hooks(masked, keep):
+        _fine_tune(masked, x)
+    weight = masked.attention.out_proj.weight
+    assert type(weight) is nn.Parameter and not hasattr(masked.attention.out_proj, "parametrizations")
+    assert (weight[:, _D : 2 * _D] == 0).all()
+    assert weight[:, :_D].ne(model.attention.out_proj.weight[:, :_D]).all()  # the kept heads did train
+    zeroed = _mixed(masked, x).clone()
+    zeroed[..., _D : 2 * _D] = 0
+    torch.testing.assert_close(masked(x), _upper(masked)(zeroed), rtol=1e-12, atol=1e-12)
+
+
+def test_without_the_hooks_fine_tuning_revives_a_masked_head():
+    """The control of the test above: the same steps give the masked head's columns non-zero weights."""
+    model, x, _ = _attending()
+    masked = mask_heads(model, {"attention": head_mask(_H, [1])})
+    _fine_tune(masked, x)
+    assert masked.attention.out_proj.weight[:, _D : 2 * _D].abs().min() > 0
+
+
 def _vit():
     from torchvision.models.vision_transformer import VisionTransformer
 
@@ -204,3 +250,84 @@ def test_bad_heads_and_models_are_named():
         head_scores(nn.MultiheadAttention(4, 2, add_bias_kv=True), criterion="weight-l1")
     with pytest.raises(ValueError, match="needs reference samples"):
         head_scores(model, None, criterion="taylor")
+
+
+class _TwoAttentions(nn.Module):
+    """Two self-attention layers of 3 and 2 heads, one after the other, averaged over tokens, classified."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.MultiheadAttention(_E, 3, batch_first=True)
+        self.second = nn.MultiheadAttention(_E, 2, batch_first=True)
+        self.classifier = nn.Linear(_E, _C)
+
+    def forward(self, x):
+        x = self.first(x, x, x, need_weights=False)[0]
+        return self.classifier(self.second(x, x, x, need_weights=False)[0].mean(1))
+
+
+def _two_attentions():
+    torch.manual_seed(0)
+    model = _TwoAttentions().double().eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_()
+    x = torch.randn(6, _L, _E, dtype=torch.float64)
+    return model, x, model(x).argmax(1)
+
+
+def test_prune_over_heads_is_rounds_of_scoring_global_ranking_and_masking():
+    """Two rounds of pruning 2 of the 5 heads: each round scores the masked model, ranks the heads of both
+    layers by their per-layer normalized scores, and masks the lowest; fine-tuning runs after each round."""
+    model, x, target = _two_attentions()
+    composite = composites.AttnLRP()
+    expected, keep = model, None
+    for rate in (0.2, 0.4):
+        scores = head_scores(expected, x, target, criterion="lrp", composite=composite)
+        keep = select_units(scores, rate, keep)
+        expected = mask_heads(expected, keep)
+    rounds = []
+    result = prune(model, x, target, rate=0.4, criterion="lrp", composite=composite, steps=2, units="heads")
+    assert result.units == "heads" and list(result.keep) == ["first", "second"]
+    assert sum(int((~mask).sum()) for mask in result.keep.values()) == 2
+    for name in keep:
+        assert torch.equal(result.keep[name], keep[name])
+    torch.testing.assert_close(result.model(x), expected(x), rtol=1e-12, atol=1e-12)
+    assert result.removed_share() == {
+        name: 1 - int(mask.sum()) / len(mask) for name, mask in result.keep.items()
+    }
+
+    def fine_tune(network):
+        rounds.append(network.training)
+        _fine_tune(network, x)
+
+    tuned = prune(
+        model, x, target, rate=0.4, criterion="weight-l1", steps=2, fine_tune=fine_tune, units="heads"
+    )
+    assert rounds == [False, False] and not tuned.model.training
+    for name, mask in tuned.keep.items():
+        weight = tuned.model.get_submodule(name).out_proj.weight.view(_E, len(mask), -1)
+        assert (weight[:, ~mask] == 0).all() and (weight[:, mask] != 0).all()
+
+
+def test_prune_removes_bert_heads_to_the_function_of_the_masked_model():
+    model, inputs = _bert()
+    masked = prune(model, inputs, rate=0.5, criterion="taylor", units="heads")
+    removed = prune(model, inputs, rate=0.5, criterion="taylor", units="heads", remove=True)
+    assert sum(int((~mask).sum()) for mask in removed.keep.values()) == 3
+    assert [s.heads for s in attention_layers(removed.model)] == [int(m.sum()) for m in removed.keep.values()]
+    torch.testing.assert_close(
+        removed.model(**inputs).logits, masked.model(**inputs).logits, rtol=1e-12, atol=1e-12
+    )
+
+
+def test_prune_over_heads_names_bad_units_and_models():
+    model, x, _ = _attending()
+    with pytest.raises(ValueError, match="^unknown units 'neurons'; choose one of filters, heads$"):
+        prune(model, x, rate=0.5, units="neurons")
+    with pytest.raises(ValueError, match="^Sequential has no attention layer whose heads can be pruned"):
+        prune(nn.Sequential(nn.Linear(2, 2)), torch.ones(1, 2), rate=0.5, units="heads")
+    tuned = []
+    with pytest.raises(ValueError, match="'attention' \\(nn.MultiheadAttention\\) can only be masked"):
+        prune(model, x, rate=0.3, criterion="weight-l2", units="heads", remove=True, fine_tune=tuned.append)
+    assert tuned == []  # refused before pruning and fine-tuning

@@ -10,6 +10,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from relprop.cli import app
+from relprop.composites import AttnLRP
 from relprop.models.loading import load_model
 from relprop.prune import prune
 from relprop.prune.curve import accuracy, split_references
@@ -79,3 +80,72 @@ def test_bad_input_is_one_line(digits_model, one_line_error, arguments, fragment
     extra = ["--curve", str(tmp_path / "c.png")] if arguments[0] == "--rates" else []
     command = ["prune", str(path), str(data), "--references", "2", *arguments, *extra]
     one_line_error(runner.invoke(app, command), fragment)
+
+
+@pytest.fixture
+def tiny_vit(tmp_path, monkeypatch):
+    """A torchvision ViT of 16 x 16 images (2 layers of 2 heads, 3 classes) registered as ``tiny-vit`` with
+    its weights in a state dict, and 36 random images as .npz."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    from relprop.models import loading
+
+    def tiny(pretrained):
+        return VisionTransformer(16, 8, 2, 2, 8, 16, num_classes=3)
+
+    monkeypatch.setitem(loading._MODELS, "tiny-vit", tiny)
+    torch.manual_seed(0)
+    model = tiny(False)
+    nn.init.normal_(model.heads.head.weight)  # torchvision starts the head at zero
+    torch.save(model.state_dict(), tmp_path / "vit.pth")
+    x = torch.randn(36, 3, 16, 16)
+    y = torch.arange(36) % 3
+    np.savez(tmp_path / "images.npz", x=x.numpy(), y=y.numpy())
+    return f"tiny-vit:{tmp_path / 'vit.pth'}", tmp_path / "images.npz", x, y
+
+
+def test_units_heads_prints_the_library_s_heads_and_writes_the_masked_model(tmp_path, tiny_vit):
+    spec, data, x, y = tiny_vit
+    out = tmp_path / "pruned.pth"
+    command = ["prune", spec, str(data), "--units", "heads", "--rate", "0.5", "--references", "3"]
+    result = runner.invoke(app, [*command, "--criterion", "gradient", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    model = load_model(spec)
+    chosen, rest = split_references(y, 3, seed=0)
+    expected = prune(model, x[chosen], y[chosen], rate=0.5, criterion="gradient", units="heads")
+    assert f"by gradient: {100 * accuracy(expected.model, x[rest], y[rest]):.1f} %" in result.output
+    assert "heads removed per attention layer:" in result.output
+    for layer, mask in expected.keep.items():
+        assert (
+            f"  {layer}: {100 * (1 - mask.double().mean()):.1f} % ({int((~mask).sum())} of 2)"
+            in result.output
+        )
+    assert f"load it as tiny-vit:{out}" in result.output
+    torch.testing.assert_close(load_model(f"tiny-vit:{out}")(x), expected.model(x))
+
+
+def test_units_heads_takes_attn_lrp_as_the_composite_of_lrp(tiny_vit):
+    spec, data, x, y = tiny_vit
+    command = ["prune", spec, str(data), "--units", "heads", "--rate", "0.5", "--references", "3"]
+    result = runner.invoke(app, [*command, "--composite", "attn-lrp"])
+    assert result.exit_code == 0, result.output
+    chosen, rest = split_references(y, 3, seed=0)
+    expected = prune(load_model(spec), x[chosen], y[chosen], rate=0.5, units="heads", composite=AttnLRP())
+    assert f"by lrp: {100 * accuracy(expected.model, x[rest], y[rest]):.1f} %" in result.output
+    for layer, mask in expected.keep.items():
+        assert f"  {layer}: 50.0 % ({int((~mask).sum())} of 2)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        (["--units", "neurons"], "unknown units 'neurons'; choose one of filters, heads"),
+        (["--units", "heads"], "Sequential has no attention layer whose heads can be pruned"),
+        (["--units", "heads", "--curve", "c.png"], "--curve prunes filters and neurons"),
+    ],
+)
+def test_bad_units_are_one_line(digits_model, one_line_error, arguments, fragment):
+    path, data, _, _ = digits_model
+    one_line_error(
+        runner.invoke(app, ["prune", str(path), str(data), "--references", "2", *arguments]), fragment
+    )

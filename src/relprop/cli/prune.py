@@ -1,4 +1,5 @@
-"""``relprop prune``: remove the filters and neurons a criterion ranks lowest; measure the accuracy lost."""
+"""``relprop prune``: remove the filters and neurons, or attention heads, that a criterion ranks lowest;
+measure the accuracy lost."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typer
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 from relprop.graph import UnsupportedOperationError
 from relprop.methods.registry import COMPOSITES, make_composite
+from relprop.prune.iterate import UNITS
 from relprop.prune.scores import CRITERIA
 
 #: The pruning rates of ``--curve``.
@@ -36,8 +38,14 @@ def prune(
     ],
     criterion: Annotated[str, typer.Option(help=", ".join(CRITERIA))] = "lrp",
     rate: Annotated[
-        float, typer.Option(help="Share of the units (filters, neurons) to remove, in [0, 1).")
+        float, typer.Option(help="Share of the units (filters, neurons, or heads) to remove, in [0, 1).")
     ] = 0.5,
+    units: Annotated[
+        str,
+        typer.Option(
+            help=f"What to prune: {', '.join(UNITS)} (of nn.MultiheadAttention, BERT-style attention)."
+        ),
+    ] = "filters",
     out: Annotated[Path | None, typer.Option(help="Write the pruned model here.")] = None,
     references: Annotated[
         int,
@@ -73,6 +81,8 @@ def prune(
         if criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
         check_rate(rate)
+        if curve is not None and units != "filters":
+            raise ValueError(f"--curve prunes filters and neurons; it is not built for --units {units}")
         grid = _parse_rates(rates) if curve is not None else None
         if criterion != "lrp" and composite != "epsilon-plus-flat":
             raise ValueError(f"--composite is LRP's; --criterion {criterion} takes none")
@@ -89,6 +99,7 @@ def prune(
             steps=steps,
             composite=rules if criterion == "lrp" else None,
             remove=remove,
+            units=units,
         )
         typer.echo(
             f"references: {len(reference_set[1])} ({references} per class); accuracy measured on "
@@ -112,8 +123,10 @@ def prune(
 
 
 def _print_removed(result) -> None:
-    """The share of each layer's units that pruning removed (or masked)."""
-    typer.echo("units removed per layer:")
+    """The share of each layer's units (or each attention layer's heads) that pruning removed (or masked)."""
+    typer.echo(
+        "heads removed per attention layer:" if result.units == "heads" else "units removed per layer:"
+    )
     for layer, share in result.removed_share().items():
         units = len(result.keep[layer])
         typer.echo(f"  {layer}: {100 * share:.1f} % ({units - int(result.keep[layer].sum())} of {units})")

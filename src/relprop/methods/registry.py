@@ -44,6 +44,8 @@ COMPOSITES = {
     "epsilon-alpha2-beta1": composites.EpsilonAlpha2Beta1,
     "epsilon-alpha2-beta1-flat": composites.EpsilonAlpha2Beta1Flat,
     "epsilon-gamma-box": composites.EpsilonGammaBox,
+    "attn-lrp": composites.AttnLRP,
+    "cp-lrp": composites.CPLRP,
 }
 
 #: The names :func:`make_composite` takes.

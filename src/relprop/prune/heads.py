@@ -15,20 +15,22 @@ BERT-style attention). Its score, summed over the reference samples and all posi
     head's output :math:`a` (its columns of the output projection's input).
 
 Masking a head zeroes its columns of the output projection's weight, which is exactly the model without the
-head's output. Removal (:func:`remove_heads`) deletes the head's rows and columns, for BERT-style Hugging Face
-attention (``self.query/key/value``, ``output.dense``); ``nn.MultiheadAttention`` can only be masked.
+head's output; :func:`head_mask_hooks` keeps them zero while the model is fine-tuned. Removal
+(:func:`remove_heads`) deletes the head's rows and columns, for BERT-style Hugging Face attention
+(``self.query/key/value``, ``output.dense``); ``nn.MultiheadAttention`` can only be masked.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from relprop.checks import check_eval_mode, check_int
 from relprop.composites import Composite, EpsilonPlusFlat
@@ -347,6 +349,71 @@ def mask_heads(model: nn.Module, keep: Mapping[str, Tensor], inplace: bool = Fal
     return model
 
 
+class _ColumnMask(nn.Module):
+    """A parametrization of a weight that multiplies its columns by ``columns`` (0 or 1 each)."""
+
+    def __init__(self, columns: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("columns", columns)
+
+    def forward(self, weight: Tensor) -> Tensor:
+        return weight * self.columns
+
+
+@contextmanager
+def head_mask_hooks(model: nn.Module, keep: Mapping[str, Tensor]) -> Iterator[nn.Module]:
+    """Within the block, the output-projection columns of the heads that ``keep`` marks ``False`` stay zero
+    whatever an optimizer does; on leaving it the masks are made permanent and the weights are plain again.
+
+    The weight is parametrized (``torch.nn.utils.parametrize``): ``nn.MultiheadAttention`` reads its
+    ``out_proj.weight`` without calling ``out_proj``, so hooks on the projection (as ``torch.nn.utils.prune``
+    sets) would never run, but every read of a parametrized weight is masked, and the gradient of the masked
+    columns is zero.
+
+    Raises
+    ------
+    ValueError
+        As :func:`mask_heads`.
+    """
+    checked = _checked(model, keep)
+    modules = dict(model.named_modules())
+    parametrized = []
+    try:
+        for structure, mask in checked:
+            projection = modules[structure.out_projection]
+            weight = projection.weight
+            columns = mask.to(weight.device).repeat_interleave(structure.head_dim).to(weight.dtype)
+            with torch.no_grad():
+                weight.mul_(columns)
+            parametrize.register_parametrization(projection, "weight", _ColumnMask(columns))
+            parametrized.append(projection)
+        yield model
+    finally:
+        for projection in parametrized:
+            parametrize.remove_parametrizations(projection, "weight", leave_parametrized=True)
+
+
+def check_removable(model: nn.Module, layers: Sequence[str] | None = None) -> None:
+    """Check that :func:`remove_heads` can remove heads of the attention ``layers`` (all by default).
+
+    Raises
+    ------
+    ValueError
+        For an ``nn.MultiheadAttention``, whose heads can only be masked, or as :func:`head_scores` for a
+        model without attention or an unknown layer.
+    """
+    _check_removable(_structures(model, layers))
+
+
+def _check_removable(structures: Iterable[AttentionHeads]) -> None:
+    for structure in structures:
+        if not structure.removable:
+            raise ValueError(
+                f"the heads of attention layer {structure.name!r} (nn.MultiheadAttention) can only be masked "
+                "(mask_heads), not removed"
+            )
+
+
 def remove_heads(model: nn.Module, keep: Mapping[str, Tensor], inplace: bool = False) -> nn.Module:
     """``model`` without the heads that ``keep`` marks ``False``: smaller query, key, value and output
     projections, the same function as :func:`mask_heads` gives. BERT-style Hugging Face attention only.
@@ -355,12 +422,7 @@ def remove_heads(model: nn.Module, keep: Mapping[str, Tensor], inplace: bool = F
     whose heads can only be masked (PyTorch's fused forward needs ``embed_dim`` columns).
     """
     checked = _checked(model, keep)
-    for structure, _ in checked:
-        if not structure.removable:
-            raise ValueError(
-                f"the heads of attention layer {structure.name!r} (nn.MultiheadAttention) can only be masked "
-                "(mask_heads), not removed"
-            )
+    _check_removable(structure for structure, _ in checked)
     model = model if inplace else copy.deepcopy(model)
     modules = dict(model.named_modules())
     with torch.no_grad():

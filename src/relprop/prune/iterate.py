@@ -1,5 +1,6 @@
 """Pruning by a criterion: global ranking of the units across layers, rounds of scoring and masking, and an
-optional fine-tuning step between rounds (Yeom et al. 2021)."""
+optional fine-tuning step between rounds (Yeom et al. 2021). The units are filters and neurons
+(:mod:`relprop.prune.masks`) or attention heads (:mod:`relprop.prune.heads`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,28 @@ from torch import Tensor, nn
 
 from relprop.checks import check_int, check_number
 from relprop.composites import Composite
+from relprop.prune.heads import check_removable, head_mask_hooks, head_scores, mask_heads, remove_heads
 from relprop.prune.masks import mask_hooks, mask_units, remove_units
 from relprop.prune.scores import unit_scores
+
+
+@dataclass(frozen=True)
+class _Operations:
+    """How to score, mask, hold masked while training, and remove one kind of unit."""
+
+    score: Callable
+    mask: Callable
+    hold: Callable
+    remove: Callable
+
+
+_UNITS = {
+    "filters": _Operations(unit_scores, mask_units, mask_hooks, remove_units),
+    "heads": _Operations(head_scores, mask_heads, head_mask_hooks, remove_heads),
+}
+
+#: What :func:`prune` prunes: ``filters`` (convolution filters and dense neurons) or attention ``heads``.
+UNITS = tuple(_UNITS)
 
 
 def check_rate(rate: float) -> float:
@@ -84,11 +105,14 @@ class PruneResult:
     model : nn.Module
         The pruned model (masked, or smaller if ``remove``), in evaluation mode.
     keep : dict[str, Tensor]
-        Per pruned layer, a bool tensor, ``True`` for the units kept.
+        Per pruned layer (per attention module for heads), a bool tensor, ``True`` for the units kept.
+    units : str, default "filters"
+        What was pruned, one of :data:`UNITS`.
     """
 
     model: nn.Module
     keep: dict[str, Tensor]
+    units: str = "filters"
 
     def removed_share(self) -> dict[str, float]:
         """The share of units removed, per layer."""
@@ -108,13 +132,15 @@ def prune(
     fine_tune: Callable[[nn.Module], None] | None = None,
     remove: bool = False,
     inplace: bool = False,
+    units: str = "filters",
 ) -> PruneResult:
     """Prune the share ``rate`` of the units of ``model`` with the lowest ``criterion`` scores.
 
     In each of ``steps`` rounds the remaining units are scored on the references
-    (:func:`~relprop.prune.scores.unit_scores`), normalized per layer and ranked globally
-    (:func:`select_units`), and the lowest are masked, until the share reaches ``rate * round / steps``;
-    then ``fine_tune(model)``, if given, trains the model with the pruned parameters held at zero.
+    (:func:`~relprop.prune.scores.unit_scores`, or :func:`~relprop.prune.heads.head_scores` for heads),
+    normalized per layer and ranked globally (:func:`select_units`), and the lowest are masked, until the
+    share reaches ``rate * round / steps``; then ``fine_tune(model)``, if given, trains the model with the
+    pruned parameters held at zero.
 
     Parameters
     ----------
@@ -130,37 +156,46 @@ def prune(
     steps : int, default 1
         Rounds of scoring and pruning.
     layers : Sequence[str] or None
-        The layers to prune; by default all that can be.
+        The layers to prune (the attention modules for heads); by default all that can be.
     composite : Composite or None
         The rules of the ``lrp`` criterion.
     fine_tune : Callable[[nn.Module], None] or None
         Called after each round with the model (in training mode is up to it); its changes to pruned
         parameters are undone by masks. The model is put back in evaluation mode afterwards.
     remove : bool, default False
-        Remove the pruned units (a smaller, faster model) instead of leaving them masked.
+        Remove the pruned units (a smaller, faster model) instead of leaving them masked; for heads,
+        BERT-style attention only (:func:`~relprop.prune.heads.remove_heads`).
     inplace : bool, default False
         Prune ``model`` itself (with ``remove``, its layers are replaced by smaller ones).
+    units : str, default "filters"
+        What to prune, one of :data:`UNITS`: filters and neurons, or the heads of attention layers
+        (:func:`~relprop.prune.heads.attention_layers`).
 
     Raises
     ------
     ValueError
-        For a rate outside ``[0, 1)``, a layer that cannot be pruned, no reference samples, or as
-        :func:`~relprop.prune.scores.unit_scores`.
+        For a rate outside ``[0, 1)``, unknown units, a layer that cannot be pruned, a model without
+        attention (for heads), no reference samples, or as :func:`~relprop.prune.scores.unit_scores`.
     """
+    if units not in _UNITS:
+        raise ValueError(f"unknown units {units!r}; choose one of {', '.join(UNITS)}")
+    operations = _UNITS[units]
     check_rate(rate)
     check_int(steps, "steps")
     if fine_tune is not None and not callable(fine_tune):
         raise TypeError(f"fine_tune must be callable, got {type(fine_tune).__name__}")
+    if remove and units == "heads":
+        check_removable(model, layers)  # before any scoring and fine-tuning
     model = model if inplace else copy.deepcopy(model)
     keep = None
     for step in range(1, steps + 1):
-        scores = unit_scores(model, x, target, criterion=criterion, layers=layers, composite=composite)
+        scores = operations.score(model, x, target, criterion=criterion, layers=layers, composite=composite)
         keep = select_units(scores, rate * step / steps, keep)
-        mask_units(model, keep, inplace=True)
+        operations.mask(model, keep, inplace=True)
         if fine_tune is not None:
-            with mask_hooks(model, keep):
+            with operations.hold(model, keep):
                 fine_tune(model)
             model.eval()
     if remove:
-        model = remove_units(model, keep, inplace=True)
-    return PruneResult(model, keep)
+        model = operations.remove(model, keep, inplace=True)
+    return PruneResult(model, keep, units)
