@@ -118,3 +118,21 @@ def test_bad_heads_and_tokens_are_refused_naming_the_layer(vit):
         concepts.conditional_heatmaps(explainer, x, [{"encoder.layers.encoder_layer_0.mlp": Heads(0)}])
     with pytest.raises(TypeError, match="the tokens of layer"):
         concepts.conditional_heatmaps(explainer, x, [{VIT_MLP: Tokens("3")}])
+
+
+def test_concept_importance_of_a_dense_layer_sums_each_neuron_over_the_tokens(vit):
+    explainer, x = vit
+    at = concepts.relevance_at(explainer, x, [VIT_MLP], 0)[VIT_MLP]  # (B, 5, 12)
+    importance = concepts.concept_importance(explainer, x, VIT_MLP, 0)
+    torch.testing.assert_close(importance, at.sum(dim=1), rtol=1e-12, atol=1e-14)
+
+
+def test_the_attribution_graph_of_a_transformer_ranks_the_neurons_of_a_dense_layer(vit):
+    explainer, x = vit
+    upper = ("encoder.layers.encoder_layer_0.mlp.3", 2)
+    edges = concepts.attribution_graph(explainer, x[:1], upper, [VIT_MLP], 0, top=3)
+    recorded = concepts.conditional_heatmaps(explainer, x[:1], [{upper[0]: 2}], 0, record=[VIT_MLP])
+    totals = recorded.layers[VIT_MLP][0, 0].sum(dim=0)  # (12,): each neuron over the tokens
+    best = totals.topk(3)
+    assert [edge.lower for edge in edges] == [(VIT_MLP, n) for n in best.indices.tolist()]
+    torch.testing.assert_close(torch.tensor([e.relevance for e in edges], dtype=totals.dtype), best.values)

@@ -22,7 +22,14 @@ import torch
 from torch import Tensor, fx
 
 from relprop.concepts.conditions import Condition, Kept, concept_mask, parse_conditions
-from relprop.concepts.layers import attention_node, check_explainer, feature_dim, layer_node
+from relprop.concepts.layers import (
+    attention_node,
+    channel_dim,
+    check_explainer,
+    feature_dim,
+    layer_node,
+    per_channel,
+)
 from relprop.lrp import LRP
 from relprop.targets import Target, target_weights
 
@@ -256,19 +263,20 @@ def concept_importance(
 ) -> Tensor:
     """The relevance of each channel of ``layer`` for one prediction, ``(B, C)``.
 
-    :math:`r_c = \\sum_{p} R_{\\ell, c p}`, summed over the positions :math:`p` (the dimensions after the
-    channels); with ``abs_norm``, the share :math:`r_c / \\sum_{c'} |r_{c'}|`.
+    :math:`r_c = \\sum_{p} R_{\\ell, c p}`, summed over the positions :math:`p` (the dimensions other than the
+    channels: of a convolution those after dimension 1; of a dense layer, whose neurons are the last
+    dimension, the tokens); with ``abs_norm``, the share :math:`r_c / \\sum_{c'} |r_{c'}|`.
     """
     relevance = relevance_at(explainer, x, [layer], target)[layer]
     if relevance.dim() < 2:
         raise ValueError(
             f"layer {layer!r} has no channel dimension: its relevance is {tuple(relevance.shape)}"
         )
-    per_channel = relevance.flatten(2).sum(dim=2) if relevance.dim() > 2 else relevance
+    totals = per_channel(relevance, channel_dim(explainer, x, layer))
     if not abs_norm:
-        return per_channel
-    total = per_channel.abs().sum(dim=1, keepdim=True)
-    return per_channel / total.clamp(min=torch.finfo(total.dtype).tiny)
+        return totals
+    total = totals.abs().sum(dim=1, keepdim=True)
+    return totals / total.clamp(min=torch.finfo(total.dtype).tiny)
 
 
 # ------------------------------------------------------------------------------------------------ internals

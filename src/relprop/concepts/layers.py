@@ -84,6 +84,18 @@ def feature_dim(explainer: LRP, fx_node: fx.Node) -> int:
     return -1 if dense else 1
 
 
+def channel_dim(explainer: LRP, x: Tensor, name: str) -> int:
+    """The dimension of layer ``name``'s output that holds its channels (see :func:`feature_dim`)."""
+    return feature_dim(explainer, layer_node(explainer, x, name))
+
+
+def per_channel(relevance: Tensor, dim: int) -> Tensor:
+    """``(N, C)``: the relevance ``(N, ...)`` of a layer summed over all dimensions but its channels ``dim``
+    (the positions of a convolution, the tokens of a transformer's dense layer)."""
+    moved = relevance.movedim(dim, 1)
+    return moved.flatten(2).sum(dim=2) if moved.dim() > 2 else moved
+
+
 def describe(explainer: LRP, fx_node: fx.Node) -> str:
     """The layer's description for messages (``Conv2d 'features.10'``)."""
     node: Node = explainer.graph[fx_node]
