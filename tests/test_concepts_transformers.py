@@ -116,6 +116,8 @@ def test_bad_heads_and_tokens_are_refused_naming_the_layer(vit):
         concepts.conditional_heatmaps(explainer, x, [{VIT_MLP: Neurons(12)}])
     with pytest.raises(ValueError, match="0 attention operations"):
         concepts.conditional_heatmaps(explainer, x, [{"encoder.layers.encoder_layer_0.mlp": Heads(0)}])
+    with pytest.raises(ValueError, match="module 'encoder.layers.encoder_layer_0' computes"):
+        concepts.conditional_heatmaps(explainer, x, [{"encoder.layers.encoder_layer_0": 0}])
     with pytest.raises(TypeError, match="the tokens of layer"):
         concepts.conditional_heatmaps(explainer, x, [{VIT_MLP: Tokens("3")}])
 

@@ -38,7 +38,12 @@ def layer_node(explainer: LRP, x: Tensor, name: str) -> fx.Node:
         raise TypeError(f"a layer is named by a string (a module or graph node name), got {name!r}")
     explainer._prepare((x,), {})
     named = [n for n in explainer.graph if n.kind not in (Kind.INPUT, Kind.CONSTANT, Kind.OUTPUT)]
-    matches = [n for n in named if name in (n.name, n.fx.name)] or [n for n in named if n.scope == name]
+    matches = [n for n in named if name in (n.name, n.fx.name)]
+    inside = [n for n in named if n.scope == name] if not matches else []
+    if len(inside) > 1:
+        nodes = ", ".join(repr(n.fx.name) for n in inside)
+        raise ValueError(f"module {name!r} computes {len(inside)} operations: name one by its node, {nodes}")
+    matches = matches or inside
     if not matches:
         close = difflib.get_close_matches(name, {n.name for n in named}, n=3)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
