@@ -138,3 +138,21 @@ def test_the_attribution_graph_of_a_transformer_ranks_the_neurons_of_a_dense_lay
     best = totals.topk(3)
     assert [edge.lower for edge in edges] == [(VIT_MLP, n) for n in best.indices.tolist()]
     torch.testing.assert_close(torch.tensor([e.relevance for e in edges], dtype=totals.dtype), best.values)
+
+
+def test_gpt2_heads_and_tokens_add_up():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=60, n_embd=16, n_layer=1, n_head=2, n_positions=16, use_cache=False
+    )
+    explainer = LRP(transformers.GPT2LMHeadModel(config).double().eval(), composites.AttnLRP())
+    ids = torch.randint(0, 60, (1, 6))
+    target = torch.zeros(1, 6, 60, dtype=torch.float64)
+    target[0, -1, 3] = 1.0  # the next token after the last, as 3
+    heads = _sum_of_concepts(explainer, ids, [{"transformer.h.0.attn": Heads(h)} for h in range(2)], target)
+    flowing = _flowing_through(explainer, ids, "scaled_dot_product_attention", target)
+    torch.testing.assert_close(heads, flowing)
+    tokens = _sum_of_concepts(explainer, ids, [{"transformer.ln_f": Tokens(t)} for t in range(6)], target)
+    torch.testing.assert_close(tokens, explainer(ids, target=target), rtol=1e-9, atol=1e-12)
+    assert heads.abs().sum() > 0
