@@ -71,6 +71,15 @@ def test_vit_neurons_tokens_and_heads_of_a_layer_add_up_to_what_flows_through_it
     torch.testing.assert_close(heads, _flowing_through(explainer, x, "scaled_dot_product_attention"))
 
 
+def test_concepts_keeping_tokens_and_neurons_of_one_layer_run_together(vit):
+    explainer, x = vit
+    conditions = [{VIT_MLP: Tokens(1)}, {VIT_MLP: 3}, {}]
+    together = concepts.conditional_heatmaps(explainer, x, conditions, 0).heatmaps
+    for k, condition in enumerate(conditions):
+        alone = concepts.conditional_heatmaps(explainer, x, [condition], 0).heatmaps[:, 0]
+        torch.testing.assert_close(together[:, k], alone, rtol=1e-12, atol=1e-14)
+
+
 def test_the_tokens_of_the_last_norm_add_up_to_the_plain_heatmap(vit):
     """All relevance passes through encoder.ln: its five tokens partition the plain heatmap."""
     explainer, x = vit
@@ -114,6 +123,8 @@ def test_bad_heads_and_tokens_are_refused_naming_the_layer(vit):
         concepts.conditional_heatmaps(explainer, x, [{VIT_MLP: Tokens([3, 5])}])
     with pytest.raises(ValueError, match="neuron 12 is out of range"):
         concepts.conditional_heatmaps(explainer, x, [{VIT_MLP: Neurons(12)}])
+    with pytest.raises(ValueError, match="heads are kept at an attention output .* layer 'flatten' has"):
+        concepts.conditional_heatmaps(explainer, x, [{"flatten": Heads(0)}])
     with pytest.raises(ValueError, match="0 attention operations"):
         concepts.conditional_heatmaps(explainer, x, [{"encoder.layers.encoder_layer_0.mlp": Heads(0)}])
     with pytest.raises(ValueError, match="module 'encoder.layers.encoder_layer_0' computes"):

@@ -111,7 +111,8 @@ def concept_mask(
 
     ``kept[k]`` is ``(dim, selection)``: concept ``k`` keeps the indices of dimension ``dim`` of
     ``relevance`` that ``selection`` holds, or ``None`` when it keeps all (the concept sets no condition
-    there). The mask is 1 at the kept indices and 0 elsewhere, broadcast over the other dimensions:
+    there). The mask is 1 at the kept indices and 0 elsewhere, broadcast over the other dimensions (over
+    none where the concepts select in different dimensions):
     :math:`R^{(k)}_{b \\ldots i \\ldots} \\leftarrow R_{b \\ldots i \\ldots} \\, [i \\in \\theta_k]`.
 
     Raises
@@ -119,14 +120,21 @@ def concept_mask(
     ValueError
         If an index is out of range for the layer.
     """
-    mask = torch.ones(len(kept), *relevance.shape[1:], dtype=relevance.dtype, device=relevance.device)
+    if relevance.dim() < 2 and any(kept):
+        raise ValueError(
+            f"layer {layer!r} has nothing to select in: its relevance is {tuple(relevance.shape)}"
+        )
+    dims = {dim % relevance.dim() for dim, _ in filter(None, kept)}
+    shape = [size if len(dims) > 1 or i in dims else 1 for i, size in enumerate(relevance.shape)][1:]
+    mask = torch.ones(len(kept), *shape, dtype=relevance.dtype, device=relevance.device)
     for k, selection in enumerate(kept):
         if selection is None:
             continue
         dim, chosen = selection
-        if relevance.dim() < 2:
+        if chosen.kind == "heads" and relevance.dim() != 4:
             raise ValueError(
-                f"layer {layer!r} has no {chosen.kind} to keep: its relevance is {tuple(relevance.shape)}"
+                f"heads are kept at an attention output (B, H, T, d): layer {layer!r} has relevance of "
+                f"shape {tuple(relevance.shape)}"
             )
         width = relevance.shape[dim]
         outside = [c for c in chosen.indices if c >= width]
@@ -134,7 +142,7 @@ def concept_mask(
             raise ValueError(
                 f"{chosen.kind[:-1]} {outside[0]} is out of range for layer {layer!r}, which has {width}"
             )
-        row = mask[k].movedim(dim - 1 if dim > 0 else dim, 0)
+        row = mask[k].movedim(dim % relevance.dim() - 1, 0)
         row.zero_()
         row[list(chosen.indices)] = 1
     return mask.repeat(samples, *[1] * (mask.dim() - 1))
