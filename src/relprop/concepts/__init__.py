@@ -3,7 +3,8 @@
 - :func:`relevance_at`: the relevance at named layers (explaining to an intermediate layer, Bach et al. 2016).
 - :func:`layer_heatmap`: that relevance summed over channels and spread over the input: a coarser heatmap.
 - :func:`propagate_from`: the input relevance of a relevance given at a latent layer.
-- :func:`conditional_heatmaps`: the heatmap of each concept (channels or neurons of chosen layers), many
+- :func:`conditional_heatmaps`: the heatmap of each concept (channels or neurons of chosen layers; of a
+  transformer also :class:`Tokens` and attention :class:`Heads`), many
   concepts of many samples in one batched call, with or without the relevance of parallel branches.
 - :func:`concept_importance`: per channel of a layer, its relevance for one prediction (and its share).
 - :func:`region_share`: per channel, the share of its conditional heatmap inside an input region (a tag).
@@ -31,7 +32,7 @@ from relprop.concepts.attribute import (
     relevance_at,
     relevance_from_output,
 )
-from relprop.concepts.conditions import Channels, Condition
+from relprop.concepts.conditions import Channels, Condition, Heads, Neurons, Selection, Tokens
 from relprop.concepts.graph import Edge, attribution_graph
 from relprop.concepts.layers import layer_node
 from relprop.concepts.region import region_share
@@ -50,8 +51,12 @@ __all__ = [
     "Condition",
     "ConditionalRelevance",
     "Edge",
+    "Heads",
+    "Neurons",
     "Reference",
     "References",
+    "Selection",
+    "Tokens",
     "attribution_graph",
     "concept_importance",
     "conditional_heatmaps",

@@ -21,8 +21,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, fx
 
-from relprop.concepts.conditions import Condition, concept_mask, parse_conditions
-from relprop.concepts.layers import check_explainer, layer_node
+from relprop.concepts.conditions import Condition, Kept, concept_mask, parse_conditions
+from relprop.concepts.layers import (
+    attention_node,
+    channel_dim,
+    check_explainer,
+    feature_dim,
+    layer_node,
+    per_channel,
+)
 from relprop.lrp import LRP
 from relprop.targets import Target, target_weights
 
@@ -145,9 +152,13 @@ def conditional_heatmaps(
     x:
         A batch of ``B`` inputs.
     conditions:
-        ``K`` concepts, each a mapping ``{layer name: channels}``: at each named layer, the relevance is
-        kept at the given channels (dimension 1: channels of a convolution, neurons of a dense layer) and set
-        to zero at the others before it propagates on. ``{}`` keeps everything (the plain heatmap).
+        ``K`` concepts, each a mapping ``{layer name: selection}``: at each named layer, the relevance is
+        kept at the selected indices and set to zero at the others before it propagates on. A selection is
+        channels (ints: dimension 1 of a convolution, the last dimension of a dense layer, its neurons at
+        every token), :class:`~relprop.concepts.Neurons` (the last dimension),
+        :class:`~relprop.concepts.Tokens` (token positions, dimension 1) or :class:`~relprop.concepts.Heads`
+        (attention heads, at the attention output ``(B, H, T, d)``). ``{}`` keeps everything (the plain
+        heatmap).
     target:
         What to explain, as for :class:`relprop.LRP`, the same for every concept.
     exclude_parallel:
@@ -173,11 +184,11 @@ def conditional_heatmaps(
     Raises
     ------
     ValueError
-        If a layer is unknown or called more than once, a channel is out of range for its layer, or no
-        relevance reaches a conditioned layer.
+        If a layer is unknown or called more than once, an index is out of range for its layer, a head
+        condition names no attention layer, or no relevance reaches a conditioned layer.
     """
     check_explainer(explainer, x)
-    concepts = parse_conditions(conditions)
+    concepts = [_at_attention(explainer, x, concept) for concept in parse_conditions(conditions)]
     if concepts_per_pass is not None and (isinstance(concepts_per_pass, bool) or concepts_per_pass < 1):
         raise ValueError(f"concepts_per_pass must be a positive int or None, got {concepts_per_pass!r}")
     conditioned = list(dict.fromkeys(name for concept in concepts for name in concept))
@@ -201,7 +212,7 @@ def conditional_heatmaps(
 def _one_pass(
     explainer: LRP,
     x: Tensor,
-    concepts: list[dict[str, tuple[int, ...]]],
+    concepts: list[dict[str, Kept]],
     target: Target,
     record: list[str],
     plain: dict[str, Tensor] | None,
@@ -220,11 +231,11 @@ def _one_pass(
         start = _rows_kept(start, [not concept for concept in concepts], samples)  # only {} starts at the top
     filters: dict[fx.Node, Filter] = {}
     masks: dict[str, _LayerFilter] = {}
-    for name in conditioned:
-        channels = [concept.get(name) for concept in concepts]
+    for name, node in conditioned.items():
+        kept = [_with_dim(explainer, node, concept.get(name)) for concept in concepts]
 
-        def condition(received: Tensor, name=name, channels=channels) -> Tensor:
-            mask = concept_mask(channels, received, samples, name)
+        def condition(received: Tensor, name=name, kept=kept) -> Tensor:
+            mask = concept_mask(kept, received, samples, name)
             if plain is not None:
                 rows = torch.tensor(
                     [uppermost[k].get(name, False) for k in range(count)] * samples, device=mask.device
@@ -252,19 +263,20 @@ def concept_importance(
 ) -> Tensor:
     """The relevance of each channel of ``layer`` for one prediction, ``(B, C)``.
 
-    :math:`r_c = \\sum_{p} R_{\\ell, c p}`, summed over the positions :math:`p` (the dimensions after the
-    channels); with ``abs_norm``, the share :math:`r_c / \\sum_{c'} |r_{c'}|`.
+    :math:`r_c = \\sum_{p} R_{\\ell, c p}`, summed over the positions :math:`p` (the dimensions other than the
+    channels: of a convolution those after dimension 1; of a dense layer, whose neurons are the last
+    dimension, the tokens); with ``abs_norm``, the share :math:`r_c / \\sum_{c'} |r_{c'}|`.
     """
     relevance = relevance_at(explainer, x, [layer], target)[layer]
     if relevance.dim() < 2:
         raise ValueError(
             f"layer {layer!r} has no channel dimension: its relevance is {tuple(relevance.shape)}"
         )
-    per_channel = relevance.flatten(2).sum(dim=2) if relevance.dim() > 2 else relevance
+    totals = per_channel(relevance, channel_dim(explainer, x, layer))
     if not abs_norm:
-        return per_channel
-    total = per_channel.abs().sum(dim=1, keepdim=True)
-    return per_channel / total.clamp(min=torch.finfo(total.dtype).tiny)
+        return totals
+    total = totals.abs().sum(dim=1, keepdim=True)
+    return totals / total.clamp(min=torch.finfo(total.dtype).tiny)
 
 
 # ------------------------------------------------------------------------------------------------ internals
@@ -335,6 +347,25 @@ def _shaped_like(relevance: Tensor, received: Tensor, layer: str) -> Tensor:
             f"{tuple(received.shape)}"
         )
     return relevance.to(received)
+
+
+def _at_attention(explainer: LRP, x: Tensor, concept: dict[str, Kept]) -> dict[str, Kept]:
+    """The concept with the layer of each head condition named by its attention node."""
+    resolved: dict[str, Kept] = {}
+    for name, kept in concept.items():
+        layer = attention_node(explainer, x, name).name if kept.kind == "heads" else name
+        if layer in resolved:
+            raise ValueError(f"a condition names layer {layer!r} twice (as {name!r})")
+        resolved[layer] = kept
+    return resolved
+
+
+def _with_dim(explainer: LRP, node: fx.Node, kept: Kept | None) -> tuple[int, Kept] | None:
+    """The dimension of the layer's output that ``kept`` selects in, with it (``None``: keeps all)."""
+    if kept is None:
+        return None
+    dims = {"channels": feature_dim(explainer, node), "neurons": -1, "tokens": 1, "heads": 1}
+    return dims[kept.kind], kept
 
 
 def _uppermost(concepts: list[dict], nodes: dict[str, fx.Node]) -> list[dict[str, bool]]:

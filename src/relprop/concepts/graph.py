@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from relprop.concepts.attribute import conditional_heatmaps
+from relprop.concepts.layers import channel_dim, per_channel
 from relprop.lrp import LRP
 from relprop.targets import Target
 
@@ -69,10 +70,9 @@ def attribution_graph(
         result = conditional_heatmaps(
             explainer, x, conditions, target, exclude_parallel=exclude_parallel, record=[layer]
         )
-        relevance = result.layers[layer][0]
-        per_channel = relevance.flatten(2).sum(dim=2) if relevance.dim() > 2 else relevance
+        totals = per_channel(result.layers[layer][0], channel_dim(explainer, x, layer))
         found = []
-        for (condition, upper), scores in zip(paths, per_channel):
+        for (condition, upper), scores in zip(paths, totals):
             values, channels = scores.topk(min(top, scores.shape[0]))
             for value, channel in zip(values.tolist(), channels.tolist()):
                 edges.append(Edge(upper, (layer, channel), value))

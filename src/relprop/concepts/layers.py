@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import difflib
 
-from torch import Tensor, fx
+from torch import Tensor, fx, nn
+from torch.nn import functional as F
 
 from relprop.graph import Kind, Node
 from relprop.lrp import LRP
@@ -25,7 +26,8 @@ def layer_node(explainer: LRP, x: Tensor, name: str) -> fx.Node:
     (``"features.10"``), or the graph node's name for a function or a method (``"add_1"``; the names are
     listed by ``explainer.audit(x)``). A module called more than once is named by the graph node of one call
     (``"layer1_0_relu_1"``). A model that torch.fx cannot trace is captured by torch.export, whose graph
-    calls functions, not modules: its operations are named by their graph nodes (``"conv2d"``).
+    calls functions, not modules: its operations are named by their graph nodes (``"conv2d"``), or by the
+    module name of a module that computes one operation (``"bert.encoder.layer.0.intermediate.dense"``).
 
     Raises
     ------
@@ -37,6 +39,11 @@ def layer_node(explainer: LRP, x: Tensor, name: str) -> fx.Node:
     explainer._prepare((x,), {})
     named = [n for n in explainer.graph if n.kind not in (Kind.INPUT, Kind.CONSTANT, Kind.OUTPUT)]
     matches = [n for n in named if name in (n.name, n.fx.name)]
+    inside = [n for n in named if n.scope == name] if not matches else []
+    if len(inside) > 1:
+        nodes = ", ".join(repr(n.fx.name) for n in inside)
+        raise ValueError(f"module {name!r} computes {len(inside)} operations: name one by its node, {nodes}")
+    matches = matches or inside
     if not matches:
         close = difflib.get_close_matches(name, {n.name for n in named}, n=3)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -48,6 +55,50 @@ def layer_node(explainer: LRP, x: Tensor, name: str) -> fx.Node:
         calls = ", ".join(repr(n.fx.name) for n in matches)
         raise ValueError(f"layer {name!r} is called {len(matches)} times: name one call by its node, {calls}")
     return matches[0].fx
+
+
+def attention_node(explainer: LRP, x: Tensor, name: str) -> fx.Node:
+    """The node whose output ``(B, H, T, d)`` holds the heads of the attention layer ``name``: the node it
+    names, or the one attention operation (``scaled_dot_product_attention``) inside the module it names.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` names no node and no module with exactly one attention operation.
+    """
+    explainer._prepare((x,), {})
+    named = [n for n in explainer.graph if n.kind not in (Kind.INPUT, Kind.CONSTANT, Kind.OUTPUT)]
+    if any(name in (n.name, n.fx.name) for n in named):
+        return layer_node(explainer, x, name)
+    inside = [
+        n for n in named if n.kind == Kind.ATTENTION and (n.scope == name or n.scope.startswith(name + "."))
+    ]
+    if len(inside) != 1:
+        raise ValueError(
+            f"heads are kept at an attention layer: {name!r} names no node, and {len(inside)} attention "
+            f"operations (not one) lie inside a module of that name; name the node of the attention output"
+        )
+    return inside[0].fx
+
+
+def feature_dim(explainer: LRP, fx_node: fx.Node) -> int:
+    """The dimension of a layer's output that holds its channels: the last for a dense layer (whose output
+    may be a transformer's ``(B, T, D)``), dimension 1 for all others (convolutions)."""
+    node: Node = explainer.graph[fx_node]
+    dense = isinstance(node.module, nn.Linear) or node.function is F.linear
+    return -1 if dense else 1
+
+
+def channel_dim(explainer: LRP, x: Tensor, name: str) -> int:
+    """The dimension of layer ``name``'s output that holds its channels (see :func:`feature_dim`)."""
+    return feature_dim(explainer, layer_node(explainer, x, name))
+
+
+def per_channel(relevance: Tensor, dim: int) -> Tensor:
+    """``(N, C)``: the relevance ``(N, ...)`` of a layer summed over all dimensions but its channels ``dim``
+    (the positions of a convolution, the tokens of a transformer's dense layer)."""
+    moved = relevance.movedim(dim, 1)
+    return moved.flatten(2).sum(dim=2) if moved.dim() > 2 else moved
 
 
 def describe(explainer: LRP, fx_node: fx.Node) -> str:

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from relprop.concepts.attribute import conditional_heatmaps, relevance_at
-from relprop.concepts.layers import check_explainer
+from relprop.concepts.layers import channel_dim, check_explainer
 from relprop.lrp import LRP
 from relprop.targets import Target
 
@@ -40,7 +40,7 @@ def region_share(
     x:
         A batch of ``B`` inputs.
     layer:
-        A layer name, as :func:`~relprop.concepts.conditional_heatmaps` takes it (channels: dimension 1).
+        A layer name, as :func:`~relprop.concepts.conditional_heatmaps` takes it (its channels).
     region:
         A boolean mask of the input pixels, broadcastable to one input (``x.shape[1:]``), e.g. ``(H, W)``.
     target:
@@ -63,7 +63,7 @@ def region_share(
             f"region of shape {tuple(region.shape)} does not broadcast to an input of shape "
             f"{tuple(x.shape[1:])}"
         ) from None
-    width = relevance_at(explainer, x, [layer], target)[layer].shape[1]
+    width = relevance_at(explainer, x, [layer], target)[layer].shape[channel_dim(explainer, x, layer)]
     heatmaps = conditional_heatmaps(
         explainer, x, [{layer: c} for c in range(width)], target, concepts_per_pass=concepts_per_pass
     ).heatmaps  # (B, C, ...)
