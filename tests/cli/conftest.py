@@ -3,9 +3,13 @@
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
+from typer.testing import CliRunner
+
+from relprop.cli import app
 
 
 @pytest.fixture
@@ -46,3 +50,20 @@ def small_scripted(tmp_path) -> Path:
         warnings.simplefilter("ignore")  # torch.jit is deprecated but still writes files
         torch.jit.script(model.eval()).save(str(path))
     return path
+
+
+@pytest.fixture
+def attribute_arrays(tmp_path, small_scripted):
+    """``attribute(x, y)``: the store ``relprop attribute`` computes with :func:`small_scripted` on the
+    arrays (saved as ``data.npz``), explaining each sample's label; returns the store and the .npz."""
+
+    def attribute(x: np.ndarray, y: np.ndarray) -> tuple[Path, Path]:
+        data = tmp_path / "data.npz"
+        np.savez(data, x=x, y=y)
+        out = tmp_path / "run.h5"
+        result = CliRunner().invoke(app, ["attribute", str(data), "--model", str(small_scripted), "--out",
+                                          str(out), "--target", "label", "--no-progress"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return out, data
+
+    return attribute

@@ -18,16 +18,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 
 
 @pytest.fixture
-def computed(tmp_path, small_scripted):
+def computed(attribute_arrays, small_scripted):
     """A store of 40 RGB samples of 6 x 6 (20 of class 0, 20 of class 1), of the tiny scripted model."""
     rng = np.random.default_rng(0)
-    data = tmp_path / "data.npz"
-    np.savez(data, x=rng.standard_normal((40, 3, 6, 6), dtype=np.float32), y=np.repeat([0, 1], 20))
-    out = tmp_path / "run.h5"
-    result = runner.invoke(app, ["attribute", str(data), "--model", str(small_scripted), "--out", str(out),
-                                 "--target", "label", "--no-progress"])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return out, data, small_scripted
+    x = rng.standard_normal((40, 3, 6, 6), dtype=np.float32)
+    return (*attribute_arrays(x, np.repeat([0, 1], 20)), small_scripted)
 
 
 def test_writes_relmax_and_the_atlas_of_the_class(computed, tmp_path):

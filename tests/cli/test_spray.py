@@ -11,16 +11,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 
 
 @pytest.fixture
-def computed(tmp_path, small_scripted):
+def computed(attribute_arrays):
     """A store of 60 samples of 3 x 6 x 6 and the .npz it was computed on."""
     rng = np.random.default_rng(0)
-    data = tmp_path / "data.npz"
-    np.savez(data, x=rng.random((60, 3, 6, 6), dtype=np.float32), y=np.zeros(60, dtype=np.int64))
-    out = tmp_path / "run.h5"
-    result = runner.invoke(app, ["attribute", str(data), "--model", str(small_scripted), "--out", str(out),
-                                 "--target", "label", "--no-progress"])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return out, data
+    return attribute_arrays(rng.random((60, 3, 6, 6), dtype=np.float32), np.zeros(60, dtype=np.int64))
 
 
 def _spray(out, *options):

@@ -15,17 +15,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 
 
 @pytest.fixture
-def computed(tmp_path, small_scripted):
+def computed(attribute_arrays):
     """A store of 60 RGB samples of 6 x 6 (30 of class 0, 30 of class 1) and the .npz it was computed on."""
     rng = np.random.default_rng(0)
-    data = tmp_path / "data.npz"
     y = np.repeat(np.arange(2, dtype=np.int64), 30)
-    np.savez(data, x=rng.random((60, 3, 6, 6), dtype=np.float32), y=y)
-    out = tmp_path / "run.h5"
-    result = runner.invoke(app, ["attribute", str(data), "--model", str(small_scripted), "--out", str(out),
-                                 "--target", "label", "--no-progress"])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return out, data
+    return attribute_arrays(rng.random((60, 3, 6, 6), dtype=np.float32), y)
 
 
 def _virelay(out, *options):
