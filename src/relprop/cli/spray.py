@@ -10,6 +10,18 @@ import typer
 
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
 
+#: The options of SpRAy and of the store's data set, shared by ``relprop spray`` and ``relprop virelay``.
+ClustersOption = Annotated[
+    int | None, typer.Option(min=1, help="Number of clusters (default: the eigengap's suggestion).")
+]
+SizeOption = Annotated[
+    int | None, typer.Option(min=1, help="Sum-pool heatmaps to SIZExSIZE first (default 32 or smaller).")
+]
+NeighborsOption = Annotated[int, typer.Option(min=1, help="Neighbours of each sample in the graph.")]
+PreprocessingOption = Annotated[
+    str | None, typer.Option(help="For an image folder --data (default: the store's preprocessing).")
+]
+
 
 def _inputs(analysis, data: str | None, preprocessing: str | None) -> np.ndarray | None:
     """The analysed samples to show: from ``data`` (refused unless it is the store's data set), else from
@@ -37,20 +49,14 @@ def spray(
     out: Annotated[Path, typer.Option(help="Folder for index.html and analysis.h5 (ViRelAy).")] = Path(
         "report"
     ),
-    clusters: Annotated[
-        int | None, typer.Option(min=1, help="Number of clusters (default: the eigengap's suggestion).")
-    ] = None,
-    size: Annotated[
-        int | None, typer.Option(min=1, help="Sum-pool heatmaps to SIZExSIZE first (default 32 or smaller).")
-    ] = None,
-    neighbors: Annotated[int, typer.Option(min=1, help="Neighbours of each sample in the graph.")] = 10,
+    clusters: ClustersOption = None,
+    size: SizeOption = None,
+    neighbors: NeighborsOption = 10,
     data: Annotated[
         str | None,
         typer.Option(help="The data set, to show the inputs (default: the store's, if it can be loaded)."),
     ] = None,
-    preprocessing: Annotated[
-        str | None, typer.Option(help="For an image folder --data (default: the store's preprocessing).")
-    ] = None,
+    preprocessing: PreprocessingOption = None,
     seed: Annotated[int, typer.Option(help="Seeds k-means, the artefact test and t-SNE.")] = 0,
     max_images: Annotated[int, typer.Option(min=0, help="At most this many samples get images.")] = 1500,
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from relprop.cli.app import EXPECTED_ERRORS, app, fail
+from relprop.cli.spray import ClustersOption, NeighborsOption, PreprocessingOption, SizeOption
 
 
 @app.command()
@@ -19,20 +20,14 @@ def virelay(
         list[int] | None, typer.Option("--class", help="A class to analyse with SpRAy (repeat for more).")
     ] = None,
     out: Annotated[Path, typer.Option(help="A new (or empty) folder for the project.")] = Path("virelay"),
-    clusters: Annotated[
-        int | None, typer.Option(min=1, help="Number of clusters (default: the eigengap's suggestion).")
-    ] = None,
-    size: Annotated[
-        int | None, typer.Option(min=1, help="Sum-pool heatmaps to SIZExSIZE first (default 32 or smaller).")
-    ] = None,
-    neighbors: Annotated[int, typer.Option(min=1, help="Neighbours of each sample in the graph.")] = 10,
+    clusters: ClustersOption = None,
+    size: SizeOption = None,
+    neighbors: NeighborsOption = 10,
     data: Annotated[
         str | None,
         typer.Option(help="The data set, for the inputs (default: the store's, if it loads here)."),
     ] = None,
-    preprocessing: Annotated[
-        str | None, typer.Option(help="For an image folder --data (default: the store's preprocessing).")
-    ] = None,
+    preprocessing: PreprocessingOption = None,
     seed: Annotated[int, typer.Option(help="Seeds k-means and t-SNE.")] = 0,
 ) -> None:
     """Write a ViRelAy project: the store's inputs and attributions, and SpRAy of each CLASS.
