@@ -251,7 +251,8 @@ SCRIPT = r"""
 })();
 """
 
-ATLAS_PAGE = """<!DOCTYPE html>
+#: The start of every page: its title, style and header with the run's parameters.
+_HEAD = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -264,25 +265,19 @@ ATLAS_PAGE = """<!DOCTYPE html>
   <h1>{title}</h1>
   <div class="meta">{meta}</div>
 </header>
-<main>{sections}</main>
+"""
+
+ATLAS_PAGE = (
+    _HEAD
+    + """<main>{sections}</main>
 </body>
 </html>
 """
+)
 
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>{style}</style>
-</head>
-<body>
-<header>
-  <h1>{title}</h1>
-  <div class="meta">{meta}</div>
-</header>
-<main>
+PAGE = (
+    _HEAD
+    + """<main>
   <section class="panel wide finding{finding_class}" id="finding">{finding}</section>
   <section class="panel">
     <h2>Strategies in the heatmaps: t-SNE of the spectral embedding</h2>
@@ -322,3 +317,4 @@ PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
+)
