@@ -401,15 +401,15 @@ def test_dense_layers_explain_only_the_rows_that_hold_relevance(monkeypatch):
     explained_rows = []
     rows_with_relevance = rules._rows_with_relevance
 
-    def spy(op, relevance):
-        rows = rows_with_relevance(op, relevance)
+    def spy(op, x, relevance):
+        rows = rows_with_relevance(op, x, relevance)
         explained_rows.append(None if rows is None else int(rows.sum()))
         return rows
 
     monkeypatch.setattr(rules, "_rows_with_relevance", spy)
     by_rows = explainer(inputs, target=target)
     assert 2 in explained_rows  # the two last tokens, out of 18 rows
-    monkeypatch.setattr(rules, "_rows_with_relevance", lambda op, relevance: None)
+    monkeypatch.setattr(rules, "_rows_with_relevance", lambda op, x, relevance: None)
     every_row = explainer(inputs, target=target)
     torch.testing.assert_close(by_rows, every_row, rtol=1e-12, atol=0)
 

@@ -55,8 +55,9 @@ class Affine:
     transpose:
         ``transpose(cotangent, weight, x)``: the transpose of the linear map ``x -> fn(x, weight, None)``
         applied to ``cotangent``, i.e. its vector-Jacobian product, computed without a forward pass; of
-        ``x`` only the shape and memory layout are read. ``None`` if unknown (then rules differentiate
-        ``fn``).
+        ``x`` only the shape and memory layout are read. It also takes stacked cotangents, with a leading
+        dimension (of concepts) more than ``x``, and returns as many results stacked the same way. ``None``
+        if unknown (then rules differentiate ``fn``).
     input_dims:
         ``(dimension of x, dimension of the weight)`` that hold the input features, such that stacking
         inputs along the first and weights along the second sums the operations:
@@ -381,7 +382,9 @@ def _conv_transpose(module: nn.modules.conv._ConvNd) -> Callable[[Tensor, Tensor
     stride, padding, dilation, groups = module.stride, module.padding, module.dilation, module.groups
     if module.transposed:
         conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
-        return lambda cotangent, weight, x: conv(cotangent, weight, None, stride, padding, dilation, groups)
+        return _folding(
+            lambda cotangent, weight, x: conv(cotangent, weight, None, stride, padding, dilation, groups)
+        )
     if module.padding_mode != "zeros" or isinstance(padding, str):
         return None
     output_padding, input_only = [0] * dims, (True, False, False)
@@ -392,7 +395,24 @@ def _conv_transpose(module: nn.modules.conv._ConvNd) -> Callable[[Tensor, Tensor
         arguments = (stride, padding, dilation, False, output_padding, groups, input_only)
         return torch.ops.aten.convolution_backward(cotangent, x, weight, None, *arguments)[0]
 
-    return transpose
+    return _folding(transpose)
+
+
+def _folding(
+    transpose: Callable[[Tensor, Tensor, Tensor], Tensor],
+) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """A convolution's transpose that also takes stacked cotangents ``(K, *z.shape)``: the concepts folded
+    into the batch, one pass for all, with an uninitialized stand-in for the input (of which only its shape
+    is read)."""
+
+    def folded(cotangent: Tensor, weight: Tensor, x: Tensor) -> Tensor:
+        if cotangent.dim() == x.dim():
+            return transpose(cotangent, weight, x)
+        batch = cotangent.flatten(0, 1)
+        stand_in = x.new_empty((batch.shape[0], *x.shape[1:]))
+        return transpose(batch, weight, stand_in).unflatten(0, cotangent.shape[:2])
+
+    return folded
 
 
 def batch_norm_scale(module: nn.modules.batchnorm._BatchNorm) -> tuple[Tensor, Tensor]:
@@ -418,7 +438,7 @@ def per_channel(scale: Tensor, shift: Tensor) -> Affine:
         return out if bias is None else out + _per_channel(bias, x)
 
     def transpose(cotangent, weight, x):
-        return cotangent * _per_channel(weight, cotangent)
+        return cotangent * _per_channel(weight, x)
 
     return Affine(fn, scale, shift, channel_dim=1, transpose=transpose)
 

@@ -93,6 +93,21 @@ class Rule:
         output if the rule ``needs_output``, or ``uses_output`` and it is unchanged, else ``None``."""
         raise NotImplementedError
 
+    def backward_stacked(
+        self, op: Any, inputs: Sequence[Tensor], output: Tensor, context: Any, relevance: Tensor
+    ) -> list[Tensor | None]:
+        """:meth:`backward` of ``K`` relevances at once (the concepts of :mod:`relprop.concepts`):
+        ``relevance`` is ``(K, *output shape)``, each share ``(K, *input shape)``.
+
+        By default one :meth:`backward` per concept. Rules override it where the work that does not depend
+        on the relevance (a denominator, a modified forward pass) can be done once for all ``K``.
+        """
+        count = _concept_count(relevance)
+        per_concept = [
+            self.backward(op, inputs, output, context, _concept(relevance, k)) for k in range(count)
+        ]
+        return [_stack([shares[i] for shares in per_concept], x) for i, x in enumerate(inputs)]
+
     def __repr__(self) -> str:
         """The rule's complete description (:mod:`relprop.describe`): its parameters, tensors by value."""
         return describe_call(self, {k: v for k, v in vars(self).items() if not k.startswith("_")})
@@ -181,9 +196,11 @@ def share(
         biases = sum(op.bias_term(term.bias, total) for term, _, _ in evaluated if term.bias is not None)
         leak = divide(relevance * (denominator - (total - biases)), denominator)
     # the denominator is a fresh tensor when the stabilizer is positive, and its memory can take the quotient
-    # (transposes do not read the output)
-    if stabilizer > 0:
+    # (transposes do not read the output), unless the relevance is stacked (one per concept)
+    if stabilizer > 0 and relevance.shape == denominator.shape:
         scaled = torch.div(relevance, denominator, out=denominator)
+    elif stabilizer > 0:
+        scaled = relevance / denominator
     else:
         scaled = divide(relevance, total)
     result: list[Tensor] = [None] * len(inputs)
@@ -196,12 +213,13 @@ def share(
     return result
 
 
-def _rows_with_relevance(op: LinearOperation, relevance: Tensor) -> Tensor | None:
+def _rows_with_relevance(op: LinearOperation, x: Tensor, relevance: Tensor) -> Tensor | None:
     """For a dense layer applied to a sequence (``(..., T, features)``), whose rows (all dimensions but the
     last) are explained independently: which rows hold relevance, if at most half of them do (a language
-    model explained at its last token, where the output layer is the largest of the model); else ``None``."""
+    model explained at its last token, where the output layer is the largest of the model); else ``None``
+    (also for stacked relevance, which has a dimension more than the input ``x``)."""
     dense = isinstance(op, Affine) and op.channel_dim == -1 and op.input_dims in ((-1, 0), (-1, 1))
-    if not dense or relevance.dim() < 3:
+    if not dense or relevance.dim() < 3 or relevance.dim() != x.dim():
         return None
     rows = relevance.reshape(-1, relevance.shape[-1]).ne(0).any(-1)
     return rows if 2 * int(rows.sum()) <= len(rows) else None
@@ -211,7 +229,9 @@ class LinearRule(Rule):
     r"""Base of the rules for linear operations: each is one call of :func:`share` with its terms.
 
     ``stabilizer`` is the :math:`\epsilon` of :func:`share`; ``redistribute`` spreads what biases and
-    stabilizer absorb evenly over the inputs instead.
+    stabilizer absorb evenly over the inputs instead. A subclass's :meth:`backward` also explains stacked
+    relevance (:meth:`Rule.backward_stacked`): its arithmetic broadcasts over a leading dimension of the
+    relevance, as :func:`share`'s does.
     """
 
     kinds = frozenset({Kind.AFFINE})
@@ -219,6 +239,11 @@ class LinearRule(Rule):
     def __init__(self, stabilizer: float = 1e-6, redistribute: bool = False) -> None:
         self.stabilizer = check_number(stabilizer, "stabilizer")
         self.redistribute = redistribute
+
+    def backward_stacked(self, op, inputs, output, context, relevance):
+        # the linear rules' arithmetic (:func:`share`) broadcasts over the leading dimension of concepts:
+        # denominators and modified forward passes are computed once, and only the transposes run per concept
+        return self.backward(op, inputs, output, context, relevance)
 
     def forward(self, op: LinearOperation, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
         # rules that record keep the linearization of the unmodified operation (its output and transpose)
@@ -245,7 +270,7 @@ class Epsilon(LinearRule):
         self.redistribute = redistribute
 
     def backward(self, op, inputs, output, context, relevance):
-        rows = _rows_with_relevance(op, relevance)
+        rows = _rows_with_relevance(op, inputs[0], relevance)
         if rows is None:
             terms = [Term(inputs, keep, keep)]
             return share(op, inputs, relevance, terms, self.epsilon, 0, self.redistribute, context)
@@ -456,7 +481,8 @@ class Gamma(LinearRule):
 def _where_positive(sign: Tensor, values: Tensor) -> Tensor:
     """``values`` where ``sign`` (int8) is positive, else zero. The sign is converted before it multiplies:
     on CPUs a product of mixed dtypes (or a ``torch.where``) takes 5 to 10 times as long."""
-    return sign.clamp(min=0).to(values.dtype).mul_(values)
+    factor = sign.clamp(min=0).to(values.dtype)
+    return factor.mul_(values) if factor.shape == values.shape else values * factor
 
 
 def _all_zero(tensor: Tensor) -> bool:
@@ -539,11 +565,11 @@ class ZBox(LinearRule):
         low, high = (_bound(bound, x, name) for bound, name in ((self.low, "low"), (self.high, "high")))
         below, above = x - low, x - high
         if isinstance(op, Affine) and op.transpose is not None and op.input_dims and not self.redistribute:
-            return [self._stacked(op, below, above, relevance)]
+            return [self._both_parts(op, below, above, relevance)]
         terms = [Term([below], _positive), Term([above], _negative)]
         return share(op, inputs, relevance, terms, self.stabilizer, redistribute=self.redistribute)
 
-    def _stacked(self, op: Affine, below: Tensor, above: Tensor, relevance: Tensor) -> Tensor:
+    def _both_parts(self, op: Affine, below: Tensor, above: Tensor, relevance: Tensor) -> Tensor:
         # both parts in one forward and one transposed pass: [x - l, x - h] stacked along the input features
         # against the weights [W+, W-]
         input_dim, weight_dim = op.input_dims
@@ -552,11 +578,15 @@ class ZBox(LinearRule):
         stacked = torch.cat([below, above], dim=input_dim)
         with torch.no_grad():
             z = op.fn(stacked, weight, None)
-        if self.stabilizer > 0:
+        if self.stabilizer > 0 and relevance.shape == z.shape:
             scaled = torch.div(relevance, stabilize(z, self.stabilizer), out=z)
+        elif self.stabilizer > 0:
+            scaled = relevance / stabilize(z, self.stabilizer)
         else:
             scaled = divide(relevance, z)
-        shares = op.transpose(scaled, weight, stacked).mul_(stacked).chunk(2, dim=input_dim)
+        products = op.transpose(scaled, weight, stacked).mul_(stacked)
+        concepts = products.dim() - stacked.dim()  # a leading dimension of concepts moves the features
+        shares = products.chunk(2, dim=input_dim if input_dim < 0 else input_dim + concepts)
         return shares[0] + shares[1]
 
 
@@ -581,12 +611,20 @@ class Pass(Rule):
     reads_inputs = False
 
     def backward(self, op, inputs, output, context, relevance):
-        if len(inputs) != 1 or inputs[0].shape != relevance.shape:
-            raise UnsupportedOperationError(
-                "Pass needs one input shaped like the output, got inputs "
-                f"{[tuple(x.shape) for x in inputs]} for output {tuple(relevance.shape)}"
-            )
+        _check_passes(inputs, relevance.shape)
         return [relevance]
+
+    def backward_stacked(self, op, inputs, output, context, relevance):
+        _check_passes(inputs, relevance.shape[1:])
+        return [relevance]
+
+
+def _check_passes(inputs: Sequence[Tensor], shape: torch.Size) -> None:
+    if len(inputs) != 1 or inputs[0].shape != shape:
+        raise UnsupportedOperationError(
+            "Pass needs one input shaped like the output, got inputs "
+            f"{[tuple(x.shape) for x in inputs]} for output {tuple(shape)}"
+        )
 
 
 class WinnerTakeAll(Rule):
@@ -623,13 +661,17 @@ class WinnerTakeAll(Rule):
             windows.append((index, hit))
             count = hit.clone() if count is None else count.add_(hit)
         share = relevance / count  # every window has at least one maximum
-        result = torch.zeros_like(padded)
+        concepts = relevance.shape[: relevance.dim() - output.dim()]  # the stacked relevance's leading one
+        result = padded.new_zeros((*concepts, *padded.shape))
         for index, hit in windows:
             result[index].addcmul_(hit, share)
         if not any(padding):
             return [result]
         crop = (..., *(slice(before, before + size) for (before, _), size in zip(pads, spatial)))
         return [result[crop]]
+
+    def backward_stacked(self, op, inputs, output, context, relevance):
+        return self.backward(op, inputs, output, context, relevance)  # the windows' maxima found once
 
 
 def _offsets(kernel_size: Sequence[int]):
@@ -694,6 +736,29 @@ def _sum_to(relevance: Tensor, shape: torch.Size) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
+def _concept(relevance, k: int):
+    """Concept ``k``'s part of a stacked relevance: a tensor, or a (nested) list of them for a tuple."""
+    if isinstance(relevance, (tuple, list)):
+        return [_concept(r, k) for r in relevance]
+    return None if relevance is None else relevance[k]
+
+
+def _concept_count(relevance) -> int:
+    """The number of concepts of a stacked relevance (its leading dimension)."""
+    if isinstance(relevance, (tuple, list)):
+        return next(c for c in map(_concept_count, relevance) if c)
+    return 0 if relevance is None else relevance.shape[0]
+
+
+def _stack(shares: Sequence[Tensor | None], x: Tensor) -> Tensor | None:
+    """One input's shares of ``K`` concepts as one tensor ``(K, *x.shape)``; ``None`` if none has one."""
+    if all(s is None for s in shares):
+        return None
+    like = next(s for s in shares if s is not None)
+    zeros = torch.zeros(x.shape, dtype=like.dtype, device=like.device)
+    return torch.stack([zeros if s is None else s for s in shares])
+
+
 def _divide_(numerator: Tensor, denominator: Tensor, epsilon: float) -> Tensor:
     """``numerator / denominator`` in place, for a denominator stabilized with ``epsilon`` (never zero if
     positive; with zero, a zero denominator gives zero)."""
@@ -740,8 +805,10 @@ def _linearize(
         return None, lambda cotangent: [torch.zeros_like(x) for x in inputs]
 
     def transpose(cotangent: Tensor) -> list[Tensor]:
-        gradients = torch.autograd.grad(z, leaves, cotangent, allow_unused=True)
-        return [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, gradients)]
+        stacked = cotangent.dim() > z.dim()  # one cotangent per concept, along dimension 0
+        gradients = torch.autograd.grad(z, leaves, cotangent, allow_unused=True, is_grads_batched=stacked)
+        concepts = cotangent.shape[:1] if stacked else ()
+        return [x.new_zeros((*concepts, *x.shape)) if g is None else g for x, g in zip(leaves, gradients)]
 
     return z.detach(), transpose
 
@@ -756,8 +823,8 @@ def _times_inputs(
     """
     products = []
     for k, (x, gradient) in enumerate(zip(xs, gradients)):
-        own = (
-            gradient.shape == x.shape
+        own = (  # stacked gradients have a leading dimension of concepts more than x
+            gradient.shape[gradient.dim() - x.dim() :] == x.shape
             and gradient.is_contiguous()
             and gradient._base is None
             and (last_use or not _shares_memory(gradient, cotangent))
