@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 from relprop import LRP, UnsupportedOperationError, composites, rules, types
@@ -639,3 +640,51 @@ def test_functions_are_layer_map_keys_and_the_advice_names_them():
         composites.Composite(layer_map=[("softshrink", rules.Pass())])
     with pytest.raises(TypeError, match="name_map keys are"):
         composites.Composite(name_map={nn.Linear: rules.Pass()})
+
+
+def _explain_stacked(explainer, x, layer, weights):
+    """The input relevance of ``K`` relevances at ``layer`` (its received relevance times ``weights[k]``),
+    stacked along a leading dimension in one backward pass (as :mod:`relprop.concepts` explains concepts)."""
+    explainer._prepare((x,), {})
+    node = next(n.fx for n in explainer.graph if n.name == layer)
+    stacked = explainer._explain(
+        x, lambda out: out, filters={node: lambda r: r * weights}, concepts=len(weights)
+    )
+    return stacked[0]
+
+
+@pytest.mark.parametrize(
+    "composite",
+    [
+        composites.EpsilonPlusFlat(),
+        composites.EpsilonAlpha2Beta1(),
+        composites.EpsilonGammaBox(-1.0, 1.0),
+        composites.Uniform(rules.WSquare()),
+        composites.Uniform(rules.Epsilon(0.1, redistribute=True)),
+        composites.Uniform(rules.ZBox(-1.0, 1.0, redistribute=True)),
+    ],
+    ids=lambda c: type(c).__name__ + getattr(c, "rule", "").__class__.__name__,
+)
+def test_stacked_relevance_is_one_propagation_per_relevance(composite):
+    # every rule's backward_stacked (those that broadcast, the default loop for the gate) and the routes
+    # (slices, the concatenation, the view) against K plain propagations of the same network
+    explainer, x = LRP(make(), composite), torch.rand(2, 3, 8, 8) * 2 - 1
+    weights = torch.randn(3, 2, 5)
+    stacked = _explain_stacked(explainer, x, "head", weights)
+    assert stacked.shape == (3, *x.shape)
+    for k in range(len(weights)):
+        alone = explainer.propagate(x, lambda out, k=k: out * weights[k])
+        torch.testing.assert_close(stacked[k], alone, rtol=1e-10, atol=1e-12)
+
+
+def test_stacked_relevance_on_a_vision_transformer():
+    torch.manual_seed(0)
+    model = torchvision.models.VisionTransformer(16, 8, 1, 2, 8, 12, num_classes=3).double().eval()
+    for parameter in model.parameters():
+        nn.init.normal_(parameter, std=0.3)
+    explainer, x = LRP(model, composites.AttnLRP()), torch.randn(2, 3, 16, 16)
+    weights = torch.randn(4, 2, 3)
+    stacked = _explain_stacked(explainer, x, "heads.head", weights)
+    for k in range(len(weights)):
+        alone = explainer.propagate(x, lambda out, k=k: out * weights[k])
+        torch.testing.assert_close(stacked[k], alone, rtol=1e-10, atol=1e-12)

@@ -165,10 +165,19 @@ class LRP:
         start: Callable[[Tensor], Tensor],
         audit: bool = False,
         filters: Mapping[fx.Node, Callable[[Tensor], Tensor]] | None = None,
+        concepts: int | None = None,
     ):
         """``filters`` maps graph nodes to functions of the relevance a node received, whose result the
         node propagates instead (to read, mask or replace the relevance at a layer: :mod:`relprop.concepts`).
+
+        With ``concepts`` (``K``), relevance is *stacked*: ``K`` relevances of one forward pass, along a
+        leading dimension (of concepts) that a node's value lacks. It starts stacked if ``start`` returns
+        ``(K, *output shape)``, and becomes stacked at the first filter (which receives ``(K, ...)``); the
+        rules explain all ``K`` at once (:meth:`relprop.rules.Rule.backward_stacked`), and the relevance
+        maps are ``(K, *input shape)``. Not with ``audit``.
         """
+        if audit and concepts is not None:
+            raise ValueError("the audit keeps the books of one relevance, not of stacked concepts")
         check_eval_mode(self.model)
         args, kwargs = _arguments(x)
         self._prepare(args, kwargs)
@@ -176,7 +185,7 @@ class LRP:
         for source in self.graph.sources:
             check_input(feed[source], self.model, tokens=self.graph.embedded(source))
         with torch.no_grad():
-            values, saved = self._forward(feed)
+            values, saved, dims = self._forward(feed)
             output = values[self.graph.output]
             if not isinstance(output, Tensor):
                 raise TypeError(
@@ -186,11 +195,14 @@ class LRP:
             if not torch.isfinite(output).all():
                 raise ValueError("the model's output contains NaN or infinite values")
             relevance = start(output)
-        return self._backward(values, saved, feed, relevance, audit, filters or {})
+        return self._backward(values, saved, feed, relevance, audit, filters or {}, _Stacking(concepts, dims))
 
-    def _forward(self, feed: dict[fx.Node, Any]) -> tuple[dict[fx.Node, Any], dict[fx.Node, tuple]]:
+    def _forward(self, feed: dict[fx.Node, Any]) -> tuple[dict, dict[fx.Node, tuple], dict[fx.Node, Any]]:
+        """The values of the forward pass, what each rule saved of it, and the dimensions of each value
+        (:func:`_dims`), by which stacked relevance is told from plain."""
         values: dict[fx.Node, Any] = {}
         saved: dict[fx.Node, tuple] = {}
+        dims: dict[fx.Node, Any] = {}
         waiting = {node.fx: len(node.fx.users) for node in self.graph}
         for node in self.graph:
             try:
@@ -204,11 +216,12 @@ class LRP:
                     f"{node.describe()} failed on the input of shape {', '.join(map(str, shapes))}: {first} "
                     "(is the batch dimension missing, or the input of another size than the model takes?)"
                 ) from error
+            dims[node.fx] = _dims(values[node.fx])
             for used in node.fx.all_input_nodes:
                 waiting[used] -= 1
                 if waiting[used] == 0 and used not in self._kept:
                     values[used] = None  # rules hold the inputs they need; free the rest early
-        return values, saved
+        return values, saved, dims
 
     def _run(self, node: Node, feed: dict, values: dict, saved: dict) -> None:
         """Compute one node's value in the forward pass, recording what its rule needs."""
@@ -242,7 +255,16 @@ class LRP:
                 args = tuple(a.clone() if isinstance(a, Tensor) else a for a in args)
             values[fx_node] = node.run(args, kwargs)
 
-    def _backward(self, values, saved, feed, output_relevance: Tensor, audit: bool, filters: Mapping):
+    def _backward(
+        self,
+        values,
+        saved,
+        feed,
+        output_relevance: Tensor,
+        audit: bool,
+        filters: Mapping,
+        stacking: _Stacking,
+    ):
         pending: dict[fx.Node, Any] = {self.graph.output: output_relevance}
         rows: list[AuditRow] = []
         batch = output_relevance.shape[0]  # the output is batch-first even when the input is time-first
@@ -253,12 +275,17 @@ class LRP:
             value = values.pop(fx_node, None)
             if relevance is None:
                 continue
+            stacked = stacking.is_stacked(fx_node, relevance)
             if fx_node in filters:
+                if stacking.concepts is not None:
+                    relevance, stacked = stacking.stack(fx_node, relevance), True
                 relevance = filters[fx_node](relevance)
             if node.kind == Kind.INPUT:
                 reached[fx_node] = relevance
                 continue
-            received = self._propagate(node, value, relevance, values, saved.pop(fx_node, None))
+            if stacked and isinstance(relevance, (tuple, list)):
+                relevance = stacking.stack(fx_node, relevance)  # all parts of a tuple stacked alike
+            received = self._propagate(node, value, relevance, values, saved.pop(fx_node, None), stacked)
             for target_node, share in received:
                 _accumulate(pending, target_node, share, values)
             if audit:
@@ -267,7 +294,13 @@ class LRP:
         for source in self.graph.sources:
             x = feed[source]
             dtype = x.dtype if x.is_floating_point() else output_relevance.dtype
-            maps[source.target] = reached.get(source, torch.zeros(x.shape, dtype=dtype, device=x.device))
+            shape = x.shape if stacking.concepts is None else (stacking.concepts, *x.shape)
+            relevance = reached.get(source)
+            if relevance is None:
+                relevance = torch.zeros(shape, dtype=dtype, device=x.device)
+            elif relevance.shape != shape:  # plain relevance that reached the input around every filter
+                relevance = relevance.expand(shape)
+            maps[source.target] = relevance
         relevance_maps = next(iter(maps.values())) if len(maps) == 1 else maps
         if not audit:
             return relevance_maps, None
@@ -275,7 +308,9 @@ class LRP:
         books = Audit(rows, _per_sample(output_relevance, batch), total, relevance_maps)
         return relevance_maps, books
 
-    def _propagate(self, node: Node, value, relevance, values, saved) -> list[tuple[fx.Node, Any]]:
+    def _propagate(
+        self, node: Node, value, relevance, values, saved, stacked: bool
+    ) -> list[tuple[fx.Node, Any]]:
         fx_node = node.fx
         if node.kind in (Kind.OUTPUT, Kind.FOLDED):
             return [(fx_node.args[0], relevance)]
@@ -285,13 +320,15 @@ class LRP:
                 output = produced[0]()
                 if output is not None and output._version == produced[1]:
                     value = output
+            rule = self.rules[node]
+            backward = rule.backward_stacked if stacked else rule.backward
             try:
-                shares = self.rules[node].backward(op, inputs, value, context, relevance)
+                shares = backward(op, inputs, value, context, relevance)
             except UnsupportedOperationError as error:
                 raise UnsupportedOperationError(f"{node.describe()}: {error}") from None
             return [(n, share) for n, share in zip(operands, shares) if share is not None]
         if node.kind == Kind.ROUTE:
-            return _route(node, relevance, values, self.graph)
+            return _route(node, relevance, values, self.graph, stacked)
         reason = f" ({node.reason})" if node.reason else ""
         raise UnsupportedOperationError(
             f"relprop has no rule for {node.describe()}{reason}. Map one with a Composite: "
@@ -327,8 +364,9 @@ def _given(output_relevance: Tensor | Callable[[Tensor], Tensor]) -> Callable[[T
     return start
 
 
-def _route(node: Node, relevance, values, graph: Graph) -> list[tuple[fx.Node, Any]]:
-    """Relevance through an operation that only moves values: the transpose of the move."""
+def _route(node: Node, relevance, values, graph: Graph, stacked: bool) -> list[tuple[fx.Node, Any]]:
+    """Relevance through an operation that only moves values: the transpose of the move (of each concept's
+    relevance if ``stacked``)."""
     fx_node = node.fx
     source = fx_node.args[0] if fx_node.args else None
     if isinstance(source, fx.Node) and isinstance(values[source], (tuple, list)):  # an element of a tuple
@@ -356,9 +394,50 @@ def _route(node: Node, relevance, values, graph: Graph) -> list[tuple[fx.Node, A
     if not pairs:
         return []
     grads = torch.autograd.grad(
-        [o for o, _ in pairs], list(leaves.values()), [r for _, r in pairs], allow_unused=True
+        [o for o, _ in pairs],
+        list(leaves.values()),
+        [r for _, r in pairs],
+        allow_unused=True,
+        is_grads_batched=stacked,
     )
     return [(n, g) for n, g in zip(leaves, grads) if g is not None]
+
+
+def _dims(value):
+    """The number of dimensions of a value, nested like it for a tuple; ``None`` for a value without."""
+    if isinstance(value, (tuple, list)):
+        return [_dims(v) for v in value]
+    return value.dim() if isinstance(value, Tensor) else None
+
+
+@dataclass
+class _Stacking:
+    """How many concepts stacked relevance holds (``None``: relevance is never stacked), and the dimensions
+    of each node's value, which stacked relevance exceeds by one."""
+
+    concepts: int | None
+    dims: dict[fx.Node, Any]
+
+    def is_stacked(self, fx_node: fx.Node, relevance) -> bool:
+        return self.concepts is not None and _exceeds(relevance, self.dims[fx_node])
+
+    def stack(self, fx_node: fx.Node, relevance):
+        """The relevance stacked: each plain part repeated (as a view) for every concept."""
+        return _expanded(relevance, self.dims[fx_node], self.concepts)
+
+
+def _exceeds(relevance, dims) -> bool:
+    if isinstance(relevance, (tuple, list)):
+        return any(_exceeds(r, d) for r, d in zip(relevance, dims))
+    return relevance is not None and dims is not None and relevance.dim() > dims
+
+
+def _expanded(relevance, dims, concepts: int):
+    if isinstance(relevance, (tuple, list)):
+        return [_expanded(r, d, concepts) for r, d in zip(relevance, dims)]
+    if relevance is None or relevance.dim() > dims:
+        return relevance
+    return relevance.expand(concepts, *relevance.shape)
 
 
 def _accumulate(pending: dict, fx_node: fx.Node, share, values) -> None:
