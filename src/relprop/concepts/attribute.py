@@ -172,14 +172,14 @@ def conditional_heatmaps(
         Layer names whose relevance under each concept to return (after their own condition, if any). With
         ``exclude_parallel``, a layer above a concept's uppermost conditioned layers holds none of it.
     concepts_per_pass:
-        At most this many concepts per pass of the engine (``B`` times as many rows), to bound the memory;
-        all in one pass by default.
+        At most this many concepts per pass of the engine (the backward pass holds ``K`` relevances of each
+        layer), to bound the memory; all in one pass by default.
 
     Returns
     -------
     ConditionalRelevance
-        ``heatmaps`` ``(B, K, ...)`` and the recorded layers ``(B, K, ...)``; sample ``b`` under concept
-        ``k`` is computed in row ``b * K + k`` of one batch of ``B * K``.
+        ``heatmaps`` ``(B, K, ...)`` and the recorded layers ``(B, K, ...)``, from one forward pass of the
+        ``B`` samples per pass.
 
     Raises
     ------
@@ -217,44 +217,41 @@ def _one_pass(
     record: list[str],
     plain: dict[str, Tensor] | None,
 ) -> ConditionalRelevance:
-    """The heatmaps of ``concepts`` in one pass of ``B * K`` rows; ``plain`` holds the relevance at the
-    conditioned layers under exclude_parallel (``None`` without it). The layers are found in the graph
-    that explains the ``B * K`` rows: a graph captured by torch.export is another one for each batch size."""
-    count, samples = len(concepts), x.shape[0]
-    batch = x.repeat_interleave(count, dim=0)
+    """The heatmaps of ``concepts`` in one pass: one forward pass of the ``B`` samples, and one backward
+    pass of their relevance under the ``K`` concepts stacked, ``(K, B, ...)`` (what does not depend on the
+    relevance, such as a rule's denominators, is computed once for all). ``plain`` holds the relevance at
+    the conditioned layers under exclude_parallel (``None`` without it)."""
+    count = len(concepts)
     names = dict.fromkeys(name for concept in concepts for name in concept)
-    conditioned = {name: layer_node(explainer, batch, name) for name in names}
-    recorded = {name: layer_node(explainer, batch, name) for name in record}
-    start = _target_start(_repeated(target, count, samples))
+    conditioned = {name: layer_node(explainer, x, name) for name in names}
+    recorded = {name: layer_node(explainer, x, name) for name in record}
+    start = _target_start(target)
     if plain is not None:
         uppermost = _uppermost(concepts, conditioned)
-        start = _rows_kept(start, [not concept for concept in concepts], samples)  # only {} starts at the top
+        start = _only_unconditioned(start, [not concept for concept in concepts])
     filters: dict[fx.Node, Filter] = {}
     masks: dict[str, _LayerFilter] = {}
     for name, node in conditioned.items():
         kept = [_with_dim(explainer, node, concept.get(name)) for concept in concepts]
 
         def condition(received: Tensor, name=name, kept=kept) -> Tensor:
-            mask = concept_mask(kept, received, samples, name)
-            if plain is not None:
-                rows = torch.tensor(
-                    [uppermost[k].get(name, False) for k in range(count)] * samples, device=mask.device
-                )
-                above = plain[name].repeat_interleave(count, dim=0).to(received)
-                received = torch.where(rows.reshape(-1, *[1] * (received.dim() - 1)), above, received)
+            mask = concept_mask(kept, received[0], name)
+            if plain is not None:  # the concepts whose uppermost layer this is start here, from the plain
+                top = torch.tensor([uppermost[k].get(name, False) for k in range(count)], device=mask.device)
+                above = plain[name].to(received)
+                received = torch.where(top.reshape(-1, *[1] * (received.dim() - 1)), above, received)
             return received * mask
 
-        filters[conditioned[name]] = masks[name] = _LayerFilter(name, condition)
+        filters[node] = masks[name] = _LayerFilter(name, condition)
     records = {}
     for name, node in recorded.items():
         records[name] = _Record(name, after=filters.get(node))
         filters[node] = records[name]
-    heatmaps = explainer._explain(batch, start, filters=filters)[0]
+    heatmaps = explainer._explain(x, start, filters=filters, concepts=count)[0]
     for condition in masks.values():
         condition.check()
     return ConditionalRelevance(
-        heatmaps.reshape(samples, count, *heatmaps.shape[1:]),
-        {name: _per_concept(r.relevance(), samples, count) for name, r in records.items()},
+        heatmaps.transpose(0, 1), {name: r.relevance().transpose(0, 1) for name, r in records.items()}
     )
 
 
@@ -315,28 +312,16 @@ def _target_start(target: Target) -> Callable[[Tensor], Tensor]:
     return lambda output: output * target_weights(output, target)
 
 
-def _rows_kept(
-    start: Callable[[Tensor], Tensor], kept: list[bool], samples: int
-) -> Callable[[Tensor], Tensor]:
-    """``start`` on the rows of the concepts ``kept`` marks, zero on the others."""
+def _only_unconditioned(start: Callable[[Tensor], Tensor], kept: list[bool]) -> Callable[[Tensor], Tensor]:
+    """The output relevance of ``start`` for the concepts ``kept`` marks (those without conditions), zero
+    for the others: stacked ``(K, *output shape)``, or plain zeros if no concept is kept."""
 
-    def rows(output: Tensor) -> Tensor:
+    def stacked(output: Tensor) -> Tensor:
         relevance = start(output)
-        mask = torch.tensor(kept * samples, dtype=relevance.dtype, device=relevance.device)
-        return relevance * mask.reshape(-1, *[1] * (relevance.dim() - 1))
+        mask = torch.tensor(kept, dtype=relevance.dtype, device=relevance.device)
+        return relevance * mask.reshape(-1, *[1] * relevance.dim())
 
-    return rows
-
-
-def _repeated(target: Target, count: int, samples: int) -> Target:
-    """The target of each of ``count`` copies of every sample, copies of one sample next to each other."""
-    if isinstance(target, Tensor) and target.dim() >= 1 and target.shape[0] == samples:
-        return target.repeat_interleave(count, dim=0)
-    return target
-
-
-def _per_concept(relevance: Tensor, samples: int, count: int) -> Tensor:
-    return relevance.reshape(samples, count, *relevance.shape[1:])
+    return stacked if any(kept) else torch.zeros_like
 
 
 def _shaped_like(relevance: Tensor, received: Tensor, layer: str) -> Tensor:

@@ -1,8 +1,8 @@
 """Conditions: which channels, neurons, tokens or heads of which layers a concept keeps, and their masks.
 
 A condition is a mapping ``{layer name: selection}``; a list of conditions is a list of concepts, explained
-together. On a batch of ``B`` samples and ``K`` concepts, row ``b * K + k`` explains sample ``b`` under
-concept ``k``. A selection is
+together: the relevance of ``B`` samples under ``K`` concepts is stacked, ``(K, B, ...)``, from one forward
+pass. A selection is
 
 - one channel or a sequence of them (``5``, ``[5, 7]``): the channels of a convolution (dimension 1 of its
   output) or the neurons of a dense layer (``nn.Linear``, ``F.linear``: the last dimension, so that on a
@@ -104,15 +104,14 @@ def _kept(layer: str, selection: Selection) -> Kept:
     return Kept(kind, tuple(values))
 
 
-def concept_mask(
-    kept: Sequence[tuple[int, Kept] | None], relevance: Tensor, samples: int, layer: str
-) -> Tensor:
-    """The mask of a layer's relevance on a batch of ``samples`` times ``len(kept)`` rows.
+def concept_mask(kept: Sequence[tuple[int, Kept] | None], relevance: Tensor, layer: str) -> Tensor:
+    """The mask of a layer's stacked relevance ``(K, B, ...)`` under ``K = len(kept)`` concepts,
+    ``(K, 1, ...)``; ``relevance`` is the layer's relevance under one concept, ``(B, ...)``.
 
     ``kept[k]`` is ``(dim, selection)``: concept ``k`` keeps the indices of dimension ``dim`` of
     ``relevance`` that ``selection`` holds, or ``None`` when it keeps all (the concept sets no condition
-    there). The mask is 1 at the kept indices and 0 elsewhere, broadcast over the other dimensions (over
-    none where the concepts select in different dimensions):
+    there). The mask is 1 at the kept indices and 0 elsewhere, broadcast over the samples and the other
+    dimensions (over none where the concepts select in different dimensions):
     :math:`R^{(k)}_{b \\ldots i \\ldots} \\leftarrow R_{b \\ldots i \\ldots} \\, [i \\in \\theta_k]`.
 
     Raises
@@ -145,4 +144,4 @@ def concept_mask(
         row = mask[k].movedim(dim % relevance.dim() - 1, 0)
         row.zero_()
         row[list(chosen.indices)] = 1
-    return mask.repeat(samples, *[1] * (mask.dim() - 1))
+    return mask.unsqueeze(1)
