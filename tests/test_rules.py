@@ -121,6 +121,7 @@ def layers():
         (nn.Conv2d(4, 4, 3, stride=2, dilation=1, groups=2, padding=1), (4, 6, 6)),
         (nn.Conv2d(3, 3, 3, groups=3, bias=False), (3, 5, 5)),
         (nn.Conv1d(2, 3, 3, stride=2, dilation=2), (2, 9)),
+        (nn.Conv2d(2, 2, 3, stride=3, dilation=2, padding=1), (2, 8, 7)),  # rows the stride skips
         (nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1), (2, 3, 3)),
         (nn.Conv3d(1, 2, 2), (1, 3, 3, 3)),
         (batch_norm(3), (3, 2, 2)),

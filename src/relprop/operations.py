@@ -387,13 +387,20 @@ def _conv_transpose(module: nn.modules.conv._ConvNd) -> Callable[[Tensor, Tensor
         )
     if module.padding_mode != "zeros" or isinstance(padding, str):
         return None
-    output_padding, input_only = [0] * dims, (True, False, False)
+    conv_transpose = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[dims - 1]
+    kernel = module.kernel_size
 
-    # the input's gradient alone, given the input: torch.nn.grad's conv*d_input pass a stand-in with
-    # zero strides instead, whose ambiguous layout makes oneDNN copy the cotangent into another layout
+    # a transposed convolution, not aten's convolution_backward: oneDNN runs it as fast or faster (1.3x to
+    # 2x on the 64 channels at 224x224 of vgg16), and it reads only the input's size
     def transpose(cotangent: Tensor, weight: Tensor, x: Tensor) -> Tensor:
-        arguments = (stride, padding, dilation, False, output_padding, groups, input_only)
-        return torch.ops.aten.convolution_backward(cotangent, x, weight, None, *arguments)[0]
+        # the input's last rows and columns that the stride skipped, which the transpose must restore
+        output_padding = [
+            size - ((z - 1) * s - 2 * p + d * (k - 1) + 1)
+            for size, z, s, p, d, k in zip(
+                x.shape[-dims:], cotangent.shape[-dims:], stride, padding, dilation, kernel
+            )
+        ]
+        return conv_transpose(cotangent, weight, None, stride, padding, output_padding, groups, dilation)
 
     return _folding(transpose)
 
@@ -402,15 +409,12 @@ def _folding(
     transpose: Callable[[Tensor, Tensor, Tensor], Tensor],
 ) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     """A convolution's transpose that also takes stacked cotangents ``(K, *z.shape)``: the concepts folded
-    into the batch, one pass for all, with an uninitialized stand-in for the input (of which only its shape
-    is read)."""
+    into the batch, one pass for all (of the input ``x`` the transpose reads only its spatial size)."""
 
     def folded(cotangent: Tensor, weight: Tensor, x: Tensor) -> Tensor:
         if cotangent.dim() == x.dim():
             return transpose(cotangent, weight, x)
-        batch = cotangent.flatten(0, 1)
-        stand_in = x.new_empty((batch.shape[0], *x.shape[1:]))
-        return transpose(batch, weight, stand_in).unflatten(0, cotangent.shape[:2])
+        return transpose(cotangent.flatten(0, 1), weight, x).unflatten(0, cotangent.shape[:2])
 
     return folded
 
