@@ -435,7 +435,7 @@ def _exceeds(relevance, dims) -> bool:
 def _expanded(relevance, dims, concepts: int):
     if isinstance(relevance, (tuple, list)):
         return [_expanded(r, d, concepts) for r, d in zip(relevance, dims)]
-    if relevance is None or relevance.dim() > dims:
+    if relevance is None or dims is None or relevance.dim() > dims:
         return relevance
     return relevance.expand(concepts, *relevance.shape)
 

@@ -97,7 +97,8 @@ class Rule:
         self, op: Any, inputs: Sequence[Tensor], output: Tensor, context: Any, relevance: Tensor
     ) -> list[Tensor | None]:
         """:meth:`backward` of ``K`` relevances at once (the concepts of :mod:`relprop.concepts`):
-        ``relevance`` is ``(K, *output shape)``, each share ``(K, *input shape)``.
+        ``relevance`` is ``(K, *output shape)`` (for a tuple output, its parts so, nested like it), each
+        share ``(K, *input shape)``.
 
         By default one :meth:`backward` per concept. Rules override it where the work that does not depend
         on the relevance (a denominator, a modified forward pass) can be done once for all ``K``.
