@@ -14,11 +14,19 @@ RelMax (``--relmax N``): the same model over ``N`` random samples, :func:`relpro
     python benchmarks/concepts.py                        # 64 concepts of features.28, 224x224
     python benchmarks/concepts.py --size 64 --rounds 3   # a quick run on a CPU
     python benchmarks/concepts.py --relmax 10000 --size 224
+
+At 224x224 the stacked relevance of vgg16's first layers takes hundreds of MB per tensor, which glibc maps
+fresh from the kernel at each allocation; an allocator that keeps freed memory shows the engine's own cost
+(the environment's allocator settings are printed with the results):
+
+    LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true \
+        python benchmarks/concepts.py --size 224 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -80,6 +88,8 @@ def main() -> None:
         f"vgg16 (random weights), 1 sample {args.size}x{args.size}, {args.concepts} concepts of "
         f"{args.layer}, {args.device}, {args.threads} thread(s), {args.rounds} rounds"
     )
+    allocator = {k: v for k, v in os.environ.items() if k == "LD_PRELOAD" or k.startswith("MALLOC_")}
+    print(f"  allocator settings: {allocator or 'none (the C library default)'}")
     for key, seconds in median.items():
         low, high = min(r[key] for r in rounds), max(r[key] for r in rounds)
         print(f"  {key:8s} {seconds:8.3f} s (median; range {low:.3f}..{high:.3f})")
