@@ -236,7 +236,7 @@ def _one_pass(
 
         def condition(received: Tensor, name=name, kept=kept) -> Tensor:
             mask = concept_mask(kept, received[0], name)
-            if plain is not None:  # the concepts whose uppermost layer this is start here, from the plain
+            if plain is not None:  # concepts for which this is the uppermost conditioned layer start here
                 top = torch.tensor([uppermost[k].get(name, False) for k in range(count)], device=mask.device)
                 above = plain[name].to(received)
                 received = torch.where(top.reshape(-1, *[1] * (received.dim() - 1)), above, received)
