@@ -688,3 +688,24 @@ def test_stacked_relevance_on_a_vision_transformer():
     for k in range(len(weights)):
         alone = explainer.propagate(x, lambda out, k=k: out * weights[k])
         torch.testing.assert_close(stacked[k], alone, rtol=1e-10, atol=1e-12)
+
+
+def test_stacked_relevance_through_the_nested_tuple_of_an_lstm():
+    # (output, (h_n, c_n)): relevance comes back per part of the nested tuple, and the recurrent rule takes
+    # the default loop over the concepts
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.head = nn.LSTM(4, 5, batch_first=True), nn.Linear(5, 3)
+
+        def forward(self, x):
+            out, (h, _) = self.lstm(x)
+            return self.head(out[:, -1] + h[0])
+
+    torch.manual_seed(0)
+    explainer, x = LRP(Recurrent().eval()), torch.randn(2, 6, 4)
+    weights = torch.randn(3, 2, 3)
+    stacked = _explain_stacked(explainer, x, "head", weights)
+    for k in range(len(weights)):
+        alone = explainer.propagate(x, lambda out, k=k: out * weights[k])
+        torch.testing.assert_close(stacked[k], alone, rtol=1e-10, atol=1e-12)
