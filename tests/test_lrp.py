@@ -709,3 +709,18 @@ def test_stacked_relevance_through_the_nested_tuple_of_an_lstm():
     for k in range(len(weights)):
         alone = explainer.propagate(x, lambda out, k=k: out * weights[k])
         torch.testing.assert_close(stacked[k], alone, rtol=1e-10, atol=1e-12)
+
+
+def test_a_user_rule_explains_stacked_relevance_one_concept_at_a_time():
+    class PlainOnly(rules.LinearRule):  # a backward that takes one relevance shaped like the output
+        def backward(self, op, inputs, output, context, relevance):
+            assert relevance.dim() == inputs[0].dim(), "stacked relevance reached a plain backward"
+            term = rules.Term(inputs)
+            return rules.share(op, inputs, relevance, [term], self.stabilizer)
+
+    explainer, x = LRP(make(), composites.Uniform(PlainOnly())), torch.rand(2, 3, 8, 8)
+    weights = torch.randn(2, 2, 5)
+    stacked = _explain_stacked(explainer, x, "head", weights)
+    for k in range(len(weights)):
+        alone = explainer.propagate(x, lambda out, k=k: out * weights[k])
+        torch.testing.assert_close(stacked[k], alone, rtol=1e-10, atol=1e-12)

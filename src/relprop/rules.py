@@ -233,9 +233,10 @@ class LinearRule(Rule):
     r"""Base of the rules for linear operations: each is one call of :func:`share` with its terms.
 
     ``stabilizer`` is the :math:`\epsilon` of :func:`share`; ``redistribute`` spreads what biases and
-    stabilizer absorb evenly over the inputs instead. A subclass's :meth:`backward` also explains stacked
-    relevance (:meth:`Rule.backward_stacked`): its arithmetic broadcasts over a leading dimension of the
-    relevance, as :func:`share`'s does.
+    stabilizer absorb evenly over the inputs instead. The :meth:`backward` of this module's rules also
+    explains stacked relevance (:meth:`Rule.backward_stacked`): their arithmetic broadcasts over a leading
+    dimension of the relevance, as :func:`share`'s does. A subclass that writes its own :meth:`backward`
+    gets the default, one call per concept.
     """
 
     kinds = frozenset({Kind.AFFINE})
@@ -246,7 +247,10 @@ class LinearRule(Rule):
 
     def backward_stacked(self, op, inputs, output, context, relevance):
         # the linear rules' arithmetic (:func:`share`) broadcasts over the leading dimension of concepts:
-        # denominators and modified forward passes are computed once, and only the transposes run per concept
+        # denominators and modified forward passes are computed once, and only the transposes run per
+        # concept. A backward written outside this module is not known to broadcast: it runs per concept.
+        if type(self).backward.__module__ != __name__:
+            return super().backward_stacked(op, inputs, output, context, relevance)
         return self.backward(op, inputs, output, context, relevance)
 
     def forward(self, op: LinearOperation, inputs: Sequence[Tensor]) -> tuple[Tensor, Any]:
