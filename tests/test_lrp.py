@@ -642,15 +642,18 @@ def test_functions_are_layer_map_keys_and_the_advice_names_them():
         composites.Composite(name_map={nn.Linear: rules.Pass()})
 
 
-def _explain_stacked(explainer, x, layer, weights):
+def _check_stacked(explainer, x, layer, weights):
     """The input relevance of ``K`` relevances at ``layer`` (its received relevance times ``weights[k]``),
-    stacked along a leading dimension in one backward pass (as :mod:`relprop.concepts` explains concepts)."""
+    stacked along a leading dimension in one backward pass (as :mod:`relprop.concepts` explains concepts),
+    equals ``K`` plain propagations."""
     explainer._prepare((x,), {})
     node = next(n.fx for n in explainer.graph if n.name == layer)
-    stacked = explainer._explain(
-        x, lambda out: out, filters={node: lambda r: r * weights}, concepts=len(weights)
-    )
-    return stacked[0]
+    filters = {node: lambda r: r * weights}
+    stacked = explainer._explain(x, lambda out: out, filters=filters, concepts=len(weights))[0]
+    assert stacked.shape == (len(weights), *x.shape)
+    for k in range(len(weights)):
+        alone = explainer.propagate(x, lambda out, k=k: out * weights[k])
+        torch.testing.assert_close(stacked[k], alone, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -670,11 +673,7 @@ def test_stacked_relevance_is_one_propagation_per_relevance(composite):
     # (slices, the concatenation, the view) against K plain propagations of the same network
     explainer, x = LRP(make(), composite), torch.rand(2, 3, 8, 8) * 2 - 1
     weights = torch.randn(3, 2, 5)
-    stacked = _explain_stacked(explainer, x, "head", weights)
-    assert stacked.shape == (3, *x.shape)
-    for k in range(len(weights)):
-        alone = explainer.propagate(x, lambda out, k=k: out * weights[k])
-        torch.testing.assert_close(stacked[k], alone, rtol=1e-10, atol=1e-12)
+    _check_stacked(explainer, x, "head", weights)
 
 
 def test_stacked_relevance_on_a_vision_transformer():
@@ -684,10 +683,7 @@ def test_stacked_relevance_on_a_vision_transformer():
         nn.init.normal_(parameter, std=0.3)
     explainer, x = LRP(model, composites.AttnLRP()), torch.randn(2, 3, 16, 16)
     weights = torch.randn(4, 2, 3)
-    stacked = _explain_stacked(explainer, x, "heads.head", weights)
-    for k in range(len(weights)):
-        alone = explainer.propagate(x, lambda out, k=k: out * weights[k])
-        torch.testing.assert_close(stacked[k], alone, rtol=1e-10, atol=1e-12)
+    _check_stacked(explainer, x, "heads.head", weights)
 
 
 def test_stacked_relevance_through_the_nested_tuple_of_an_lstm():
@@ -705,10 +701,7 @@ def test_stacked_relevance_through_the_nested_tuple_of_an_lstm():
     torch.manual_seed(0)
     explainer, x = LRP(Recurrent().eval()), torch.randn(2, 6, 4)
     weights = torch.randn(3, 2, 3)
-    stacked = _explain_stacked(explainer, x, "head", weights)
-    for k in range(len(weights)):
-        alone = explainer.propagate(x, lambda out, k=k: out * weights[k])
-        torch.testing.assert_close(stacked[k], alone, rtol=1e-10, atol=1e-12)
+    _check_stacked(explainer, x, "head", weights)
 
 
 def test_a_user_rule_explains_stacked_relevance_one_concept_at_a_time():
@@ -720,7 +713,4 @@ def test_a_user_rule_explains_stacked_relevance_one_concept_at_a_time():
 
     explainer, x = LRP(make(), composites.Uniform(PlainOnly())), torch.rand(2, 3, 8, 8)
     weights = torch.randn(2, 2, 5)
-    stacked = _explain_stacked(explainer, x, "head", weights)
-    for k in range(len(weights)):
-        alone = explainer.propagate(x, lambda out, k=k: out * weights[k])
-        torch.testing.assert_close(stacked[k], alone, rtol=1e-10, atol=1e-12)
+    _check_stacked(explainer, x, "head", weights)
