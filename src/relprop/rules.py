@@ -196,14 +196,7 @@ def share(
     if redistribute:
         biases = sum(op.bias_term(term.bias, total) for term, _, _ in evaluated if term.bias is not None)
         leak = divide(relevance * (denominator - (total - biases)), denominator)
-    # the denominator is a fresh tensor when the stabilizer is positive, and its memory can take the quotient
-    # (transposes do not read the output), unless the relevance is stacked (one per concept)
-    if stabilizer > 0 and relevance.shape == denominator.shape:
-        scaled = torch.div(relevance, denominator, out=denominator)
-    elif stabilizer > 0:
-        scaled = relevance / denominator
-    else:
-        scaled = divide(relevance, total)
+    scaled = _quotient(relevance, denominator, stabilizer)
     result: list[Tensor] = [None] * len(inputs)
     for index, (term, _, transpose) in enumerate(evaluated):
         last = index == len(evaluated) - 1
@@ -586,12 +579,7 @@ class ZBox(LinearRule):
         stacked = torch.cat([below, above], dim=input_dim)
         with torch.no_grad():
             z = op.fn(stacked, weight, None)
-        if self.stabilizer > 0 and relevance.shape == z.shape:
-            scaled = torch.div(relevance, stabilize(z, self.stabilizer), out=z)
-        elif self.stabilizer > 0:
-            scaled = relevance / stabilize(z, self.stabilizer)
-        else:
-            scaled = divide(relevance, z)
+        scaled = _quotient(relevance, stabilize(z, self.stabilizer), self.stabilizer)
         products = op.transpose(scaled, weight, stacked).mul_(stacked)
         concepts = products.dim() - stacked.dim()  # a leading dimension of concepts moves the features
         shares = products.chunk(2, dim=input_dim if input_dim < 0 else input_dim + concepts)
@@ -765,6 +753,17 @@ def _stack(shares: Sequence[Tensor | None], x: Tensor) -> Tensor | None:
     like = next(s for s in shares if s is not None)
     zeros = torch.zeros(x.shape, dtype=like.dtype, device=like.device)
     return torch.stack([zeros if s is None else s for s in shares])
+
+
+def _quotient(relevance: Tensor, denominator: Tensor, epsilon: float) -> Tensor:
+    """``relevance / denominator`` for a denominator stabilized with ``epsilon`` (with zero, a zero
+    denominator gives zero). A positive ``epsilon`` made the denominator a fresh tensor, whose memory takes
+    the quotient (transposes do not read the output), unless the relevance is stacked (one per concept)."""
+    if epsilon == 0:
+        return divide(relevance, denominator)
+    if relevance.shape == denominator.shape:
+        return torch.div(relevance, denominator, out=denominator)
+    return relevance / denominator
 
 
 def _divide_(numerator: Tensor, denominator: Tensor, epsilon: float) -> Tensor:
