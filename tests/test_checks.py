@@ -44,3 +44,19 @@ def test_divide_passes_nothing_where_the_denominator_is_zero():
     numerator = torch.tensor([1.0, 2.0, math.inf])
     denominator = torch.tensor([4.0, 0.0, 0.0])
     assert torch.equal(rules.divide(numerator, denominator), torch.tensor([0.25, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize(
+    "values, finite",
+    [
+        ([1.0, -2.0, 3.0], True),
+        ([3e38, 3e38, -1.0], True),  # the sum overflows: the element-wise test decides
+        ([1.0, float("nan")], False),
+        ([float("inf"), 1.0], False),
+        ([float("inf"), float("-inf")], False),  # the sum is NaN
+        ([], True),
+    ],
+)
+def test_all_finite(values, finite):
+    assert checks.all_finite(torch.tensor(values, dtype=torch.float32)) is finite
+    assert checks.all_finite(torch.tensor([1, 2])) is True  # integers are always finite

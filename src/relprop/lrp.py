@@ -14,7 +14,7 @@ from torch import Tensor, fx, nn
 from relprop import capture
 from relprop.audit import Audit, AuditRow
 from relprop.canonizers import Canonizer, MergeBatchNorm
-from relprop.checks import check_eval_mode, check_input, check_token_ids
+from relprop.checks import all_finite, check_eval_mode, check_input, check_token_ids
 from relprop.composites import Composite, EpsilonPlusFlat
 from relprop.describe import describe_call
 from relprop.graph import Graph, Kind, Node, OutputChoice, UnsupportedOperationError
@@ -192,7 +192,7 @@ class LRP:
                     f"the explained output is a {type(output).__name__}, not a tensor: choose one with "
                     "output="
                 )
-            if not torch.isfinite(output).all():
+            if not all_finite(output):
                 raise ValueError("the model's output contains NaN or infinite values")
             relevance = start(output)
         return self._backward(values, saved, feed, relevance, audit, filters or {}, _Stacking(concepts, dims))
@@ -357,7 +357,7 @@ def _given(output_relevance: Tensor | Callable[[Tensor], Tensor]) -> Callable[[T
             raise ValueError(
                 f"output relevance of shape {shape} must be shaped like the output {tuple(output.shape)}"
             )
-        if not torch.isfinite(relevance).all():
+        if not all_finite(relevance):
             raise ValueError("output relevance contains NaN or infinite values")
         return relevance.to(output)
 

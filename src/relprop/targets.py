@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from relprop.checks import all_finite
+
 Target = int | Tensor | None
 
 
@@ -31,7 +33,7 @@ def target_weights(output: Tensor, target: Target) -> Tensor:
                 f"float target of shape {tuple(target.shape)} must be shaped like the model's output "
                 f"{tuple(output.shape)}"
             )
-        if not torch.isfinite(target).all():
+        if not all_finite(target):
             raise ValueError("float target contains NaN or infinite values")
         return target.to(output)
     if output.dim() != 2:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from relprop.checks import check_eval_mode, check_input
+from relprop.checks import all_finite, check_eval_mode, check_input
 from relprop.describe import describe_call
 from relprop.targets import Target, target_weights
 
@@ -60,7 +60,7 @@ def forward(model: nn.Module, x: Tensor) -> Tensor:
             f"relprop explains models that return one tensor, got {type(output).__name__}: wrap the model "
             "to return the logits"
         )
-    if not torch.isfinite(output).all():
+    if not all_finite(output):
         raise ValueError("the model's output contains NaN or infinite values")
     return output
 
