@@ -714,3 +714,43 @@ def test_a_user_rule_explains_stacked_relevance_one_concept_at_a_time():
     explainer, x = LRP(make(), composites.Uniform(PlainOnly())), torch.rand(2, 3, 8, 8)
     weights = torch.randn(2, 2, 5)
     _check_stacked(explainer, x, "head", weights)
+
+
+class Moves(nn.Module):
+    """Every move whose transpose the engine writes directly, in its method, function and module spellings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 12), nn.Linear(6, 5)
+        self.drop, self.flat = nn.Dropout(0.5), nn.Flatten(1)
+
+    def forward(self, x):  # x: (B, 4, 6)
+        y = self.a(x).view(x.shape[0], 4, 3, 4).transpose(1, 2)  # (B, 3, 4, 4)
+        y = torch.permute(y, (0, 3, 1, 2)).permute(0, 2, 3, 1).contiguous()  # (B, 3, 4, 4)
+        first, second = y.split(2, dim=1)
+        y = torch.cat([second, first.clone()], dim=1).swapaxes(-1, -2)
+        y = torch.transpose(y, 1, 3).unsqueeze(0).squeeze(0)
+        q, k, v = self.drop(y).reshape(x.shape[0], 12, 4).chunk(3, dim=1)
+        y = (q + F.dropout(k, 0.5, training=False) + v.to(x.dtype)).flatten(1).unflatten(1, (4, 4))
+        return self.b(
+            self.flat(y.mT.mT.reshape(x.shape[0], 16)).view(-1, 4, 4)[:, :, :2].reshape(-1, 8)[:, :6]
+        )
+
+
+@pytest.mark.parametrize("capture", ["fx", "export"])
+def test_direct_transposes_of_moves_equal_autograds(capture, monkeypatch):
+    # views, reshapes, transposes, permutations, splits, chunks, dropout and copies are transposed without
+    # autograd: the same relevance, plain and stacked, as autograd's transpose of the same move
+    torch.manual_seed(0)
+    model, x = Moves().eval(), torch.randn(3, 4, 6)
+    explain = (lambda e: e(x)) if capture == "fx" else (lambda e: e((x,)))
+    weights = torch.randn(2, 3, 5)
+    explainer = LRP(model, composites.EpsilonPlusFlat(), inputs=None if capture == "fx" else "x")
+    direct = explain(explainer)
+    _check_stacked(explainer, x, "b", weights) if capture == "fx" else None
+    from relprop import lrp
+
+    monkeypatch.setattr(lrp, "_moved_back", lambda *args: None)
+    torch.testing.assert_close(direct, explain(explainer), rtol=1e-12, atol=1e-14)
+    if capture == "fx":
+        _check_stacked(explainer, x, "b", weights)

@@ -76,6 +76,7 @@ EQUIVALENTS = {
     aten.permute.default: torch.permute,
     aten.transpose.int: torch.transpose,
     aten.t.default: torch.t,
+    aten.mT.default: torch.adjoint,  # the same for real tensors, which are all relprop explains
     aten.unsqueeze.default: torch.unsqueeze,
     aten.squeeze.dim: torch.squeeze,
     aten.squeeze.dims: torch.squeeze,

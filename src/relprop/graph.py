@@ -617,6 +617,7 @@ _ROUTE_FUNCTIONS = {
     torch.flip,
     torch.unflatten,
     torch.t,
+    torch.adjoint,
     torch.clone,
     torch.broadcast_to,
     torch.tile,

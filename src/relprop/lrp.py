@@ -377,6 +377,10 @@ def _route(node: Node, relevance, values, graph: Graph, stacked: bool) -> list[t
         shares[index] = relevance
         return [(source, shares)]
     operands = node.operands(values, graph)
+    if len(operands) == 1:
+        moved = _moved_back(node, relevance, values, values[operands[0]], stacked)
+        if moved is not None:
+            return [(operands[0], moved)]
     dtype = next(
         r.dtype for r in (relevance if isinstance(relevance, (tuple, list)) else [relevance]) if r is not None
     )
@@ -401,6 +405,56 @@ def _route(node: Node, relevance, values, graph: Graph, stacked: bool) -> list[t
         is_grads_batched=stacked,
     )
     return [(n, g) for n, g in zip(leaves, grads) if g is not None]
+
+
+_SAME = {"dropout", "clone", "contiguous", "to", "float", "double", "type_as"}
+_REORDERED = {"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "view_as", "reshape_as"}
+_SWAPPED = {"transpose", "swapaxes", "t", "adjoint"}
+_SPLIT = {"split", "chunk"}
+
+
+def _moved_back(node: Node, relevance, values, x: Tensor, stacked: bool) -> Tensor | None:
+    """The transpose of a route that passes its one input on unchanged, reshaped (the same elements in the
+    same order), transposed, permuted or split, written directly: ``None`` for other routes, which autograd
+    transposes. (The most frequent routes of a transformer; autograd would re-run each.)"""
+    fx_node = node.fx
+    if fx_node.op == "call_module":
+        module = node.module
+        name = "flatten" if isinstance(module, (nn.Flatten, nn.Unflatten)) else "dropout"
+        if not isinstance(module, (nn.Identity, nn.Flatten, nn.Unflatten, nn.modules.dropout._DropoutNd)):
+            return None
+    else:
+        name = fx_node.target if fx_node.op == "call_method" else getattr(node.function, "__name__", None)
+    if name in _SPLIT and isinstance(relevance, (tuple, list)) and set(fx_node.kwargs) <= {"dim"}:
+        args, kwargs = fx.node.map_arg((fx_node.args, fx_node.kwargs), values.__getitem__)
+        dim = args[2] if len(args) > 2 else kwargs.get("dim", 0)
+        parts = node.run(args, kwargs)  # views of x, for the shapes of the parts without relevance
+        given = next(r for r in relevance if r is not None)
+        shift = given.dim() - parts[0].dim()  # one for stacked relevance
+        pieces = [
+            given.new_zeros((*given.shape[:shift], *p.shape)) if r is None else r
+            for p, r in zip(parts, relevance)
+        ]
+        return torch.cat(pieces, dim % x.dim() + shift)
+    if not isinstance(relevance, Tensor):
+        return None
+    concepts = relevance.shape[:1] if stacked else ()
+    if name in _SAME or name in _REORDERED:
+        dtype = x.dtype if x.is_floating_point() else relevance.dtype  # token ids move as floats
+        return relevance.reshape(*concepts, *x.shape).to(device=x.device, dtype=dtype)
+    if name not in _SWAPPED and name != "permute" or fx_node.kwargs:
+        return None
+    arguments = fx.node.map_arg(fx_node.args, values.__getitem__)[1:]
+    if name == "permute":
+        order = arguments[0] if len(arguments) == 1 and isinstance(arguments[0], Sequence) else arguments
+        order = [d % x.dim() for d in order]
+        back = sorted(range(len(order)), key=order.__getitem__)  # the inverse permutation
+        return relevance.permute(*range(len(concepts)), *(d + len(concepts) for d in back))
+    if name == "t" and x.dim() < 2:
+        return relevance
+    first, second = {"t": (0, 1), "adjoint": (-2, -1)}.get(name, arguments)
+    shift = len(concepts)
+    return relevance.transpose(first % x.dim() + shift, second % x.dim() + shift)
 
 
 def _dims(value):

@@ -218,7 +218,7 @@ def _rows_with_relevance(op: LinearOperation, x: Tensor, relevance: Tensor) -> T
     flat = relevance.reshape(-1, relevance.shape[-1])
     if 2 * int(flat[:, 0].count_nonzero()) > len(flat):  # a cheap first look: a row whose first feature
         return None  # holds relevance holds some, and more than half of them do
-    rows = flat.ne(0).any(-1)
+    rows = flat.any(-1)
     return rows if 2 * int(rows.sum()) <= len(rows) else None
 
 
