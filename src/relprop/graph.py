@@ -909,16 +909,27 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
     else:
         scale, center = _layer_norm_scale_and_center(bound, rms=family is nn.RMSNorm)
 
-    def transpose(cotangent: Tensor, reference: Tensor) -> Tensor:
+    def transpose(cotangent: Tensor, fixed_scale: Tensor) -> Tensor:
         # centering is symmetric (I - 1/n), so its transpose is itself
-        return center(scaled(cotangent, scale(reference)))
+        return center(scaled(cotangent, fixed_scale))
 
     rest = args[1:]
 
     def fn(x: Tensor) -> Tensor:
         return node.run((x, *rest), kwargs)
 
-    return operations.Normalization(fn, transpose)
+    evaluate = None
+    if family is nn.LayerNorm:  # layer norm's kernel returns 1 / std with the output
+
+        def evaluate(x: Tensor) -> tuple[Tensor, Tensor]:
+            shape = bound["normalized_shape"]
+            shape = (shape,) if isinstance(shape, int) else tuple(shape)
+            output, _, inverse_std = torch.native_layer_norm(
+                x, shape, bound.get("weight"), bound.get("bias"), bound["eps"]
+            )
+            return output, inverse_std
+
+    return operations.Normalization(fn, scale, transpose, evaluate)
 
 
 def _normalization_arguments(node: Node, args: tuple, kwargs: dict) -> dict[str, Any]:

@@ -209,15 +209,27 @@ class Normalization:
     ----------
     fn:
         The normalization as the model computes it: ``fn(x)``.
+    scale:
+        ``scale(x)``: the scale ``1 / std(x)``, shaped to broadcast over ``x``.
     transpose:
-        ``transpose(cotangent, reference)``: the transpose of the linear part of the normalization, with the
-        scale computed from ``reference`` and held fixed, applied to ``cotangent`` (its vector-Jacobian
-        product), in closed form.
+        ``transpose(cotangent, scale)``: the transpose of the linear part of the normalization at the fixed
+        ``scale``, applied to ``cotangent`` (its vector-Jacobian product), in closed form.
+    evaluate:
+        ``evaluate(x)``: ``(fn(x), scale(x))`` in one pass, where the normalization's kernel gives both
+        (layer norms); by default the two are computed one after the other.
     """
 
-    def __init__(self, fn: Callable[[Tensor], Tensor], transpose: Callable[[Tensor, Tensor], Tensor]) -> None:
+    def __init__(
+        self,
+        fn: Callable[[Tensor], Tensor],
+        scale: Callable[[Tensor], Tensor],
+        transpose: Callable[[Tensor, Tensor], Tensor],
+        evaluate: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None,
+    ) -> None:
         self.fn = fn
+        self.scale = scale
         self.transpose = transpose
+        self.evaluate = evaluate if evaluate is not None else lambda x: (fn(x), scale(x))
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         (x,) = inputs

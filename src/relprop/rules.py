@@ -963,12 +963,16 @@ class Norm(Rule):
 
     uses_output = True
 
+    def forward(self, op, inputs):
+        (x,) = inputs
+        return op.evaluate(x)  # the output, and the scale 1 / sigma that backward holds constant
+
     def backward(self, op, inputs, output, context, relevance):
         (x,) = inputs
         if output is None:
             with torch.no_grad():
                 output = op.fn(x)
-        return [op.transpose(_scaled(relevance, output, self.epsilon), x).mul_(x)]
+        return [op.transpose(_scaled(relevance, output, self.epsilon), context).mul_(x)]
 
 
 class Attention(Rule):
