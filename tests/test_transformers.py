@@ -275,6 +275,44 @@ def test_cp_lrp_conserves_through_attention_and_gives_queries_nothing():
     assert qkv.relevance_in.abs().sum() > 0 and head.relevance_in.abs().sum() > 0
 
 
+@pytest.mark.parametrize(
+    "mask",
+    ["none", "causal", "boolean", "float with -inf", "float, broadcast over queries", "grouped heads"],
+)
+@pytest.mark.parametrize("conservative", [False, True])
+@pytest.mark.usefixtures("float64")
+def test_attention_explains_only_the_queries_that_hold_relevance(mask, conservative, monkeypatch):
+    # relevance at two of seven query positions (a model explained at one token): scores and weights of
+    # those rows alone give the same shares as all rows (float64)
+    from relprop import operations, rules
+
+    torch.manual_seed(0)
+    heads = 1 if mask == "grouped heads" else 2
+    query, key, value = torch.randn(2, 2, 7, 4), torch.randn(2, heads, 7, 4), torch.randn(2, heads, 7, 3)
+    masks = {
+        "boolean": torch.rand(2, 1, 7, 7) > 0.3,
+        "float with -inf": torch.randn(7, 7).masked_fill(torch.rand(7, 7) > 0.7, -torch.inf),
+        "float, broadcast over queries": torch.randn(2, 1, 1, 7),
+    }
+    attention = operations.Attention(
+        query, key, value, masks.get(mask), mask == "causal", None, mask == "grouped heads",
+        ("query", "key", "value"),
+    )  # fmt: skip
+    relevance = torch.zeros(2, 2, 7, 3)
+    relevance[0, 1, 5], relevance[1, :, 2] = torch.randn(3), torch.randn(2, 3)
+    rule, output = rules.Attention(epsilon=1e-3, conservative=conservative), attention.forward([])
+    by_rows = rule.backward(attention, [query, key, value], output, None, relevance)
+    monkeypatch.setattr(rules, "_query_rows_with_relevance", lambda relevance: None)
+    every_row = rule.backward(attention, [query, key, value], output, None, relevance)
+    for share, expected in zip(by_rows, every_row):
+        if expected is None:
+            assert share is None
+        else:
+            torch.testing.assert_close(share, expected, rtol=1e-12, atol=1e-15)
+    if not conservative:
+        assert by_rows[0][:, :, [0, 1, 3, 4, 6]].abs().max() == 0  # queries without relevance get none
+
+
 # ------------------------------------------------------------------------------------- real architectures
 def _books_balance(books, output):
     torch.testing.assert_close(books.output, output, rtol=1e-4, atol=1e-6)

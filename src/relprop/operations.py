@@ -309,9 +309,12 @@ class Attention:
             return tensor.unflatten(-3, (like.shape[-3], -1)).sum(-3)
         return tensor
 
-    def scores(self, query: Tensor, key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def scores(
+        self, query: Tensor, key: Tensor, rows: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """The steps before the weighted sum: ``(q k^T scale, scores, softmax weights)``, with ``key``'s heads
-        already those of the query.
+        already those of the query; with ``rows`` (indices of query positions), of those rows only, for
+        ``query`` of those rows (``self.query[..., rows, :]``).
 
         The scores are ``q k^T scale`` plus a float mask (the same tensor as the products without one). Masked
         entries (a boolean mask, causal attention, ``-inf`` in a float mask) are excluded from the weights
@@ -320,17 +323,21 @@ class Attention:
         products = (query * self.scale) @ key.transpose(-2, -1)
         scores = products
         allowed = None
+        mask = self.mask
+        if rows is not None and mask is not None and mask.dim() >= 2 and mask.shape[-2] > 1:
+            mask = mask[..., rows, :]
         if self.causal:
-            length, source = products.shape[-2:]
+            length, source = self.query.shape[-2], products.shape[-1]
             allowed = torch.ones(length, source, dtype=torch.bool, device=products.device).tril()
-        if self.mask is not None and self.mask.dtype == torch.bool:
-            allowed = self.mask if allowed is None else allowed & self.mask
-        elif self.mask is not None:
-            finite = torch.isfinite(self.mask)
+            allowed = allowed if rows is None else allowed[rows]
+        if mask is not None and mask.dtype == torch.bool:
+            allowed = mask if allowed is None else allowed & mask
+        elif mask is not None:
+            finite = torch.isfinite(mask)
             if finite.all():
-                scores = products + self.mask
+                scores = products + mask
             else:
-                scores = products + self.mask.masked_fill(~finite, 0.0)
+                scores = products + mask.masked_fill(~finite, 0.0)
                 allowed = finite if allowed is None else allowed & finite
         if allowed is not None and not allowed.all():  # an all-True mask (no padding) masks nothing
             return products, scores, torch.softmax(scores.masked_fill(~allowed, -torch.inf), dim=-1)

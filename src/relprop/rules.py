@@ -998,7 +998,12 @@ class Attention(Rule):
 
     def backward(self, op, inputs, output, context, relevance):
         key, value = op.expand_groups(op.key), op.expand_groups(op.value)
-        products, scores, weights = op.scores(op.query, key)
+        rows = _query_rows_with_relevance(relevance)
+        query = op.query
+        if rows is not None:  # only these queries' scores and weights are computed
+            query, relevance = query[..., rows, :], relevance[..., rows, :]
+            output = None if output is None else output[..., rows, :]
+        products, scores, weights = op.scores(query, key, rows)
         if output is None:
             output = weights @ value
         scaled = _scaled(relevance, output, self.epsilon)
@@ -1012,10 +1017,23 @@ class Attention(Rule):
                 to_scores = _scaled(to_scores, scores, self.epsilon).mul_(products)
             scaled = _scaled(to_scores, products, self.epsilon)  # Product: a quarter each to q and k
             query_gradient = (scaled @ key).mul_(0.5 * op.scale)
-            key_gradient = op.sum_groups(scaled.mT @ op.query, op.key).mul_(0.5 * op.scale)
-            shares["query"] = query_gradient.mul_(op.query)
+            key_gradient = op.sum_groups(scaled.mT @ query, op.key).mul_(0.5 * op.scale)
+            shares["query"] = query_gradient.mul_(query)
             shares["key"] = key_gradient.mul_(op.key)
+            if rows is not None:
+                shares["query"] = op.query.new_zeros(op.query.shape).index_copy_(-2, rows, shares["query"])
         return [shares.get(role) if role is not None else None for role in op.roles]
+
+
+def _query_rows_with_relevance(relevance: Tensor) -> Tensor | None:
+    """The query positions (dimension -2) whose attention output holds relevance, in any sample, head or
+    feature, if at most half of them do (a model explained at one token: its last block attends from that
+    token alone); else ``None``."""
+    if relevance.dim() < 2:
+        return None
+    held = relevance.reshape(-1, *relevance.shape[-2:]).any(-1).any(0)
+    rows = held.nonzero().flatten()
+    return rows if 2 * len(rows) <= len(held) else None
 
 
 class Detach(Rule):
