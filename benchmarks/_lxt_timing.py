@@ -1,8 +1,13 @@
-"""LXT's time against the plain gradient, in a process of its own (run by ``transformer_speed.py``).
+"""LXT against the plain gradient and relprop, in a process of its own (run by ``transformer_speed.py``).
 
-LXT's patches change classes process-wide and cannot be undone, so the plain gradient is timed first, on the
-unpatched model, and LXT after patching: the two are not interleaved, and the ratio is that of the medians.
-Prints ``{"ratio": LXT / gradient}`` as JSON.
+LXT imports only with ``transformers`` 4.57 and patches classes and modules process-wide, with no undo. To
+time the three interleaved on the same ``transformers``, this script records every attribute that LXT's patch
+changes and switches between the original and the patched attributes before each call: the plain gradient
+and relprop run on the unpatched model, LXT on its patched one, round after round. Each ratio is the median
+of the per-round ratios; a check that every method gives the same numbers after the switching as before it
+guards the switch.
+Prints ``{"lxt/gradient": ..., "relprop/lxt": ..., "relprop-LXT relative L2": ...}`` as JSON (the last:
+how far apart the two relevances are, float32).
 
 Usage: ``PYTHONPATH=.lxt-site python benchmarks/_lxt_timing.py gpt2|bert FOLDER REPEATS``
 """
@@ -14,6 +19,19 @@ import time
 from pathlib import Path
 
 import torch
+
+from relprop import LRP, composites
+
+
+def _state(targets) -> dict:
+    """The attributes of the patched classes and modules, by (target, name)."""
+    return {(target, name): value for target in targets for name, value in vars(target).items()}
+
+
+def _switch(state: dict) -> None:
+    for (target, name), value in state.items():
+        if vars(target).get(name) is not value:
+            setattr(target, name, value)
 
 
 def main(name: str, folder: Path, repeats: int) -> None:
@@ -39,22 +57,60 @@ def main(name: str, folder: Path, repeats: int) -> None:
         (gradient,) = torch.autograd.grad((logits * logit_weights).sum(), embeddings)
         return (embeddings * gradient).sum(-1)
 
-    def timed(model) -> float:
-        model.load_state_dict(weights)
-        explain(model)  # warm up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            explain(model)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
-
-    plain = timed(build(config).eval())
     from lxt.efficient import monkey_patch
+    from lxt.efficient.models import get_default_map
 
+    targets = list(get_default_map(modeling))
+    original = _state(targets)
+    plain = build(config).eval()
+    plain.load_state_dict(weights)
     monkey_patch(modeling)
-    patched = timed(getattr(modeling, build.__name__)(config).eval())  # BERT's patch replaces the classes
-    print(json.dumps({"ratio": patched / plain}))
+    patched_state = _state(targets)
+    patched = getattr(modeling, build.__name__)(config).eval()  # BERT's patch replaces the classes
+    patched.load_state_dict(weights)
+
+    explainer = LRP(plain, composites.AttnLRP())
+    relprop_inputs = {"input_ids": ids, **inputs}
+
+    def relprop(model):
+        return explainer(relprop_inputs, target=logit_weights)
+
+    calls = {
+        "gradient": (explain, plain, original),
+        "relprop": (relprop, plain, original),
+        "lxt": (explain, patched, patched_state),
+    }
+    first = {}
+    for method, (call, model, state) in calls.items():  # warm up, and the numbers the switching must keep
+        _switch(state)
+        first[method] = call(model)
+    times = {method: [] for method in calls}
+    for _ in range(repeats):
+        for method, (call, model, state) in calls.items():
+            _switch(state)
+            start = time.perf_counter()
+            call(model)
+            times[method].append(time.perf_counter() - start)
+    for method, (call, model, state) in calls.items():
+        _switch(state)
+        if not torch.equal(call(model), first[method]):
+            raise SystemExit(f"switching LXT's patches changed the {method}'s relevance")
+    if torch.allclose(first["gradient"], first["lxt"]):
+        raise SystemExit("LXT's patch changed nothing: the switch does not reach it")
+
+    def ratio(numerator: str, denominator: str) -> float:
+        return statistics.median(a / b for a, b in zip(times[numerator], times[denominator]))
+
+    difference = (first["relprop"] - first["lxt"]).norm() / first["lxt"].norm()
+    print(
+        json.dumps(
+            {
+                "lxt/gradient": ratio("lxt", "gradient"),
+                "relprop/lxt": ratio("relprop", "lxt"),
+                "relprop-LXT relative L2": float(difference),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

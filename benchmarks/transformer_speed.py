@@ -7,9 +7,11 @@ or the token embeddings: the same backward pass that LXT runs). Methods run inte
 relprop, again and again) and each ratio is the median over the rounds of the ratio within a round.
 
 LXT patches classes process-wide and imports only with ``transformers`` 4.57, so it runs in a process of its
-own with ``.lxt-site`` first on the path (see ``tests/test_lxt_agreement.py``), on the same weights, timing
-its own gradient alongside: its ratio to the gradient is measured within that process, and relprop/LXT is
-the ratio of the two ratios. LXT explains GPT-2 and BERT here (its ViT needs zennit composites).
+own with ``.lxt-site`` first on the path (see ``tests/test_lxt_agreement.py``), on the same weights and
+inputs, interleaved there with the plain gradient and relprop on that ``transformers``
+(``_lxt_timing.py``): LXT/grad and relprop/LXT are measured in that process, side by side. LXT explains
+GPT-2 and BERT here (its ViT needs zennit composites). "L2 vs LXT" is the relative L2 distance of the two
+relevances (float32): that they explain the same.
 
     python benchmarks/transformer_speed.py                  # all three models, 5 rounds, peak memory
     python benchmarks/transformer_speed.py --models gpt2 --repeats 3 --no-memory
@@ -115,8 +117,9 @@ def median_ratio(times: dict[str, list[float]], numerator: str, denominator: str
     return statistics.median(a / b for a, b in zip(times[numerator], times[denominator]))
 
 
-def lxt_ratio(name: str, repeats: int) -> float | None:
-    """LXT's time over the plain gradient's, measured in a process of its own on the same weights."""
+def lxt_ratios(name: str, repeats: int) -> dict[str, float] | None:
+    """LXT's time over the plain gradient's and relprop's over LXT's, measured interleaved in a process of
+    LXT's own on the same weights (``_lxt_timing.py``)."""
     if name == "vit_b_16" or not (SITE / "lxt").is_dir():
         return None
     model, inputs = build(name)
@@ -133,7 +136,7 @@ def lxt_ratio(name: str, repeats: int) -> float | None:
             str(repeats),
         ]
         done = subprocess.run(command, capture_output=True, text=True, env=environment, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["ratio"]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def peak_memory(name: str, method: str) -> float:
@@ -163,13 +166,16 @@ def main() -> None:
     print(
         f"{'model':<9} {'shape':>9} {'forward s':>9} {'gradient s':>10} {'relprop s':>9} "
         f"{'relprop/grad':>12} "
-        f"{'LXT/grad':>8} {'relprop/LXT':>11} {'mem relprop/grad':>16}"
+        f"{'LXT/grad':>8} {'relprop/LXT':>11} {'L2 vs LXT':>9} {'mem relprop/grad':>16}"
     )
     for name in args.models:
         times = time_calls(methods(name), args.repeats)
         t = {method: statistics.median(values) for method, values in times.items()}
         ours = median_ratio(times, "relprop", "gradient")
-        lxt = lxt_ratio(name, args.repeats)
+        lxt = lxt_ratios(name, args.repeats)
+        lxt_over_gradient, relprop_over_lxt, apart = ("-", "-", "-") if lxt is None else (
+            f"{lxt['lxt/gradient']:.2f}", f"{lxt['relprop/lxt']:.2f}", f"{lxt['relprop-LXT relative L2']:.0e}"
+        )  # fmt: skip
         memory = (
             "" if args.no_memory else f"{peak_memory(name, 'relprop') / peak_memory(name, 'gradient'):.2f}"
         )
@@ -177,8 +183,7 @@ def main() -> None:
         print(
             f"{name:<9} {f'{batch}x{size}':>9} {t['forward']:>9.3f} {t['gradient']:>10.3f} "
             f"{t['relprop']:>9.3f} "
-            f"{ours:>12.2f} {'-' if lxt is None else f'{lxt:.2f}':>8} "
-            f"{'-' if lxt is None else f'{ours / lxt:.2f}':>11} {memory:>16}",
+            f"{ours:>12.2f} {lxt_over_gradient:>8} {relprop_over_lxt:>11} {apart:>9} {memory:>16}",
             flush=True,
         )
 
