@@ -218,7 +218,7 @@ def _rows_with_relevance(op: LinearOperation, x: Tensor, relevance: Tensor) -> T
     flat = relevance.reshape(-1, relevance.shape[-1])
     if 2 * int(flat[:, 0].count_nonzero()) > len(flat):  # a cheap first look: a row whose first feature
         return None  # holds relevance holds some, and more than half of them do
-    rows = flat.any(-1)
+    rows = torch.linalg.vector_norm(flat, 1, dim=-1) > 0  # a sum of magnitudes: exact, and no temporary
     return rows if 2 * int(rows.sum()) <= len(rows) else None
 
 
@@ -997,7 +997,8 @@ class Attention(Rule):
     uses_output = True
 
     def backward(self, op, inputs, output, context, relevance):
-        key, value = op.expand_groups(op.key), op.expand_groups(op.value)
+        # each is multiplied twice: one copy of a strided view (heads split off the features), not two
+        key, value = op.expand_groups(op.key).contiguous(), op.expand_groups(op.value).contiguous()
         rows = _query_rows_with_relevance(relevance)
         query = op.query
         if rows is not None:  # only these queries' scores and weights are computed
@@ -1013,9 +1014,10 @@ class Attention(Rule):
             to_weights = (scaled.mul_(0.5) @ value.mT).mul_(weights)  # Product: half to the weights
             # Softmax's rule; masked entries have weight 0, so they get nothing
             to_scores = to_weights.addcmul_(weights, to_weights.sum(-1, keepdim=True), value=-1).mul_(scores)
+            # the weights are read no more: their memory takes the stabilized denominator
             if scores is not products:  # an additive mask takes its share of the scores by the epsilon rule
                 to_scores = _scaled(to_scores, scores, self.epsilon).mul_(products)
-            scaled = _scaled(to_scores, products, self.epsilon)  # Product: a quarter each to q and k
+            scaled = _scaled(to_scores, products, self.epsilon, weights)  # Product: a quarter to q and k
             query_gradient = (scaled @ key).mul_(0.5 * op.scale)
             key_gradient = op.sum_groups(scaled.mT @ query, op.key).mul_(0.5 * op.scale)
             shares["query"] = query_gradient.mul_(query)
@@ -1031,7 +1033,7 @@ def _query_rows_with_relevance(relevance: Tensor) -> Tensor | None:
     token alone); else ``None``."""
     if relevance.dim() < 2:
         return None
-    held = relevance.reshape(-1, *relevance.shape[-2:]).any(-1).any(0)
+    held = torch.linalg.vector_norm(relevance.reshape(-1, *relevance.shape[-2:]), 1, dim=(0, 2)) > 0
     rows = held.nonzero().flatten()
     return rows if 2 * len(rows) <= len(held) else None
 
@@ -1048,11 +1050,15 @@ class Detach(Rule):
         raise AssertionError("no relevance reaches a detached operation")
 
 
-def _scaled(relevance: Tensor, z: Tensor, epsilon: float) -> Tensor:
-    """``relevance / (z + epsilon sgn(z))``, zero where the denominator is zero."""
+def _scaled(relevance: Tensor, z: Tensor, epsilon: float, spare: Tensor | None = None) -> Tensor:
+    """``relevance / (z + epsilon sgn(z))``, zero where the denominator is zero. ``spare``, a tensor shaped
+    like ``z`` that is read no more, takes the denominator instead of new memory."""
     if epsilon == 0:
         return divide(relevance, z)
-    denominator = stabilize(z, epsilon)
+    if spare is not None and spare.shape == z.shape and spare.dtype == z.dtype and spare.is_contiguous():
+        denominator = torch.copysign(z.new_tensor(epsilon), z, out=spare).add_(z)
+    else:
+        denominator = stabilize(z, epsilon)
     if denominator.shape == relevance.shape and denominator.dtype == relevance.dtype:
         return torch.div(relevance, denominator, out=denominator)  # the stabilized copy is ours to overwrite
     return relevance / denominator
