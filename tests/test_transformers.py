@@ -512,7 +512,7 @@ def test_gelu_written_as_arithmetic_gets_the_rule_of_the_function():
     the same function as one call. Both pass relevance through, so the explanations agree."""
     transformers = pytest.importorskip("transformers")
     inputs = {"input_ids": torch.randint(0, 50, (2, 6)), "use_cache": False}
-    relevance = []
+    relevance, explainers = [], []
     for activation in ("gelu_new", "gelu_pytorch_tanh"):
         torch.manual_seed(0)
         config = transformers.GPT2Config(
@@ -521,10 +521,21 @@ def test_gelu_written_as_arithmetic_gets_the_rule_of_the_function():
         model = transformers.GPT2LMHeadModel(config).eval()
         target = torch.zeros(2, 6, 50)
         target[:, -1, 7] = 1.0
-        books = LRP(model, composites.AttnLRP()).audit(inputs, target=target)
+        explainer = LRP(model, composites.AttnLRP())
+        books = explainer.audit(inputs, target=target)
         _books_balance(books, model(**inputs).logits[:, -1, 7])
         relevance.append(books.relevance)
+        explainers.append(explainer)
     torch.testing.assert_close(relevance[0], relevance[1], rtol=1e-4, atol=1e-6)
+    explainer = explainers[0]
+    # the arithmetic before the function's last node gets no relevance: the forward keeps nothing of it
+    interior = {node.fx for node in explainer.graph if node.interior}
+    assert (
+        len(interior) == 2 * 7
+    )  # pow, three products, two sums and tanh per layer; the last product takes it
+    with torch.no_grad():
+        _, saved, _ = explainer._forward(dict(zip(explainer.graph.inputs, [inputs["input_ids"], False])))
+    assert not interior & set(saved)
 
 
 class ErfGelu(nn.Module):

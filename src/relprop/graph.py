@@ -63,6 +63,7 @@ class Node:
     folded: list[nn.Module] = field(default_factory=list)
     reason: str = ""
     source: fx.Node | None = None  # of an element-wise function written as arithmetic: its argument
+    interior: bool = False  # inside such a function, before its last node: computed, never explained
 
     @property
     def name(self) -> str:
@@ -1113,7 +1114,8 @@ def _fuse_pointwise(graph: Graph) -> None:
     GPT-2's GELU is ``0.5 * x * (1 + tanh(c * (x + 0.044715 * x ** 3)))``; a SiLU may be ``x * sigmoid(x)``.
     Their products of two input-dependent factors are not interactions of two inputs, and their powers have no
     rule: the node that computes the whole function gets the type :class:`~relprop.types.Pointwise` and takes
-    relevance straight to the function's argument, as the module forms do (``nn.GELU`` passes it through).
+    relevance straight to the function's argument, as the module forms do (``nn.GELU`` passes it through);
+    the nodes before it are ``interior``: computed, but no relevance reaches them, so nothing of them is kept.
     A region qualifies when every operation in it is element-wise, every other operand is a number (or, where
     shapes are recorded, a tensor that does not change the shape), and only its last node is used outside it.
     """
@@ -1140,6 +1142,8 @@ def _fuse_pointwise(graph: Graph) -> None:
         if len(exits) == 1 and interacting:
             exit_node = graph[exits[0]]
             exit_node.kind, exit_node.type, exit_node.source = Kind.ELEMENTWISE, types.Pointwise, argument
+            for member in inside - {exits[0]}:
+                graph[member].interior = True
 
 
 def _is_pointwise(node: Node) -> bool:

@@ -237,7 +237,7 @@ class LRP:
             values[fx_node] = None
         elif node.kind == Kind.FOLDED:
             values[fx_node] = values[fx_node.args[0]]
-        elif node in self.rules and (operands := node.operands(values, self.graph)):
+        elif node in self.rules and not node.interior and (operands := node.operands(values, self.graph)):
             inputs = [values[n].clone() if fx_node in self._copied else values[n] for n in operands]
             op = node.operation(values, operands, self.graph)
             rule = self.rules[node]

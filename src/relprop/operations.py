@@ -309,9 +309,7 @@ class Attention:
             return tensor.unflatten(-3, (like.shape[-3], -1)).sum(-3)
         return tensor
 
-    def scores(
-        self, query: Tensor, key: Tensor, rows: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def scores(self, query: Tensor, key: Tensor, rows: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """The steps before the weighted sum: ``(q k^T scale, scores, softmax weights)``, with ``key``'s heads
         already those of the query; with ``rows`` (indices of query positions), of those rows only, for
         ``query`` of those rows (``self.query[..., rows, :]``).
