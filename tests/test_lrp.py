@@ -745,12 +745,13 @@ def test_direct_transposes_of_moves_equal_autograds(capture, monkeypatch):
     model, x = Moves().eval(), torch.randn(3, 4, 6)
     explain = (lambda e: e(x)) if capture == "fx" else (lambda e: e((x,)))
     weights = torch.randn(2, 3, 5)
-    explainer = LRP(model, composites.EpsilonPlusFlat(), inputs=None if capture == "fx" else "x")
-    direct = explain(explainer)
-    _check_stacked(explainer, x, "b", weights) if capture == "fx" else None
     from relprop import lrp
 
+    explainer = LRP(model, composites.EpsilonPlusFlat(), inputs=None if capture == "fx" else "x")
+    direct = explain(explainer)
+    if capture == "fx":  # stacked relevance through the direct transposes equals plain propagations
+        _check_stacked(explainer, x, "b", weights)
     monkeypatch.setattr(lrp, "_moved_back", lambda *args: None)
     torch.testing.assert_close(direct, explain(explainer), rtol=1e-12, atol=1e-14)
-    if capture == "fx":
+    if capture == "fx":  # and through autograd's
         _check_stacked(explainer, x, "b", weights)

@@ -530,9 +530,8 @@ def test_gelu_written_as_arithmetic_gets_the_rule_of_the_function():
     explainer = explainers[0]
     # the arithmetic before the function's last node gets no relevance: the forward keeps nothing of it
     interior = {node.fx for node in explainer.graph if node.interior}
-    assert (
-        len(interior) == 2 * 7
-    )  # pow, three products, two sums and tanh per layer; the last product takes it
+    # per layer pow, three products, two sums and tanh; the last product takes the relevance
+    assert len(interior) == 2 * 7
     with torch.no_grad():
         _, saved, _ = explainer._forward(dict(zip(explainer.graph.inputs, [inputs["input_ids"], False])))
     assert not interior & set(saved)

@@ -921,10 +921,10 @@ def _normalization(node: Node, args: tuple, kwargs: dict) -> operations.Normaliz
 
     evaluate = None
     if family is nn.LayerNorm:  # layer norm's kernel returns 1 / std with the output
+        shape = bound["normalized_shape"]
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
 
         def evaluate(x: Tensor) -> tuple[Tensor, Tensor]:
-            shape = bound["normalized_shape"]
-            shape = (shape,) if isinstance(shape, int) else tuple(shape)
             output, _, inverse_std = torch.native_layer_norm(
                 x, shape, bound.get("weight"), bound.get("bias"), bound["eps"]
             )

@@ -34,19 +34,20 @@ from relprop.operations import Affine, Call, MaxPool, Modifier, Weightless, keep
 LinearOperation = Affine | Weightless
 
 
-def stabilize(denominator: Tensor, epsilon: float, sign: int = 0) -> Tensor:
+def stabilize(denominator: Tensor, epsilon: float, sign: int = 0, out: Tensor | None = None) -> Tensor:
     r""":math:`d + \epsilon \operatorname{sgn}_+(d)` with :math:`\operatorname{sgn}_+(0) = +1`.
 
     ``sign`` is +1 or -1 when every element of ``d`` is known to have that sign (or be zero), which saves the
     sign test. The sign is read from the sign bit, so an output of exactly :math:`-0` is pushed to
     :math:`-\epsilon`; such an output has no non-zero contribution, so what it passes on is zero either way.
-    The result is a new tensor unless ``epsilon`` is zero.
+    The result is a new tensor unless ``epsilon`` is zero, or written into ``out`` (a tensor shaped like
+    ``d`` that is read no more).
     """
     if epsilon == 0:
         return denominator
     if sign:
-        return denominator + sign * epsilon
-    return torch.copysign(denominator.new_tensor(epsilon), denominator).add_(denominator)
+        return torch.add(denominator, sign * epsilon, out=out)
+    return torch.copysign(denominator.new_tensor(epsilon), denominator, out=out).add_(denominator)
 
 
 def divide(numerator: Tensor, denominator: Tensor) -> Tensor:
@@ -761,7 +762,7 @@ def _quotient(relevance: Tensor, denominator: Tensor, epsilon: float) -> Tensor:
     the quotient (transposes do not read the output), unless the relevance is stacked (one per concept)."""
     if epsilon == 0:
         return divide(relevance, denominator)
-    if relevance.shape == denominator.shape:
+    if relevance.shape == denominator.shape and relevance.dtype == denominator.dtype:
         return torch.div(relevance, denominator, out=denominator)
     return relevance / denominator
 
@@ -1053,12 +1054,5 @@ class Detach(Rule):
 def _scaled(relevance: Tensor, z: Tensor, epsilon: float, spare: Tensor | None = None) -> Tensor:
     """``relevance / (z + epsilon sgn(z))``, zero where the denominator is zero. ``spare``, a tensor shaped
     like ``z`` that is read no more, takes the denominator instead of new memory."""
-    if epsilon == 0:
-        return divide(relevance, z)
-    if spare is not None and spare.shape == z.shape and spare.dtype == z.dtype and spare.is_contiguous():
-        denominator = torch.copysign(z.new_tensor(epsilon), z, out=spare).add_(z)
-    else:
-        denominator = stabilize(z, epsilon)
-    if denominator.shape == relevance.shape and denominator.dtype == relevance.dtype:
-        return torch.div(relevance, denominator, out=denominator)  # the stabilized copy is ours to overwrite
-    return relevance / denominator
+    fits = spare is not None and spare.shape == z.shape and spare.dtype == z.dtype and spare.is_contiguous()
+    return _quotient(relevance, stabilize(z, epsilon, out=spare if fits else None), epsilon)
